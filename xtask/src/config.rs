@@ -1,0 +1,379 @@
+//! The protocol file (`xtask/sync.toml`): loaded, validated and compiled into typed steps.
+//! Every error names the file and the line of the key at fault.
+
+use std::collections::HashSet;
+
+use anyhow::{bail, Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use regex::{Regex, RegexSet};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::duration::Duration;
+
+/// The protocol compiled into the binary, used unless `--config` names another file.
+pub const DEFAULT_PROTOCOL: &str = include_str!("../sync.toml");
+pub const DEFAULT_PROTOCOL_NAME: &str = "xtask/sync.toml (built in)";
+
+#[derive(Debug)]
+pub struct Protocol {
+    pub settings: Settings,
+    pub kinds: Vec<ErrorKind>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub timeout: Duration,
+    pub remediation_wait: Duration,
+    pub poll: Duration,
+    pub quiet_status_check: Duration,
+    pub tilt_call_timeout: Duration,
+    pub report_lines: usize,
+    pub build_header: Regex,
+}
+
+/// Index of an error kind in `Protocol::kinds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KindId(pub usize);
+
+#[derive(Debug)]
+pub struct ErrorKind {
+    pub name: String,
+    pub patterns: Vec<String>,
+    /// What the report tells the user to do about it.
+    pub advice: String,
+}
+
+#[derive(Debug)]
+pub struct Step {
+    pub name: String,
+    pub resource: String,
+    pub timeout: Duration,
+    pub success: RegexSet,
+    pub ignore: RegexSet,
+    /// One pattern set over all the patterns of `errors`, and the kind of each pattern.
+    pub error_patterns: RegexSet,
+    pub error_pattern_kinds: Vec<KindId>,
+    pub remediations: Vec<Remediation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Remediation {
+    pub on: KindId,
+    pub program: String,
+    pub args: Vec<String>,
+    /// Relative to the workspace root.
+    pub dir: Utf8PathBuf,
+    pub wait: Duration,
+}
+
+impl Protocol {
+    pub fn load(path: Option<&Utf8Path>) -> Result<Protocol> {
+        match path {
+            None => Protocol::parse(DEFAULT_PROTOCOL, DEFAULT_PROTOCOL_NAME),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the protocol file {path}"))?;
+                Protocol::parse(&text, path.as_str())
+            }
+        }
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Protocol> {
+        let raw: RawProtocol = toml::from_str(text).map_err(|err| {
+            let line = err.span().map(|span| line_of(text, span.start));
+            let at = line.map(|line| format!(":{line}")).unwrap_or_default();
+            anyhow::anyhow!("{file}{at}: {}", err.message())
+        })?;
+        Compiler { text, file }.protocol(raw)
+    }
+
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|step| step.name == name)
+    }
+
+    pub fn kind(&self, id: KindId) -> &ErrorKind {
+        &self.kinds[id.0]
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProtocol {
+    settings: RawSettings,
+    #[serde(default, rename = "error")]
+    errors: Vec<RawErrorKind>,
+    #[serde(rename = "step")]
+    steps: Option<Spanned<Vec<RawStep>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    timeout: Duration,
+    remediation_wait: Duration,
+    poll: Duration,
+    quiet_status_check: Duration,
+    tilt_call_timeout: Duration,
+    report_lines: usize,
+    build_header: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawErrorKind {
+    kind: Spanned<String>,
+    patterns: Vec<Spanned<String>>,
+    advice: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: Spanned<String>,
+    resource: String,
+    timeout: Option<Duration>,
+    success: Vec<Spanned<String>>,
+    errors: Vec<Spanned<String>>,
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
+    #[serde(default, rename = "remediation")]
+    remediations: Vec<RawRemediation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemediation {
+    on: Spanned<String>,
+    run: Spanned<Vec<String>>,
+    #[serde(default)]
+    dir: Utf8PathBuf,
+    wait: Option<Duration>,
+}
+
+/// Turns the raw file into a `Protocol`, naming `file:line` in every error.
+struct Compiler<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Compiler<'_> {
+    fn protocol(&self, raw: RawProtocol) -> Result<Protocol> {
+        let settings = Settings {
+            timeout: raw.settings.timeout,
+            remediation_wait: raw.settings.remediation_wait,
+            poll: raw.settings.poll,
+            quiet_status_check: raw.settings.quiet_status_check,
+            tilt_call_timeout: raw.settings.tilt_call_timeout,
+            report_lines: raw.settings.report_lines,
+            build_header: self.regex(&raw.settings.build_header, "settings.build_header")?,
+        };
+
+        let mut kinds: Vec<ErrorKind> = Vec::new();
+        for raw_kind in raw.errors {
+            if kinds.iter().any(|kind| kind.name == *raw_kind.kind.get_ref()) {
+                bail!(self.at(&raw_kind.kind, format!("error kind `{}` is defined twice", raw_kind.kind.get_ref())));
+            }
+            let context = format!("error kind `{}`", raw_kind.kind.get_ref());
+            for pattern in &raw_kind.patterns {
+                self.regex(pattern, &context)?;
+            }
+            kinds.push(ErrorKind {
+                name: raw_kind.kind.into_inner(),
+                patterns: raw_kind.patterns.into_iter().map(Spanned::into_inner).collect(),
+                advice: raw_kind.advice,
+            });
+        }
+
+        let no_steps = "the protocol has no `[[step]]`: add at least one";
+        let Some(raw_steps) = raw.steps else {
+            bail!("{}: {no_steps}", self.file);
+        };
+        if raw_steps.get_ref().is_empty() {
+            bail!(self.at(&raw_steps, no_steps.to_owned()));
+        }
+        let mut steps: Vec<Step> = Vec::new();
+        for raw_step in raw_steps.into_inner() {
+            if steps.iter().any(|step| step.name == *raw_step.name.get_ref()) {
+                bail!(self.at(&raw_step.name, format!("step `{}` is defined twice", raw_step.name.get_ref())));
+            }
+            steps.push(self.step(raw_step, &kinds, &settings)?);
+        }
+        Ok(Protocol { settings, kinds, steps })
+    }
+
+    fn step(&self, raw: RawStep, kinds: &[ErrorKind], settings: &Settings) -> Result<Step> {
+        let name = raw.name.get_ref().clone();
+        let kind_id = |reference: &Spanned<String>| -> Result<KindId> {
+            kinds.iter().position(|kind| kind.name == *reference.get_ref()).map(KindId).ok_or_else(|| {
+                let known: Vec<&str> = kinds.iter().map(|kind| kind.name.as_str()).collect();
+                anyhow::anyhow!(self.at(
+                    reference,
+                    format!("step `{name}` names error kind `{}`, which no `[[error]]` defines (known: {})", reference.get_ref(), known.join(", "))
+                ))
+            })
+        };
+
+        let mut errors = Vec::new();
+        let mut error_patterns = Vec::new();
+        let mut error_pattern_kinds = Vec::new();
+        for reference in &raw.errors {
+            let id = kind_id(reference)?;
+            errors.push(id);
+            for pattern in &kinds[id.0].patterns {
+                error_patterns.push(pattern.as_str());
+                error_pattern_kinds.push(id);
+            }
+        }
+
+        let mut remediations = Vec::new();
+        for raw_remediation in &raw.remediations {
+            let on = kind_id(&raw_remediation.on)?;
+            if !errors.contains(&on) {
+                bail!(self.at(
+                    &raw_remediation.on,
+                    format!("step `{name}` remediates `{}` but does not list it in its `errors`", raw_remediation.on.get_ref())
+                ));
+            }
+            let Some((program, args)) = raw_remediation.run.get_ref().split_first() else {
+                bail!(self.at(&raw_remediation.run, format!("step `{name}`: a remediation's `run` needs a program")));
+            };
+            remediations.push(Remediation {
+                on,
+                program: program.clone(),
+                args: args.to_vec(),
+                dir: raw_remediation.dir.clone(),
+                wait: raw_remediation.wait.unwrap_or(settings.remediation_wait),
+            });
+        }
+
+        Ok(Step {
+            success: self.regex_set(&raw.success, &format!("step `{name}` success"))?,
+            ignore: self.regex_set(&raw.ignore, &format!("step `{name}` ignore"))?,
+            error_patterns: RegexSet::new(error_patterns).context("compiling the error patterns")?,
+            error_pattern_kinds,
+            remediations,
+            timeout: raw.timeout.unwrap_or(settings.timeout),
+            resource: raw.resource,
+            name,
+        })
+    }
+
+    fn regex(&self, pattern: &Spanned<String>, context: &str) -> Result<Regex> {
+        Regex::new(pattern.get_ref())
+            .map_err(|err| anyhow::anyhow!(self.at(pattern, format!("bad pattern in {context}: {err}"))))
+    }
+
+    fn regex_set(&self, patterns: &[Spanned<String>], context: &str) -> Result<RegexSet> {
+        for pattern in patterns {
+            self.regex(pattern, context)?;
+        }
+        RegexSet::new(patterns.iter().map(Spanned::get_ref)).context("compiling a pattern set")
+    }
+
+    fn at<T>(&self, spanned: &Spanned<T>, message: String) -> String {
+        format!("{}:{}: {message}", self.file, line_of(self.text, spanned.span().start))
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset].iter().filter(|&&byte| byte == b'\n').count() + 1
+}
+
+/// Checks `--step` names against the protocol and returns the steps to run, in protocol order.
+pub fn select_steps<'p>(protocol: &'p Protocol, names: &[String]) -> Result<Vec<&'p Step>> {
+    if names.is_empty() {
+        return Ok(protocol.steps.iter().collect());
+    }
+    let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
+    for name in &wanted {
+        if protocol.step(name).is_none() {
+            let known: Vec<&str> = protocol.steps.iter().map(|step| step.name.as_str()).collect();
+            bail!("no step named `{name}` in the protocol (steps: {})", known.join(", "));
+        }
+    }
+    Ok(protocol.steps.iter().filter(|step| wanted.contains(step.name.as_str())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        format!("{:#}", Protocol::parse(text, "sync.toml").unwrap_err())
+    }
+
+    fn with_default(from: &str, to: &str) -> String {
+        assert!(DEFAULT_PROTOCOL.contains(from), "{from}");
+        DEFAULT_PROTOCOL.replacen(from, to, 1)
+    }
+
+    fn line_containing(text: &str, needle: &str) -> usize {
+        text.lines().position(|line| line.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn the_default_protocol_is_the_seeds_four_steps() {
+        let protocol = Protocol::load(None).unwrap();
+        let names: Vec<&str> = protocol.steps.iter().map(|step| step.name.as_str()).collect();
+        assert_eq!(names, ["sync-wasm-client", "server", "internal-service", "ui"]);
+        let first = &protocol.steps[0];
+        assert_eq!(first.timeout.to_string(), "5m");
+        assert_eq!(first.remediations.len(), 1);
+        assert_eq!(first.remediations[0].program, "npm");
+        assert_eq!(first.remediations[0].dir, "citadel-internal-service/typescript-client");
+        assert_eq!(first.remediations[0].wait.to_string(), "10s");
+    }
+
+    #[test]
+    fn a_toml_syntax_error_names_file_and_line() {
+        let text = with_default("report_lines = 100", "report_lines = = 100");
+        let line = line_containing(&text, "report_lines = =");
+        assert!(error_of(&text).starts_with(&format!("sync.toml:{line}:")), "{}", error_of(&text));
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_and_key() {
+        let text = with_default("resource = \"server\"", "resource = \"server\"\nresorce = 1");
+        let message = error_of(&text);
+        let line = line_containing(&text, "resorce");
+        assert!(message.starts_with(&format!("sync.toml:{line}:")), "{message}");
+        assert!(message.contains("resorce"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_regex_names_the_line_and_the_step() {
+        let text = with_default("success = ['\\bready in\\b'", "success = ['(unclosed'");
+        let message = error_of(&text);
+        let line = line_containing(&text, "(unclosed");
+        assert!(message.starts_with(&format!("sync.toml:{line}: bad pattern in step `ui` success")), "{message}");
+    }
+
+    #[test]
+    fn duplicate_steps_and_unknown_kinds_are_refused() {
+        let text = with_default("name = \"ui\"", "name = \"server\"");
+        assert!(error_of(&text).contains("step `server` is defined twice"));
+        let text = with_default("errors = [\"npm\", \"build-failed\", \"error-line\"]", "errors = [\"nmp\"]");
+        let message = error_of(&text);
+        assert!(message.contains("names error kind `nmp`, which no `[[error]]` defines"), "{message}");
+        assert!(message.starts_with(&format!("sync.toml:{}:", line_containing(&text, "\"nmp\""))), "{message}");
+    }
+
+    #[test]
+    fn a_protocol_without_steps_is_refused() {
+        let cut = DEFAULT_PROTOCOL.find("[[step]]").unwrap();
+        assert!(error_of(&DEFAULT_PROTOCOL[..cut]).contains("has no `[[step]]`"));
+    }
+
+    #[test]
+    fn steps_are_selected_in_protocol_order() {
+        let protocol = Protocol::load(None).unwrap();
+        let names = ["ui".to_owned(), "server".to_owned()];
+        let steps = select_steps(&protocol, &names).unwrap();
+        assert_eq!(steps.iter().map(|step| step.name.as_str()).collect::<Vec<_>>(), ["server", "ui"]);
+        let message = select_steps(&protocol, &["sever".to_owned()]).unwrap_err().to_string();
+        assert!(message.contains("no step named `sever`"), "{message}");
+    }
+}

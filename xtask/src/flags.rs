@@ -1,0 +1,74 @@
+//! The whole command line in one place: every subcommand and flag, with its help text.
+
+use camino::Utf8PathBuf;
+use clap::{Args, Parser, Subcommand};
+
+use crate::duration::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Automation for the Citadel workspace")]
+pub struct Xtask {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Sync(Sync),
+}
+
+/// Rebuild the services a backend change touched, through Tilt, in protocol order, and say in
+/// one line whether the UI can be tested now.
+///
+/// Each step triggers its Tilt resource, follows that build's log (and only that build's),
+/// stops at the first error (after at most one remediation per error kind) and succeeds only on
+/// the step's success line. The steps, patterns and remediations are in `xtask/sync.toml`.
+///
+/// Exit status: 0 success, 1 a step failed or timed out, 2 usage, configuration or environment
+/// problem (Tilt missing or not running, unknown resource, bad protocol file), 130 interrupted.
+/// Logs are saved under `<root>/logs`: `sync-status.json` after every run,
+/// `sync-error-<UTC time>.log` for a failure, `<step>.log` for each step's latest build.
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct Sync {
+    /// The workspace being synced (logs go to <ROOT>/logs) [default: the workspace holding the
+    /// xtask crate]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<Utf8PathBuf>,
+
+    /// Protocol file replacing the built-in `xtask/sync.toml`
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<Utf8PathBuf>,
+
+    /// The Tilt executable
+    #[arg(long, value_name = "PROGRAM", env = "SYNC_TILT", default_value = "tilt")]
+    pub tilt: Utf8PathBuf,
+
+    /// Port of the Tilt instance to talk to (passed to every Tilt call)
+    #[arg(long, value_name = "PORT", env = "TILT_PORT")]
+    pub tilt_port: Option<u16>,
+
+    /// Run every step of the protocol
+    #[arg(long, conflicts_with = "step")]
+    pub all: bool,
+
+    /// Run this step (repeatable); steps always run in protocol order
+    #[arg(long, value_name = "NAME")]
+    pub step: Vec<String>,
+
+    /// Override every step's timeout (e.g. 90s, 5m)
+    #[arg(long, value_name = "DUR")]
+    pub timeout: Option<Duration>,
+
+    /// How often to look at the log when it cannot be streamed (Tilt older than 0.36.1)
+    #[arg(long, value_name = "DUR")]
+    pub poll: Option<Duration>,
+
+    /// Print one JSON object instead of the text report
+    #[arg(long)]
+    pub json: bool,
+
+    /// Stream each build's log to stderr and say how the log is followed
+    #[arg(short, long)]
+    pub verbose: bool,
+}

@@ -1,0 +1,188 @@
+//! One log line -> a verdict: benign, an error of some kind, or the step's success. Pure.
+
+use std::borrow::Cow;
+
+use crate::config::{KindId, Step};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Benign,
+    Error(KindId),
+    Success,
+}
+
+/// Judges a line for `step`, in the protocol's order: ignore, then errors, then success.
+/// The line is matched without its ANSI colour codes.
+pub fn classify(step: &Step, line: &str) -> Verdict {
+    let line = strip_ansi(line);
+    let line = line.trim_end_matches(['\r', '\n']);
+    if step.ignore.is_match(line) {
+        return Verdict::Benign;
+    }
+    if step.error_patterns.is_match(line) {
+        // The first kind in the step's list wins: specific kinds are listed before generic ones.
+        if let Some(pattern) = step.error_patterns.matches(line).into_iter().next() {
+            return Verdict::Error(step.error_pattern_kinds[pattern]);
+        }
+    }
+    if step.success.is_match(line) {
+        return Verdict::Success;
+    }
+    Verdict::Benign
+}
+
+/// Removes ANSI escape sequences (colours, cursor moves, OSC titles and links). Lines without
+/// an escape byte, the vast majority, are returned as they are without copying.
+pub fn strip_ansi(line: &str) -> Cow<'_, str> {
+    if !line.contains('\x1b') {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters and intermediates, then one final byte in @..~.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or ESC \.
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' {
+                        break;
+                    }
+                    if c == '\x1b' && chars.peek() == Some(&'\\') {
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            // Character set designations: ESC ( B and the like.
+            Some('(' | ')' | '*' | '+') => {
+                chars.next();
+            }
+            // Two-byte escapes (ESC followed by one character).
+            _ => {}
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protocol;
+
+    fn verdict_name(protocol: &Protocol, step: &str, line: &str) -> String {
+        match classify(protocol.step(step).unwrap(), line) {
+            Verdict::Benign => "benign".to_owned(),
+            Verdict::Success => "success".to_owned(),
+            Verdict::Error(kind) => protocol.kind(kind).name.clone(),
+        }
+    }
+
+    #[test]
+    fn every_error_form_the_seed_lists_is_caught() {
+        let protocol = Protocol::load(None).unwrap();
+        let cases = [
+            ("server", "error[E0425]: cannot find value `x` in this scope", "rust-compile"),
+            ("server", "error: could not compile `citadel-workspace-server-kernel` (bin) due to 1 previous error", "rust-compile"),
+            ("server", "error: linking with `cc` failed: exit status: 1", "build-failed"),
+            ("server", "error: failed to run custom build command for `ring`", "build-failed"),
+            ("server", "Error: Address already in use", "error-line"),
+            ("server", "thread 'main' panicked at src/main.rs:10:5:", "panic"),
+            ("server", "/usr/bin/ld: main.o: undefined reference to `foo'", "link"),
+            ("server", "error[E0432]: unresolved import `crate::nope`", "rust-compile"),
+            ("server", "warning: unresolved import in macro", "link"),
+            ("server", "Build Failed: Command \"cargo build\" failed: exit status 101", "build-failed"),
+            ("server", "Container citadel-server exited with code 137", "build-failed"),
+            ("server", "process exited with exit code 1", "build-failed"),
+            ("sync-wasm-client", "error TS2688: Cannot find type definition file for 'node'.", "missing-node-types"),
+            ("sync-wasm-client", "  The file is in the program because: Cannot find type definition file for 'node'", "missing-node-types"),
+            ("sync-wasm-client", "npm error Missing script: \"build\"", "missing-build-script"),
+            ("sync-wasm-client", "npm ERR! Missing script: 'build'", "missing-build-script"),
+            ("sync-wasm-client", "npm error code ELIFECYCLE", "npm"),
+            ("sync-wasm-client", "npm ERR! code 1", "npm"),
+            ("sync-wasm-client", "src/index.ts(3,1): error TS2304: Cannot find name 'x'.", "npm"),
+            ("sync-wasm-client", "\x1b[0;31m[ERROR]\x1b[0m ❌ WASM files are NOT synchronized!", "sync-script"),
+            ("sync-wasm-client", "[ERROR] WASM build failed - pkg directory not created", "sync-script"),
+            ("sync-wasm-client", "Error: wasm-pack build failed", "build-failed"),
+            ("ui", "Error: Cannot find module 'vite'", "error-line"),
+            ("ui", "[vite] Internal server error: Failed to resolve import", "error-line"),
+            ("ui", "Build failed with 2 errors:", "build-failed"),
+        ];
+        for (step, line, kind) in cases {
+            assert_eq!(verdict_name(&protocol, step, line), kind, "{step}: {line}");
+        }
+    }
+
+    #[test]
+    fn benign_lines_stay_benign() {
+        let protocol = Protocol::load(None).unwrap();
+        let cases = [
+            ("server", "   Compiling thiserror v1.0.69"),
+            ("server", "   Compiling error-chain v0.12.4"),
+            ("server", "    Finished `dev` profile [unoptimized + debuginfo] target(s) in 1m 02s"),
+            ("server", "warning: unused variable: `error_count`"),
+            ("server", "Container citadel-server exited with code 0"),
+            ("server", "INFO citadel: handled 0 errors, 0 failures"),
+            ("sync-wasm-client", "found 0 vulnerabilities, 0 errors"),
+            ("sync-wasm-client", "\x1b[1;33m[WARNING]\x1b[0m generate_types.sh not found, skipping TypeScript type generation"),
+            ("sync-wasm-client", "\x1b[1;33m[WARNING]\x1b[0m package.json missing 'build' script - regenerating..."),
+            ("sync-wasm-client", "    Finished `release` profile [optimized] target(s) in 41.20s"),
+            ("sync-wasm-client", "added 212 packages, and audited 213 packages in 3s"),
+            ("ui", "  ➜  Network: use --host to expose"),
+            ("ui", ""),
+        ];
+        for (step, line) in cases {
+            assert_eq!(verdict_name(&protocol, step, line), "benign", "{step}: {line}");
+        }
+    }
+
+    #[test]
+    fn success_lines_are_each_steps_own() {
+        let protocol = Protocol::load(None).unwrap();
+        let cases = [
+            ("sync-wasm-client", "\x1b[0;32m[INFO]\x1b[0m WASM client synchronization complete!"),
+            ("server", "     Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`"),
+            ("internal-service", "     Running `target/debug/citadel-workspace-internal-service --bind '0.0.0.0:12345'`"),
+            ("ui", "  VITE v5.4.2  ready in 412 ms"),
+            ("ui", "  ➜  Local:   http://localhost:5173/"),
+        ];
+        for (step, line) in cases {
+            assert_eq!(verdict_name(&protocol, step, line), "success", "{step}: {line}");
+        }
+        // cargo finishing is not the end of step 1: the script goes on for minutes.
+        assert_eq!(verdict_name(&protocol, "sync-wasm-client", "    Finished `release` profile"), "benign");
+        // Another step's success line is not this step's.
+        assert_eq!(
+            verdict_name(&protocol, "internal-service", "Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`"),
+            "benign"
+        );
+    }
+
+    #[test]
+    fn ansi_codes_are_stripped() {
+        let cases = [
+            ("plain", "plain"),
+            ("\x1b[0;32m[INFO]\x1b[0m done", "[INFO] done"),
+            ("\x1b[1;33mwarn\x1b[m", "warn"),
+            ("\x1b]8;;http://x\x07link\x1b]8;;\x07", "link"),
+            ("\x1b]0;title\x1b\\text", "text"),
+            ("a\x1b[2Kb\x1b(Bc", "abc"),
+            ("trailing escape \x1b", "trailing escape "),
+            ("\x1b[", ""),
+        ];
+        for (line, stripped) in cases {
+            assert_eq!(strip_ansi(line), stripped, "{line:?}");
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! `cargo xtask sync`: checks Tilt, then runs the selected steps in protocol order. For each:
+//! trigger, follow the build Tilt starts for that trigger, decide with `step::Watch`, remediate
+//! once per error kind, and stop the run at the first failure.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    fs::File,
+    io::{BufWriter, Write},
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc::{self, Receiver, RecvTimeoutError},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use xshell::{cmd, Shell};
+
+use crate::{
+    config::{self, Protocol, Remediation, Settings, Step},
+    flags,
+    live::Live,
+    report::{LogDir, Outcome, RunReport, StepReport},
+    step::{remediation_for, Baseline, Failure, LogLine, Progress, Watch},
+    tilt::{parse_plain_log, Event, LogStream, Tilt, TiltError},
+};
+
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_ENVIRONMENT: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Set by the Ctrl-C handler, for the moments no event is awaited (a Tilt call, a remediation).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+impl flags::Sync {
+    pub fn run(&self) -> Result<ExitCode> {
+        let root = self.root()?;
+        let mut protocol = Protocol::load(self.config.as_deref())?;
+        if let Some(timeout) = self.timeout {
+            protocol.steps.iter_mut().for_each(|step| step.timeout = timeout);
+        }
+        if let Some(poll) = self.poll {
+            protocol.settings.poll = poll;
+        }
+        let steps = config::select_steps(&protocol, &self.step)?;
+
+        let sh = Shell::new().context("starting a shell")?;
+        sh.change_dir(&root);
+        let tilt = Tilt::new(&sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
+        let (logs, log_problem) = match LogDir::open(&root) {
+            Ok(logs) => (Some(logs), None),
+            Err(err) => (None, Some(format!("{err:#}"))),
+        };
+        let _lock = logs.as_ref().map(|logs| logs.lock(Duration::from_secs(2))).transpose()?;
+
+        let (sender, events) = mpsc::sync_channel(4096);
+        let interrupt = sender.clone();
+        ctrlc::set_handler(move || {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            let _ = interrupt.send(Event::Interrupted);
+        })
+        .context("installing the Ctrl-C handler")?;
+
+        let json_logs = preflight(&tilt, &steps, &root)?;
+        let mut live = Live::new(self.verbose);
+        if live.verbose() {
+            let how = if json_logs {
+                "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)".to_owned()
+            } else {
+                format!("this Tilt has no `logs --json`: polling `tilt logs` every {}", protocol.settings.poll)
+            };
+            live.note(&format!("sync: {how}"));
+        }
+        let _stream: Option<LogStream> = if json_logs {
+            let resources: Vec<&str> = steps.iter().map(|step| step.resource.as_str()).collect();
+            Some(tilt.follow(&resources, sender)?)
+        } else {
+            None
+        };
+
+        let mut runner = Runner { tilt: &tilt, sh: &sh, root: &root, protocol: &protocol, events, json_logs, logs: logs.as_ref(), live };
+        let mut report = runner.run(&steps);
+        if report.error_log.is_none() && !report.succeeded() {
+            report.error_log = log_problem.clone().map(Err);
+        }
+        if let Some(logs) = &logs {
+            if let Err(err) = logs.write_status(&report) {
+                eprintln!("warning: could not write {}/sync-status.json: {err}", logs.dir);
+            }
+        } else if let Some(problem) = &log_problem {
+            eprintln!("warning: no logs were saved: {problem}");
+        }
+
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report.json()).context("printing the report")?);
+        } else {
+            print!("{}", report.text());
+        }
+        let code = match (report.interrupted, report.succeeded(), &report.error_log) {
+            (true, _, _) => EXIT_INTERRUPTED,
+            (false, true, _) => 0,
+            (false, false, _) => EXIT_FAILED,
+        };
+        Ok(ExitCode::from(code))
+    }
+
+    fn root(&self) -> Result<Utf8PathBuf> {
+        let root = match &self.root {
+            Some(root) => root.clone(),
+            // The xtask crate lives at the root of the workspace it syncs.
+            None => Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        };
+        let root = root.canonicalize_utf8().with_context(|| format!("the workspace root {root} does not exist"))?;
+        if !root.is_dir() {
+            bail!("the workspace root {root} is not a directory");
+        }
+        Ok(root)
+    }
+}
+
+/// Checks, before any trigger, that Tilt answers, runs this workspace, and has every resource
+/// of the run (`tilt logs` on a misspelt resource prints nothing and exits 0: a watcher would
+/// wait forever). Returns whether `tilt logs` can print JSON.
+fn preflight(tilt: &Tilt, steps: &[&Step], root: &Utf8Path) -> Result<bool> {
+    let resources = tilt.resources()?;
+    let missing: Vec<&str> =
+        steps.iter().map(|step| step.resource.as_str()).filter(|resource| !resources.iter().any(|known| known == resource)).collect();
+    if !missing.is_empty() {
+        bail!(
+            "Tilt has no resource named {}: fix the protocol file, or the Tiltfile (Tilt has: {})",
+            missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
+            resources.join(", ")
+        );
+    }
+    let tiltfile = tilt.tiltfile()?;
+    let watched = tiltfile.parent().and_then(|dir| dir.canonicalize_utf8().ok()).unwrap_or_else(|| tiltfile.clone());
+    if watched != root {
+        bail!(
+            "the Tilt on this port runs another checkout: {tiltfile}, not this workspace {root}. Its builds say \
+             nothing about this workspace: run `tilt up` here (on another port, passed with --tilt-port), or sync from {}",
+            watched
+        );
+    }
+    Ok(tilt.supports_json()?)
+}
+
+struct Runner<'a> {
+    tilt: &'a Tilt<'a>,
+    sh: &'a Shell,
+    root: &'a Utf8Path,
+    protocol: &'a Protocol,
+    events: Receiver<Event>,
+    json_logs: bool,
+    logs: Option<&'a LogDir>,
+    live: Live,
+}
+
+/// The step's log since its trigger, written as lines arrive so memory stays bounded.
+struct StepLog {
+    path: Utf8PathBuf,
+    file: BufWriter<File>,
+}
+
+/// Where the next log line comes from: the run's JSON stream, or `tilt logs` polled.
+enum Source {
+    Stream,
+    Poll { pending: VecDeque<LogLine>, seen: usize, next_poll: Instant },
+}
+
+enum Next {
+    Line(LogLine),
+    Idle,
+    Failed(Failure),
+}
+
+impl Runner<'_> {
+    /// Runs the selected steps in protocol order; a step is numbered by its place in the
+    /// protocol (the seed's "Step 2" is always the server), unselected steps are `skipped`.
+    fn run(&mut self, selected: &[&Step]) -> RunReport {
+        let mut report = RunReport { steps: Vec::new(), interrupted: false, error_log: None };
+        let mut ordinal = 0;
+        for (index, step) in self.protocol.steps.iter().enumerate() {
+            if !selected.iter().any(|chosen| std::ptr::eq(*chosen, step)) {
+                report.steps.push(unstarted(step, Outcome::Skipped));
+                continue;
+            }
+            if !report.succeeded() {
+                report.steps.push(unstarted(step, Outcome::NotRun));
+                continue;
+            }
+            ordinal += 1;
+            self.live.step_started(ordinal, selected.len(), &step.name, &step.resource);
+            let (step_report, failure) = self.run_step(index + 1, step);
+            self.live.step_finished(step_report.outcome.as_str());
+            if let Some(failure) = failure {
+                report.interrupted = failure == Failure::Interrupted;
+                report.error_log = Some(self.save_error_log(index + 1, step, &step_report, &failure));
+            }
+            report.steps.push(step_report);
+        }
+        report
+    }
+
+    fn run_step(&mut self, number: usize, step: &Step) -> (StepReport, Option<Failure>) {
+        let started = Instant::now();
+        let deadline = started + step.timeout.0;
+        let mut log = self.open_step_log(step);
+        let mut used = HashSet::new();
+        let mut remediations = Vec::new();
+        let (progress, tail) = loop {
+            let (progress, tail) = self.watch_build(step, deadline, log.as_mut());
+            let Progress::Failed(failure) = &progress else { break (progress, tail) };
+            let Some(remediation) = remediation_for(step, failure, &used) else { break (progress, tail) };
+            used.insert(remediation.on);
+            let described = describe(remediation);
+            remediations.push(described.clone());
+            self.live.note(&format!("{}: {} → remediation: {described}, then retrigger", step.name, self.protocol.kind(remediation.on).name));
+            if let Err(failure) = self.remediate(remediation, deadline, log.as_mut()) {
+                break (Progress::Failed(failure), tail);
+            }
+        };
+        if let Some(log) = &mut log {
+            let _ = log.file.flush();
+        }
+        let (outcome, deciding_line, failure) = match progress {
+            Progress::Succeeded(line) => (Outcome::Ok, Some(line), None),
+            Progress::Failed(Failure::Timeout) => (Outcome::Timeout, None, Some(Failure::Timeout)),
+            Progress::Failed(failure) => {
+                let line = match &failure {
+                    Failure::Error { line, .. } => Some(line.clone()),
+                    _ => None,
+                };
+                (Outcome::Failed, line, Some(failure))
+            }
+            Progress::Watching => unreachable!("watch_build returns a decision"),
+        };
+        let cause = failure.as_ref().map(|failure| self.cause(number, step, failure, &used, &remediations));
+        let report = StepReport {
+            name: step.name.clone(),
+            resource: step.resource.clone(),
+            outcome,
+            duration: started.elapsed(),
+            remediations,
+            deciding_line,
+            cause,
+            log: log.map(|log| log.path),
+            tail,
+        };
+        (report, failure)
+    }
+
+    fn open_step_log(&mut self, step: &Step) -> Option<StepLog> {
+        let logs = self.logs?;
+        match logs.step_log(&step.name) {
+            Ok((path, file)) => Some(StepLog { path, file: BufWriter::new(file) }),
+            Err(err) => {
+                self.live.note(&format!("warning: cannot write {}/{}.log: {err}", logs.dir, step.name));
+                None
+            }
+        }
+    }
+
+    /// Triggers the step's resource once and follows the build Tilt starts for it.
+    fn watch_build(&mut self, step: &Step, deadline: Instant, mut log: Option<&mut StepLog>) -> (Progress, Vec<String>) {
+        let report_lines = self.protocol.settings.report_lines;
+        let started = self.baseline_and_trigger(step);
+        let (baseline, mut source) = match started {
+            Ok(started) => started,
+            Err(failure) => return (Progress::Failed(failure), Vec::new()),
+        };
+        let mut watch = Watch::new(step, baseline, report_lines);
+        let settings: &Settings = &self.protocol.settings;
+        let mut quiet = settings.quiet_status_check.0;
+        let mut status_due = Instant::now() + quiet;
+        loop {
+            if Instant::now() >= deadline {
+                watch.fail(Failure::Timeout);
+                break;
+            }
+            match self.next_line(step, &mut source, deadline.min(status_due)) {
+                Next::Line(line) => {
+                    self.record(&watch, &line, log.as_deref_mut());
+                    status_due = Instant::now() + quiet;
+                    match watch.on_line(&line) {
+                        Progress::Watching => {}
+                        Progress::Succeeded(_) => {
+                            self.settle(step, &mut watch, &mut source, log.as_deref_mut());
+                            break;
+                        }
+                        Progress::Failed(_) => break,
+                    }
+                }
+                Next::Idle if Instant::now() >= status_due => {
+                    match self.tilt.status(&step.resource) {
+                        Ok(status) => watch.on_status(&status),
+                        Err(err) => watch.fail(Failure::TiltCall(format!("{err:#}"))),
+                    };
+                    if watch.progress() != Progress::Watching {
+                        break;
+                    }
+                    quiet *= 2;
+                    status_due = Instant::now() + quiet;
+                }
+                Next::Idle => {}
+                Next::Failed(failure) => {
+                    watch.fail(failure);
+                    break;
+                }
+            }
+        }
+        (watch.progress(), watch.tail().map(str::to_owned).collect())
+    }
+
+    /// Reads where our build will start (Tilt's newest build now), then triggers.
+    fn baseline_and_trigger(&mut self, step: &Step) -> Result<(Baseline, Source), Failure> {
+        let call_failed = |err: anyhow::Error| Failure::TiltCall(format!("{err:#}"));
+        let status = self.tilt.status(&step.resource).map_err(call_failed)?.newest_build();
+        let (baseline, source) = if self.json_logs {
+            (Baseline { log: status, status }, Source::Stream)
+        } else {
+            let text = self.tilt.logs(&step.resource).map_err(|err| call_failed(err.into()))?;
+            let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
+            let log = lines.last().map_or(0, |line| line.build);
+            let next_poll = Instant::now() + self.protocol.settings.poll.0;
+            (Baseline { log, status }, Source::Poll { pending: VecDeque::new(), seen: lines.len(), next_poll })
+        };
+        self.tilt.trigger(&step.resource).map_err(|err| call_failed(err.into()))?;
+        Ok((baseline, source))
+    }
+
+    /// The next line of the step's resource, waiting at most until `until`.
+    fn next_line(&mut self, step: &Step, source: &mut Source, until: Instant) -> Next {
+        loop {
+            let now = Instant::now();
+            if let Source::Poll { pending, seen, next_poll } = source {
+                if let Some(line) = pending.pop_front() {
+                    return Next::Line(line);
+                }
+                if now >= *next_poll {
+                    *next_poll = now + self.protocol.settings.poll.0;
+                    match self.tilt.logs(&step.resource) {
+                        Ok(text) => {
+                            let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
+                            pending.extend(lines.into_iter().skip(*seen));
+                            *seen += pending.len();
+                        }
+                        Err(TiltError::NotRunning { .. }) => return Next::Failed(Failure::TiltGone),
+                        Err(err) => return Next::Failed(Failure::TiltCall(err.to_string())),
+                    }
+                    continue;
+                }
+            }
+            let wake = match source {
+                Source::Poll { next_poll, .. } => until.min(*next_poll),
+                Source::Stream => until,
+            };
+            match self.events.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(Event::Line { resource, line }) if resource == step.resource => return Next::Line(line),
+                Ok(Event::Line { .. }) => {}
+                Ok(Event::Interrupted) => return Next::Failed(Failure::Interrupted),
+                Ok(Event::StreamEnded { detail }) => return Next::Failed(self.stream_ended(detail)),
+                Err(RecvTimeoutError::Timeout) if Instant::now() >= until => return Next::Idle,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Next::Failed(Failure::TiltGone),
+            }
+        }
+    }
+
+    fn stream_ended(&self, detail: String) -> Failure {
+        // Ctrl-C reaches the stream's process too; give the handler a moment to say so.
+        thread::sleep(Duration::from_millis(100));
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Failure::Interrupted;
+        }
+        if detail.contains("unknown flag") || detail.starts_with("Error") {
+            return Failure::TiltCall(format!("`tilt logs --follow --json` failed: {detail}"));
+        }
+        Failure::TiltGone
+    }
+
+    /// Our build printed its success line: before moving on, ask Tilt for its record of the
+    /// build and judge every line that arrived meanwhile, so that a late error still wins.
+    fn settle(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
+        match self.tilt.status(&step.resource) {
+            Ok(status) => watch.on_status(&status),
+            Err(err) => watch.fail(Failure::TiltCall(format!("{err:#}"))),
+        };
+        let mut arrived = Vec::new();
+        match source {
+            Source::Poll { pending, .. } => arrived.extend(pending.drain(..)),
+            Source::Stream => {
+                while let Ok(event) = self.events.try_recv() {
+                    match event {
+                        Event::Line { resource, line } if resource == step.resource => arrived.push(line),
+                        Event::Line { .. } => {}
+                        Event::Interrupted => {
+                            watch.fail(Failure::Interrupted);
+                        }
+                        // Tilt stopping after our success line does not undo the success.
+                        Event::StreamEnded { .. } => {}
+                    }
+                }
+            }
+        }
+        for line in arrived {
+            self.record(watch, &line, log.as_deref_mut());
+            watch.on_line(&line);
+        }
+    }
+
+    fn record(&mut self, watch: &Watch, line: &LogLine, log: Option<&mut StepLog>) {
+        if !watch.is_since_trigger(line) {
+            return;
+        }
+        if let Some(log) = log {
+            let _ = writeln!(log.file, "{}", line.text);
+        }
+        if !line.header {
+            self.live.line(&line.text);
+        }
+    }
+
+    fn remediate(&mut self, remediation: &Remediation, deadline: Instant, log: Option<&mut StepLog>) -> Result<(), Failure> {
+        let described = describe(remediation);
+        let dir = self.root.join(&remediation.dir);
+        if !dir.is_dir() {
+            return Err(Failure::RemediationFailed(format!("{described}: the directory {dir} does not exist")));
+        }
+        let program = &remediation.program;
+        let args = &remediation.args;
+        let _dir = self.sh.push_dir(&dir);
+        let output = cmd!(self.sh, "{program} {args...}").quiet().ignore_status().output();
+        let output = match output {
+            Ok(output) => output,
+            Err(err) => {
+                let why = match err.to_string() {
+                    text if text.contains("No such file") || text.contains("not found") => {
+                        format!("`{program}` was not found on PATH")
+                    }
+                    text => text,
+                };
+                return Err(Failure::RemediationFailed(format!("{described}: {why}")));
+            }
+        };
+        if let Some(log) = log {
+            let _ = writeln!(log.file, "[cargo xtask sync] remediation: {described}");
+            let _ = log.file.write_all(&output.stdout);
+            let _ = log.file.write_all(&output.stderr);
+        }
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("no message");
+            return Err(Failure::RemediationFailed(format!("{described}: exited with {}: {last}", output.status)));
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Err(Failure::Interrupted);
+        }
+        self.pause(remediation.wait.0.min(deadline.saturating_duration_since(Instant::now())))
+    }
+
+    /// Waits, but not through Ctrl-C or Tilt going away.
+    fn pause(&mut self, length: Duration) -> Result<(), Failure> {
+        let until = Instant::now() + length;
+        loop {
+            match self.events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(Event::Line { .. }) => {}
+                Ok(Event::Interrupted) => return Err(Failure::Interrupted),
+                Ok(Event::StreamEnded { detail }) => return Err(self.stream_ended(detail)),
+                Err(RecvTimeoutError::Timeout) => return Ok(()),
+                Err(RecvTimeoutError::Disconnected) if self.json_logs => return Err(Failure::TiltGone),
+                Err(RecvTimeoutError::Disconnected) => {
+                    thread::sleep(until.saturating_duration_since(Instant::now()));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn cause(&self, number: usize, step: &Step, failure: &Failure, used: &HashSet<config::KindId>, remediations: &[String]) -> String {
+        let resource = &step.resource;
+        let failed = format!("Step {number} FAILED:");
+        match failure {
+            Failure::Error { kind, line } => {
+                let kind_info = self.protocol.kind(*kind);
+                let line = crate::scan::strip_ansi(line);
+                let after = if used.contains(kind) {
+                    format!(" (still failing after the remediation: {})", remediations.join("; "))
+                } else {
+                    String::new()
+                };
+                format!("{failed} {resource} rebuild error: {} — {}{after}", line.trim(), kind_info.advice)
+            }
+            Failure::Timeout => format!(
+                "{failed} {resource} timeout - build did not complete: no success line within {}",
+                step.timeout
+            ),
+            Failure::TiltRecorded { error } => format!("{failed} Tilt recorded {resource}'s build as failed: {error}"),
+            Failure::ContainerFailed => {
+                format!("{failed} {resource}'s container exited with an error after its build (Tilt's runtime status: error)")
+            }
+            Failure::Superseded { by } => format!(
+                "{failed} Uncertain if step completed - stopping for safety: another build of {resource} (build {by}) \
+                 started before ours printed its success line"
+            ),
+            Failure::TiltGone => format!(
+                "{failed} Tilt went away while watching {resource} (its log stream ended): start it again with `tilt up`, then sync again"
+            ),
+            Failure::Interrupted => format!("Step {number} INTERRUPTED: stopped by Ctrl-C while watching {resource}"),
+            Failure::TiltCall(why) => format!("{failed} {resource}: {why}"),
+            Failure::RemediationFailed(why) => format!("{failed} {resource}: the remediation failed: {why}"),
+        }
+    }
+
+    fn save_error_log(&self, number: usize, step: &Step, report: &StepReport, failure: &Failure) -> Result<Utf8PathBuf, String> {
+        let Some(logs) = self.logs else { return Err("the logs directory is not available".to_owned()) };
+        let mut heading = format!(
+            "cargo xtask sync: Step {number} ({}) failed\nstep: {number} {}\nresource: {}\ncause: {}\n",
+            step.name,
+            step.name,
+            step.resource,
+            report.cause.as_deref().unwrap_or("unknown"),
+        );
+        if let Failure::Error { kind, line } = failure {
+            let kind = self.protocol.kind(*kind);
+            let stripped = crate::scan::strip_ansi(line);
+            let pattern = kind
+                .patterns
+                .iter()
+                .find(|pattern| regex::Regex::new(pattern).is_ok_and(|regex| regex.is_match(&stripped)))
+                .map_or("?", String::as_str);
+            heading.push_str(&format!("rule: error kind `{}`, pattern `{pattern}`\ndeciding line: {line}\n", kind.name));
+        }
+        for remediation in &report.remediations {
+            heading.push_str(&format!("remediation applied: {remediation}\n"));
+        }
+        logs.write_error_log(&heading, report.log.as_deref()).map_err(|err| format!("writing under {}: {err}", logs.dir))
+    }
+}
+
+fn unstarted(step: &Step, outcome: Outcome) -> StepReport {
+    StepReport {
+        name: step.name.clone(),
+        resource: step.resource.clone(),
+        outcome,
+        duration: Duration::ZERO,
+        remediations: Vec::new(),
+        deciding_line: None,
+        cause: None,
+        log: None,
+        tail: Vec::new(),
+    }
+}
+
+fn describe(remediation: &Remediation) -> String {
+    let mut command = vec![remediation.program.as_str()];
+    command.extend(remediation.args.iter().map(String::as_str));
+    let dir = if remediation.dir.as_str().is_empty() { "." } else { remediation.dir.as_str() };
+    format!("`{}` in {dir}", command.join(" "))
+}

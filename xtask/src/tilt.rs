@@ -1,0 +1,453 @@
+//! The only place that runs `tilt`. `../shared/tilt-cli.md` records what each call prints;
+//! the parsing here follows it. Every call is bounded in time; the log stream is one child
+//! process, killed and reaped when dropped.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    io::{BufRead, BufReader, Read},
+    process::{Child, Command, Stdio},
+    sync::mpsc::{self, SyncSender},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use camino::Utf8PathBuf;
+use regex::Regex;
+use serde::Deserialize;
+use xshell::{cmd, Shell};
+
+use crate::step::{BuildStatus, FinishedBuild, LogLine};
+
+/// The first release whose `tilt logs` has `--json` (and `--since`, `--tail`).
+const FIRST_JSON_VERSION: (u64, u64, u64) = (0, 36, 1);
+
+pub struct Tilt<'a> {
+    sh: &'a Shell,
+    program: Utf8PathBuf,
+    port: Option<u16>,
+    call_timeout: Duration,
+}
+
+/// Why a Tilt call did not give an answer.
+#[derive(Debug)]
+pub enum TiltError {
+    NotInstalled { program: Utf8PathBuf },
+    NotRunning { port: u16, stderr: String },
+    Hung { call: String, after: Duration },
+    Failed { call: String, stderr: String },
+}
+
+impl fmt::Display for TiltError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TiltError::NotInstalled { program } => write!(
+                f,
+                "Tilt was not found: `{program}` is not an executable on PATH. Install Tilt \
+                 (https://docs.tilt.dev/install.html), or point --tilt (or SYNC_TILT) at it"
+            ),
+            TiltError::NotRunning { port, stderr } => write!(
+                f,
+                "no Tilt running on localhost:{port}: start it with `tilt up` in the workspace, \
+                 or pass --tilt-port (or TILT_PORT) if it serves another port ({})",
+                first_line(stderr)
+            ),
+            TiltError::Hung { call, after } => {
+                write!(f, "`{call}` did not answer within {}s and was killed", after.as_secs_f32())
+            }
+            TiltError::Failed { call, stderr } => write!(f, "`{call}` failed: {}", first_line(stderr)),
+        }
+    }
+}
+
+impl std::error::Error for TiltError {}
+
+fn first_line(text: &str) -> &str {
+    text.lines().find(|line| !line.trim().is_empty()).unwrap_or("no message").trim()
+}
+
+/// An event of the run, in the order it happened: log lines from the stream, the stream's
+/// end, or Ctrl-C.
+#[derive(Debug)]
+pub enum Event {
+    Line { resource: String, line: LogLine },
+    StreamEnded { detail: String },
+    Interrupted,
+}
+
+impl<'a> Tilt<'a> {
+    pub fn new(sh: &'a Shell, program: Utf8PathBuf, port: Option<u16>, call_timeout: Duration) -> Tilt<'a> {
+        Tilt { sh, program, port, call_timeout }
+    }
+
+    /// `--port N` for the calls that talk to a running Tilt.
+    fn port_args(&self) -> Vec<String> {
+        self.port.map(|port| vec!["--port".to_owned(), port.to_string()]).unwrap_or_default()
+    }
+
+    fn command(&self, args: &[&str], with_port: bool) -> Command {
+        let program = &self.program;
+        let port = if with_port { self.port_args() } else { Vec::new() };
+        cmd!(self.sh, "{program} {args...} {port...}").into()
+    }
+
+    /// Runs one call to completion, killing it if it does not answer within the bound.
+    fn call(&self, args: &[&str]) -> Result<String, TiltError> {
+        self.call_with(args, true)
+    }
+
+    fn call_with(&self, args: &[&str], with_port: bool) -> Result<String, TiltError> {
+        let call = format!("tilt {}", args.join(" "));
+        let mut command = self.command(args, with_port);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|err| self.spawn_error(&call, err))?;
+        let stdout = read_in_background(child.stdout.take());
+        let stderr = read_in_background(child.stderr.take());
+        let status = wait_bounded(&mut child, &stdout.done, self.call_timeout)
+            .ok_or(TiltError::Hung { call: call.clone(), after: self.call_timeout })?;
+        let stdout = stdout.text();
+        let stderr = stderr.text();
+        if status.success() {
+            return Ok(stdout);
+        }
+        Err(self.call_error(call, stderr))
+    }
+
+    fn spawn_error(&self, call: &str, err: std::io::Error) -> TiltError {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            TiltError::NotInstalled { program: self.program.clone() }
+        } else {
+            TiltError::Failed { call: call.to_owned(), stderr: err.to_string() }
+        }
+    }
+
+    fn call_error(&self, call: String, stderr: String) -> TiltError {
+        let refused = ["connection refused", "No tilt apiserver found", "Could not connect to Tilt"];
+        if refused.iter().any(|text| stderr.contains(text)) {
+            TiltError::NotRunning { port: self.port.unwrap_or(10350), stderr }
+        } else {
+            TiltError::Failed { call, stderr }
+        }
+    }
+
+    /// Whether `tilt logs` can print JSON (and so be followed by build number).
+    pub fn supports_json(&self) -> Result<bool, TiltError> {
+        let version = self.call_with(&["version"], false)?;
+        Ok(parse_version(&version).is_none_or(|version| version >= FIRST_JSON_VERSION))
+    }
+
+    /// The resources this Tilt runs (without the `(Tiltfile)` pseudo-resource).
+    pub fn resources(&self) -> Result<Vec<String>, TiltError> {
+        let names = self.call(&["get", "uiresources", "-o", "name"])?;
+        Ok(names
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("uiresource.tilt.dev/"))
+            .filter(|name| *name != "(Tiltfile)")
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The Tiltfile this Tilt runs: it tells which checkout its builds come from.
+    pub fn tiltfile(&self) -> Result<Utf8PathBuf, TiltError> {
+        let path = self.call(&["get", "tiltfile", "(Tiltfile)", "-o", "jsonpath={.spec.path}"])?;
+        Ok(Utf8PathBuf::from(path.trim()))
+    }
+
+    pub fn status(&self, resource: &str) -> Result<BuildStatus> {
+        let json = self.call(&["get", "uiresource", resource, "-o", "json"])?;
+        parse_status(&json).with_context(|| format!("reading Tilt's status of `{resource}`"))
+    }
+
+    pub fn trigger(&self, resource: &str) -> Result<(), TiltError> {
+        self.call(&["trigger", resource]).map(drop)
+    }
+
+    /// The resource's whole log, as plain text (for Tilts without `--json`).
+    pub fn logs(&self, resource: &str) -> Result<String, TiltError> {
+        self.call(&["logs", resource])
+    }
+
+    /// Follows the resources' logs as JSON: the history, then new lines as Tilt writes them,
+    /// each sent as an `Event` placed in its build.
+    pub fn follow(&self, resources: &[&str], events: SyncSender<Event>) -> Result<LogStream, TiltError> {
+        let mut args = vec!["logs", "--follow", "--json"];
+        args.extend_from_slice(resources);
+        let call = format!("tilt {}", args.join(" "));
+        let mut command = self.command(&args, true);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|err| self.spawn_error(&call, err))?;
+        let stderr = read_in_background(child.stderr.take());
+        let stdout = child.stdout.take();
+        let wanted: Vec<String> = resources.iter().map(|name| (*name).to_owned()).collect();
+        let reader = thread::spawn(move || {
+            if let Some(stdout) = stdout {
+                forward_json_lines(BufReader::new(stdout), &wanted, &events);
+            }
+            let detail = stderr.text();
+            // The receiver may be gone already: the run is over.
+            let _ = events.send(Event::StreamEnded { detail: first_line(&detail).to_owned() });
+        });
+        Ok(LogStream { child, reader: Some(reader) })
+    }
+}
+
+/// The `tilt logs --follow` process. Dropping it kills and reaps the process.
+pub struct LogStream {
+    child: Child,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for LogStream {
+    fn drop(&mut self) {
+        // Already exited is fine: kill fails, wait reaps it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// Output of a child's pipe, read to its end on a thread of its own so that a chatty child
+/// never blocks on a full pipe.
+struct Background {
+    done: mpsc::Receiver<()>,
+    handle: Option<thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Background {
+    fn text(self) -> String {
+        let bytes = self.handle.and_then(|handle| handle.join().ok()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> Background {
+    let (tx, done) = mpsc::channel();
+    let handle = pipe.map(|mut pipe| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            let _ = tx.send(());
+            bytes
+        })
+    });
+    Background { done, handle }
+}
+
+/// Waits for `child` to exit, at most `bound`; kills and reaps it past that. The end of its
+/// stdout is the signal that it is exiting, so no time is lost polling.
+fn wait_bounded(child: &mut Child, stdout_done: &mpsc::Receiver<()>, bound: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + bound;
+    let _ = stdout_done.recv_timeout(bound);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonLine {
+    #[serde(default)]
+    resource: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default, rename = "spanID")]
+    span_id: String,
+    #[serde(default, rename = "buildEvent")]
+    build_event: String,
+}
+
+/// Reads `tilt logs --json` lines and sends those of `wanted` resources, each placed in its
+/// build: a `build:N` span names it; runtime output (`dc:…`, `localserve:…`) belongs to the
+/// resource's latest build.
+fn forward_json_lines(reader: impl BufRead, wanted: &[String], events: &SyncSender<Event>) {
+    let mut latest_build: HashMap<String, u64> = HashMap::new();
+    for raw in reader.split(b'\n') {
+        let Ok(raw) = raw else { break };
+        let parsed = serde_json::from_slice::<JsonLine>(&raw)
+            .or_else(|_| serde_json::from_str::<JsonLine>(&String::from_utf8_lossy(&raw)));
+        let Ok(json) = parsed else { continue };
+        if !wanted.contains(&json.resource) {
+            continue;
+        }
+        let latest = latest_build.entry(json.resource.clone()).or_insert(0);
+        if let Some(number) = build_number(&json.span_id) {
+            *latest = (*latest).max(number);
+        }
+        let build = build_number(&json.span_id).unwrap_or(*latest);
+        let header = json.build_event == "init";
+        let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
+        for text in message.split('\n') {
+            let line = LogLine { build, header, text: text.to_owned() };
+            if events.send(Event::Line { resource: json.resource.clone(), line }).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn build_number(span_id: &str) -> Option<u64> {
+    span_id.strip_prefix("build:")?.parse().ok()
+}
+
+/// `v0.37.6-dev, built 2026-11-24` -> (0, 37, 6).
+fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
+    let version = text.trim().strip_prefix('v')?;
+    let version = version.split([',', '-', ' ']).next()?;
+    let mut parts = version.split('.').map(|part| part.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+}
+
+/// Reads `tilt get uiresource NAME -o json`.
+fn parse_status(json: &str) -> Result<BuildStatus> {
+    #[derive(Deserialize)]
+    struct UiResource {
+        #[serde(default)]
+        status: Status,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase", default)]
+    struct Status {
+        build_history: Vec<Build>,
+        current_build: Option<Build>,
+        queued: bool,
+        runtime_status: String,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Build {
+        #[serde(rename = "spanID")]
+        span_id: String,
+        error: Option<String>,
+    }
+    let resource: UiResource = serde_json::from_str(json).context("Tilt printed JSON this tool does not understand")?;
+    let status = resource.status;
+    Ok(BuildStatus {
+        current: status.current_build.and_then(|build| build_number(&build.span_id)),
+        finished: status
+            .build_history
+            .into_iter()
+            .filter_map(|build| {
+                let number = build_number(&build.span_id)?;
+                Some(FinishedBuild { number, error: build.error.filter(|error| !error.is_empty()) })
+            })
+            .collect(),
+        queued: status.queued,
+        runtime_failed: status.runtime_status == "error",
+    })
+}
+
+/// Splits a plain `tilt logs RESOURCE` into lines placed in builds numbered by the order of
+/// their headers (an empty line, then a reason line such as `CLI Trigger`).
+pub fn parse_plain_log(text: &str, header: &Regex) -> Vec<LogLine> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut build = 0;
+    let mut parsed = Vec::with_capacity(lines.len());
+    let mut index = 0;
+    while index < lines.len() {
+        let opens_build = lines[index].trim().is_empty() && lines.get(index + 1).is_some_and(|next| header.is_match(next.trim()));
+        if opens_build {
+            build += 1;
+            for text in &lines[index..index + 2] {
+                parsed.push(LogLine { build, header: true, text: (*text).to_owned() });
+            }
+            index += 2;
+            continue;
+        }
+        parsed.push(LogLine { build, header: false, text: lines[index].to_owned() });
+        index += 1;
+    }
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_decide_json_support() {
+        assert_eq!(parse_version("v0.37.6-dev, built 2026-11-24"), Some((0, 37, 6)));
+        assert_eq!(parse_version("v0.36.1, built 2025-01-01"), Some((0, 36, 1)));
+        assert_eq!(parse_version("v0.33.0"), Some((0, 33, 0)));
+        assert!(parse_version("v0.35.9").unwrap() < FIRST_JSON_VERSION);
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn status_reads_build_numbers_errors_and_runtime() {
+        let json = r#"{"metadata":{"name":"server"},"status":{
+            "buildHistory":[{"spanID":"build:6","startTime":"x","finishTime":"y","error":"exit status 1"},{"spanID":"build:2"}],
+            "currentBuild":{"spanID":"build:7","startTime":"z"},"queued":true,"updateStatus":"in_progress","runtimeStatus":"error"}}"#;
+        let status = parse_status(json).unwrap();
+        assert_eq!(status.current, Some(7));
+        assert_eq!(status.finished[0], FinishedBuild { number: 6, error: Some("exit status 1".to_owned()) });
+        assert_eq!(status.finished[1], FinishedBuild { number: 2, error: None });
+        assert!(status.queued && status.runtime_failed);
+        assert_eq!(status.newest_build(), 7);
+        let idle = parse_status(r#"{"status":{"currentBuild":{"startTime":null},"runtimeStatus":"ok"}}"#).unwrap();
+        assert_eq!(idle, BuildStatus::default());
+        assert!(parse_status("not json").is_err());
+    }
+
+    #[test]
+    fn json_lines_are_placed_in_their_builds() {
+        let input = [
+            r#"{"time":"t","resource":"server","level":"INFO","message":"\n","spanID":"build:3","progressID":"","buildEvent":"init","source":""}"#,
+            r#"{"time":"t","resource":"server","level":"INFO","message":"CLI Trigger\n","spanID":"build:3","progressID":"","buildEvent":"init","source":""}"#,
+            r#"{"time":"t","resource":"ui","level":"INFO","message":"other\n","spanID":"build:4","buildEvent":""}"#,
+            r#"{"time":"t","resource":"server","level":"INFO","message":"Compiling\n","spanID":"build:3","buildEvent":""}"#,
+            r#"{"time":"t","resource":"server","level":"INFO","message":"Running a\nand b\n","spanID":"dc:server","buildEvent":""}"#,
+            "not json at all",
+        ]
+        .join("\n");
+        let (tx, rx) = mpsc::sync_channel(100);
+        forward_json_lines(input.as_bytes(), &["server".to_owned()], &tx);
+        drop(tx);
+        let lines: Vec<LogLine> = rx
+            .iter()
+            .map(|event| match event {
+                Event::Line { line, .. } => line,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let expected = [(3, true, ""), (3, true, "CLI Trigger"), (3, false, "Compiling"), (3, false, "Running a"), (3, false, "and b")];
+        let expected: Vec<LogLine> = expected
+            .iter()
+            .map(|(build, header, text)| LogLine { build: *build, header: *header, text: (*text).to_owned() })
+            .collect();
+        assert_eq!(lines, expected);
+    }
+
+    #[test]
+    fn plain_logs_are_split_at_build_headers() {
+        let header = Regex::new(r"^(Initial Build|CLI Trigger)").unwrap();
+        let text = "\nInitial Build\nold error: x\n\nCLI Trigger\nnew\n\nnot a header\n";
+        let lines = parse_plain_log(text, &header);
+        let builds: Vec<(u64, bool, &str)> = lines.iter().map(|line| (line.build, line.header, line.text.as_str())).collect();
+        assert_eq!(
+            builds,
+            [
+                (1, true, ""),
+                (1, true, "Initial Build"),
+                (1, false, "old error: x"),
+                (2, true, ""),
+                (2, true, "CLI Trigger"),
+                (2, false, "new"),
+                (2, false, ""),
+                (2, false, "not a header"),
+            ]
+        );
+    }
+}
