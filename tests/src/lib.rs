@@ -1,1 +1,367 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers for the end-to-end tests: a throwaway git repository laid out like the Citadel
+//! workspace, a scenario for the Tilt stand-in (`src/bin/tilt.rs`), and runs of the real
+//! `xtask` binary against both.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::OnceLock,
+};
+
+pub use tempfile::TempDir;
+
+/// Success lines of the Citadel services, as `../shared/citadel-workspace.md` records them.
+pub const WASM_DONE: &str = "\u{1b}[0;32m[INFO]\u{1b}[0m WASM client synchronization complete!";
+pub const SERVER_RUNNING: &str =
+    "     Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`";
+pub const INTERNAL_RUNNING: &str =
+    "     Running `target/debug/citadel-workspace-internal-service --bind '0.0.0.0:12345'`";
+pub const UI_READY: &str = "  VITE v5.4.2  ready in 412 ms";
+
+/// The directory holding the workspace's built binaries (`target/debug`), found from this
+/// test executable (`target/debug/deps/…`).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The `xtask` binary, built once per test process so that the tests never run a stale one.
+pub fn xtask_bin() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "--package", "xtask", "--bin", "xtask"]);
+        if bin_dir().ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("running cargo build for xtask");
+        assert!(status.success(), "cargo build --package xtask failed");
+        bin_dir().join("xtask")
+    })
+}
+
+/// The Tilt stand-in: cargo builds this package's binaries before its integration tests.
+pub fn tilt_bin() -> PathBuf {
+    bin_dir().join("tilt")
+}
+
+/// The built-in protocol with its `remediation_wait` cut to `wait`, so that tests do not
+/// sit through the seed's 10 seconds; written aside, it is passed with `--config`.
+pub fn protocol_with_remediation_wait(wait: &str) -> String {
+    let default = include_str!("../../xtask/sync.toml");
+    assert!(default.contains("remediation_wait = \"10s\""));
+    default.replace(
+        "remediation_wait = \"10s\"",
+        &format!("remediation_wait = \"{wait}\""),
+    )
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running git");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn write(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("creating a directory");
+    }
+    fs::write(path, text).expect("writing a file");
+}
+
+/// A git repository laid out like the Citadel workspace, and a Tilt stand-in serving it.
+pub struct Workspace {
+    _temp: TempDir,
+    pub root: PathBuf,
+    /// Outside the repository: the scenario, the stand-in's state, fake programs.
+    pub aside: PathBuf,
+}
+
+/// The Citadel-shaped template every test workspace (and `cargo xtask demo`) starts from.
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/citadel");
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("creating a directory");
+    for entry in fs::read_dir(from).expect("reading the fixture") {
+        let entry = entry.expect("a fixture entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copying a fixture file");
+        }
+    }
+}
+
+impl Workspace {
+    /// A Citadel-shaped repository with one commit, in a directory whose name has a space and
+    /// a non-ASCII letter (paths like that must work).
+    pub fn citadel() -> Workspace {
+        let temp = tempfile::Builder::new()
+            .prefix("sync-e2e-")
+            .tempdir()
+            .expect("making a temp dir");
+        let root = temp.path().join("citadel wörkspace");
+        let aside = temp.path().join("aside");
+        fs::create_dir_all(&aside).expect("making a dir");
+        copy_tree(Path::new(FIXTURE), &root);
+        git(&root, &["init", "--quiet", "--initial-branch=main"]);
+        git(&root, &["config", "user.email", "dev@example.com"]);
+        git(&root, &["config", "user.name", "Dev"]);
+        git(&root, &["add", "."]);
+        git(&root, &["commit", "--quiet", "-m", "initial"]);
+        let root = root.canonicalize().expect("canonical root");
+        Workspace {
+            _temp: temp,
+            root,
+            aside,
+        }
+    }
+
+    pub fn scenario_path(&self) -> PathBuf {
+        self.aside.join("scenario.toml")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.aside.join("tilt-state")
+    }
+
+    /// Writes the stand-in's scenario and forgets any earlier Tilt state.
+    pub fn tilt(&self, scenario: &str) {
+        write(&self.scenario_path(), scenario);
+        let _ = fs::remove_dir_all(self.state_dir());
+    }
+
+    /// `git status --porcelain --ignored=no`, to check the sync leaves the repository alone.
+    pub fn git_status(&self) -> String {
+        git(
+            &self.root,
+            &["status", "--porcelain", "--untracked-files=all"],
+        )
+    }
+
+    /// A command running `xtask sync` in this workspace against the stand-in.
+    pub fn sync_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(xtask_bin());
+        command
+            .arg("sync")
+            .args(["--root", self.root.to_str().expect("UTF-8 root")])
+            .args(args)
+            .env("SYNC_TILT", tilt_bin())
+            .env("TILT_STANDIN_SCENARIO", self.scenario_path())
+            .env("TILT_STANDIN_STATE", self.state_dir())
+            .env_remove("TILT_PORT")
+            .current_dir(&self.root)
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn sync(&self, args: &[&str]) -> Run {
+        Run::from(
+            self.sync_command(args)
+                .output()
+                .expect("running xtask sync"),
+        )
+    }
+
+    /// Every call the stand-in received, as its arguments.
+    pub fn tilt_calls(&self) -> Vec<Vec<String>> {
+        let Ok(text) = fs::read_to_string(self.state_dir().join("calls.jsonl")) else {
+            return Vec::new();
+        };
+        text.lines()
+            .map(|line| {
+                let call: serde_json::Value =
+                    serde_json::from_str(line).expect("a JSON call record");
+                call["args"]
+                    .as_array()
+                    .expect("args")
+                    .iter()
+                    .map(|arg| arg.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The pids of every stand-in process that ran.
+    pub fn tilt_pids(&self) -> Vec<u32> {
+        let Ok(text) = fs::read_to_string(self.state_dir().join("calls.jsonl")) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).ok()?["pid"].as_u64()
+            })
+            .filter_map(|pid| u32::try_from(pid).ok())
+            .collect()
+    }
+
+    /// The resources `tilt trigger` was called for, in order.
+    pub fn triggers(&self) -> Vec<String> {
+        self.tilt_calls()
+            .into_iter()
+            .filter(|args| args.first().is_some_and(|arg| arg == "trigger"))
+            .filter_map(|args| args.get(1).cloned())
+            .collect()
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// The `sync-error-*.log` files, sorted.
+    pub fn error_logs(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.logs_dir()) else {
+            return Vec::new();
+        };
+        let mut logs: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("sync-error-"))
+            })
+            .collect();
+        logs.sort();
+        logs
+    }
+
+    /// A program placed first on PATH that records its directory and arguments, then exits
+    /// with `code`.
+    pub fn fake_program(&self, name: &str, code: i32) -> PathBuf {
+        let bin = self.aside.join("bin");
+        let path = bin.join(name);
+        let record = self.aside.join(format!("{name}.calls"));
+        write(
+            &path,
+            &format!(
+                "#!/bin/sh\necho \"$PWD|$*\" >> '{}'\nexit {code}\n",
+                record.display()
+            ),
+        );
+        make_executable(&path);
+        bin
+    }
+
+    pub fn fake_program_calls(&self, name: &str) -> Vec<String> {
+        fs::read_to_string(self.aside.join(format!("{name}.calls")))
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
+pub fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut permissions = fs::metadata(path).expect("metadata").permissions();
+    permissions.set_mode(0o755);
+    fs::set_permissions(path, permissions).expect("chmod");
+}
+
+/// PATH with `dir` first.
+pub fn path_with(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The outcome of one `xtask sync`.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn first_line(&self) -> &str {
+        self.stdout.lines().next().unwrap_or_default()
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {}", self.stdout))
+    }
+}
+
+/// `text` as a TOML string (Rust's `{:?}` escapes are not all TOML's).
+pub fn q(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+/// `lines` as a TOML array of strings.
+pub fn list(lines: &[&str]) -> String {
+    let items: Vec<String> = lines.iter().map(|line| q(line)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A scenario where every step's build succeeds after `ms` milliseconds.
+pub fn all_succeed(ms: u64) -> String {
+    format!(
+        r#"
+[[resource]]
+name = "sync-wasm-client"
+[[resource.build]]
+duration_ms = {ms}
+lines = ["[INFO] Running in container mode", "   Compiling thiserror v1.0.69", "    Finished `release` profile [optimized] target(s) in 41.20s", "found 0 vulnerabilities, 0 errors", {wasm}]
+
+[[resource]]
+name = "server"
+[[resource.build]]
+duration_ms = {ms}
+lines = ["   Compiling citadel-workspace-server-kernel v0.1.0", "    Finished `dev` profile", {server}]
+
+[[resource]]
+name = "internal-service"
+[[resource.build]]
+duration_ms = {ms}
+lines = ["   Compiling citadel-workspace-internal-service v0.1.0", {internal}]
+
+[[resource]]
+name = "ui"
+[[resource.build]]
+duration_ms = {ms}
+lines = ["> vite", {ui}, "  ➜  Local:   http://localhost:5173/"]
+"#,
+        wasm = q(WASM_DONE),
+        server = q(SERVER_RUNNING),
+        internal = q(INTERNAL_RUNNING),
+        ui = q(UI_READY),
+    )
+}

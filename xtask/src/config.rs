@@ -172,8 +172,14 @@ impl Compiler<'_> {
 
         let mut kinds: Vec<ErrorKind> = Vec::new();
         for raw_kind in raw.errors {
-            if kinds.iter().any(|kind| kind.name == *raw_kind.kind.get_ref()) {
-                bail!(self.at(&raw_kind.kind, format!("error kind `{}` is defined twice", raw_kind.kind.get_ref())));
+            if kinds
+                .iter()
+                .any(|kind| kind.name == *raw_kind.kind.get_ref())
+            {
+                bail!(self.at(
+                    &raw_kind.kind,
+                    format!("error kind `{}` is defined twice", raw_kind.kind.get_ref())
+                ));
             }
             let context = format!("error kind `{}`", raw_kind.kind.get_ref());
             for pattern in &raw_kind.patterns {
@@ -181,7 +187,11 @@ impl Compiler<'_> {
             }
             kinds.push(ErrorKind {
                 name: raw_kind.kind.into_inner(),
-                patterns: raw_kind.patterns.into_iter().map(Spanned::into_inner).collect(),
+                patterns: raw_kind
+                    .patterns
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect(),
                 advice: raw_kind.advice,
             });
         }
@@ -195,12 +205,22 @@ impl Compiler<'_> {
         }
         let mut steps: Vec<Step> = Vec::new();
         for raw_step in raw_steps.into_inner() {
-            if steps.iter().any(|step| step.name == *raw_step.name.get_ref()) {
-                bail!(self.at(&raw_step.name, format!("step `{}` is defined twice", raw_step.name.get_ref())));
+            if steps
+                .iter()
+                .any(|step| step.name == *raw_step.name.get_ref())
+            {
+                bail!(self.at(
+                    &raw_step.name,
+                    format!("step `{}` is defined twice", raw_step.name.get_ref())
+                ));
             }
             steps.push(self.step(raw_step, &kinds, &settings)?);
         }
-        Ok(Protocol { settings, kinds, steps })
+        Ok(Protocol {
+            settings,
+            kinds,
+            steps,
+        })
     }
 
     fn step(&self, raw: RawStep, kinds: &[ErrorKind], settings: &Settings) -> Result<Step> {
@@ -233,11 +253,17 @@ impl Compiler<'_> {
             if !errors.contains(&on) {
                 bail!(self.at(
                     &raw_remediation.on,
-                    format!("step `{name}` remediates `{}` but does not list it in its `errors`", raw_remediation.on.get_ref())
+                    format!(
+                        "step `{name}` remediates `{}` but does not list it in its `errors`",
+                        raw_remediation.on.get_ref()
+                    )
                 ));
             }
             let Some((program, args)) = raw_remediation.run.get_ref().split_first() else {
-                bail!(self.at(&raw_remediation.run, format!("step `{name}`: a remediation's `run` needs a program")));
+                bail!(self.at(
+                    &raw_remediation.run,
+                    format!("step `{name}`: a remediation's `run` needs a program")
+                ));
             };
             remediations.push(Remediation {
                 on,
@@ -251,7 +277,8 @@ impl Compiler<'_> {
         Ok(Step {
             success: self.regex_set(&raw.success, &format!("step `{name}` success"))?,
             ignore: self.regex_set(&raw.ignore, &format!("step `{name}` ignore"))?,
-            error_patterns: RegexSet::new(error_patterns).context("compiling the error patterns")?,
+            error_patterns: RegexSet::new(error_patterns)
+                .context("compiling the error patterns")?,
             error_pattern_kinds,
             remediations,
             timeout: raw.timeout.unwrap_or(settings.timeout),
@@ -261,8 +288,9 @@ impl Compiler<'_> {
     }
 
     fn regex(&self, pattern: &Spanned<String>, context: &str) -> Result<Regex> {
-        Regex::new(pattern.get_ref())
-            .map_err(|err| anyhow::anyhow!(self.at(pattern, format!("bad pattern in {context}: {err}"))))
+        Regex::new(pattern.get_ref()).map_err(|err| {
+            anyhow::anyhow!(self.at(pattern, format!("bad pattern in {context}: {err}")))
+        })
     }
 
     fn regex_set(&self, patterns: &[Spanned<String>], context: &str) -> Result<RegexSet> {
@@ -273,13 +301,21 @@ impl Compiler<'_> {
     }
 
     fn at<T>(&self, spanned: &Spanned<T>, message: String) -> String {
-        format!("{}:{}: {message}", self.file, line_of(self.text, spanned.span().start))
+        format!(
+            "{}:{}: {message}",
+            self.file,
+            line_of(self.text, spanned.span().start)
+        )
     }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset].iter().filter(|&&byte| byte == b'\n').count() + 1
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&byte| byte == b'\n')
+        .count()
+        + 1
 }
 
 /// Checks `--step` names against the protocol and returns the steps to run, in protocol order.
@@ -290,11 +326,22 @@ pub fn select_steps<'p>(protocol: &'p Protocol, names: &[String]) -> Result<Vec<
     let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
     for name in &wanted {
         if protocol.step(name).is_none() {
-            let known: Vec<&str> = protocol.steps.iter().map(|step| step.name.as_str()).collect();
-            bail!("no step named `{name}` in the protocol (steps: {})", known.join(", "));
+            let known: Vec<&str> = protocol
+                .steps
+                .iter()
+                .map(|step| step.name.as_str())
+                .collect();
+            bail!(
+                "no step named `{name}` in the protocol (steps: {})",
+                known.join(", ")
+            );
         }
     }
-    Ok(protocol.steps.iter().filter(|step| wanted.contains(step.name.as_str())).collect())
+    Ok(protocol
+        .steps
+        .iter()
+        .filter(|step| wanted.contains(step.name.as_str()))
+        .collect())
 }
 
 #[cfg(test)]
@@ -317,13 +364,23 @@ mod tests {
     #[test]
     fn the_default_protocol_is_the_seeds_four_steps() {
         let protocol = Protocol::load(None).unwrap();
-        let names: Vec<&str> = protocol.steps.iter().map(|step| step.name.as_str()).collect();
-        assert_eq!(names, ["sync-wasm-client", "server", "internal-service", "ui"]);
+        let names: Vec<&str> = protocol
+            .steps
+            .iter()
+            .map(|step| step.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["sync-wasm-client", "server", "internal-service", "ui"]
+        );
         let first = &protocol.steps[0];
         assert_eq!(first.timeout.to_string(), "5m");
         assert_eq!(first.remediations.len(), 1);
         assert_eq!(first.remediations[0].program, "npm");
-        assert_eq!(first.remediations[0].dir, "citadel-internal-service/typescript-client");
+        assert_eq!(
+            first.remediations[0].dir,
+            "citadel-internal-service/typescript-client"
+        );
         assert_eq!(first.remediations[0].wait.to_string(), "10s");
     }
 
@@ -331,15 +388,25 @@ mod tests {
     fn a_toml_syntax_error_names_file_and_line() {
         let text = with_default("report_lines = 100", "report_lines = = 100");
         let line = line_containing(&text, "report_lines = =");
-        assert!(error_of(&text).starts_with(&format!("sync.toml:{line}:")), "{}", error_of(&text));
+        assert!(
+            error_of(&text).starts_with(&format!("sync.toml:{line}:")),
+            "{}",
+            error_of(&text)
+        );
     }
 
     #[test]
     fn an_unknown_key_names_file_line_and_key() {
-        let text = with_default("resource = \"server\"", "resource = \"server\"\nresorce = 1");
+        let text = with_default(
+            "resource = \"server\"",
+            "resource = \"server\"\nresorce = 1",
+        );
         let message = error_of(&text);
         let line = line_containing(&text, "resorce");
-        assert!(message.starts_with(&format!("sync.toml:{line}:")), "{message}");
+        assert!(
+            message.starts_with(&format!("sync.toml:{line}:")),
+            "{message}"
+        );
         assert!(message.contains("resorce"), "{message}");
     }
 
@@ -348,17 +415,31 @@ mod tests {
         let text = with_default("success = ['\\bready in\\b'", "success = ['(unclosed'");
         let message = error_of(&text);
         let line = line_containing(&text, "(unclosed");
-        assert!(message.starts_with(&format!("sync.toml:{line}: bad pattern in step `ui` success")), "{message}");
+        assert!(
+            message.starts_with(&format!(
+                "sync.toml:{line}: bad pattern in step `ui` success"
+            )),
+            "{message}"
+        );
     }
 
     #[test]
     fn duplicate_steps_and_unknown_kinds_are_refused() {
         let text = with_default("name = \"ui\"", "name = \"server\"");
         assert!(error_of(&text).contains("step `server` is defined twice"));
-        let text = with_default("errors = [\"npm\", \"build-failed\", \"error-line\"]", "errors = [\"nmp\"]");
+        let text = with_default(
+            "errors = [\"npm\", \"build-failed\", \"error-line\"]",
+            "errors = [\"nmp\"]",
+        );
         let message = error_of(&text);
-        assert!(message.contains("names error kind `nmp`, which no `[[error]]` defines"), "{message}");
-        assert!(message.starts_with(&format!("sync.toml:{}:", line_containing(&text, "\"nmp\""))), "{message}");
+        assert!(
+            message.contains("names error kind `nmp`, which no `[[error]]` defines"),
+            "{message}"
+        );
+        assert!(
+            message.starts_with(&format!("sync.toml:{}:", line_containing(&text, "\"nmp\""))),
+            "{message}"
+        );
     }
 
     #[test]
@@ -372,8 +453,16 @@ mod tests {
         let protocol = Protocol::load(None).unwrap();
         let names = ["ui".to_owned(), "server".to_owned()];
         let steps = select_steps(&protocol, &names).unwrap();
-        assert_eq!(steps.iter().map(|step| step.name.as_str()).collect::<Vec<_>>(), ["server", "ui"]);
-        let message = select_steps(&protocol, &["sever".to_owned()]).unwrap_err().to_string();
+        assert_eq!(
+            steps
+                .iter()
+                .map(|step| step.name.as_str())
+                .collect::<Vec<_>>(),
+            ["server", "ui"]
+        );
+        let message = select_steps(&protocol, &["sever".to_owned()])
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("no step named `sever`"), "{message}");
     }
 }

@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::duration::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Automation for the Citadel workspace")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Automation for the Citadel workspace"
+)]
 pub struct Xtask {
     #[command(subcommand)]
     pub command: Command,
@@ -15,7 +19,13 @@ pub struct Xtask {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Sync(Sync),
+    Demo(Demo),
 }
+
+/// Run a real sync in a throwaway Citadel-shaped git workspace against the bundled Tilt
+/// stand-in: once where every build passes, once where the server fails to compile.
+#[derive(Debug, Args)]
+pub struct Demo {}
 
 /// Rebuild the services a backend change touched, through Tilt, in protocol order, and say in
 /// one line whether the UI can be tested now.
@@ -41,7 +51,12 @@ pub struct Sync {
     pub config: Option<Utf8PathBuf>,
 
     /// The Tilt executable
-    #[arg(long, value_name = "PROGRAM", env = "SYNC_TILT", default_value = "tilt")]
+    #[arg(
+        long,
+        value_name = "PROGRAM",
+        env = "SYNC_TILT",
+        default_value = "tilt"
+    )]
     pub tilt: Utf8PathBuf,
 
     /// Port of the Tilt instance to talk to (passed to every Tilt call)

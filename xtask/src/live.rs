@@ -23,7 +23,11 @@ const REDRAW_EVERY: Duration = Duration::from_millis(100);
 
 impl Live {
     pub fn new(verbose: bool) -> Live {
-        Live { terminal: io::stderr().is_terminal(), verbose, current: None }
+        Live {
+            terminal: io::stderr().is_terminal(),
+            verbose,
+            current: None,
+        }
     }
 
     pub fn verbose(&self) -> bool {
@@ -31,11 +35,19 @@ impl Live {
     }
 
     pub fn step_started(&mut self, number: usize, total: usize, name: &str, resource: &str) {
-        let label = format!("[{number}/{total}] {name} ({resource})");
+        let label = match name == resource {
+            true => format!("[{number}/{total}] {name}"),
+            false => format!("[{number}/{total}] {name} ({resource})"),
+        };
         if !self.terminal {
             eprintln!("{label}: triggered");
         }
-        self.current = Some(Current { label, started: Instant::now(), last_line: String::new(), drawn: None });
+        self.current = Some(Current {
+            label,
+            started: Instant::now(),
+            last_line: String::new(),
+            drawn: None,
+        });
         self.draw(true);
     }
 
@@ -46,7 +58,7 @@ impl Live {
         }
         if let Some(current) = &mut self.current {
             if !text.trim().is_empty() {
-                current.last_line = crate::scan::strip_ansi(text).trim().to_owned();
+                current.last_line = text.trim().to_owned();
             }
         }
         self.draw(false);
@@ -61,7 +73,11 @@ impl Live {
     pub fn step_finished(&mut self, verdict: &str) {
         self.clear();
         if let Some(current) = self.current.take() {
-            eprintln!("{}: {verdict} after {:.1}s", current.label, current.started.elapsed().as_secs_f64());
+            eprintln!(
+                "{}: {verdict} after {:.1}s",
+                current.label,
+                current.started.elapsed().as_secs_f64()
+            );
         }
     }
 
@@ -69,14 +85,25 @@ impl Live {
         if !self.terminal {
             return;
         }
-        let Some(current) = &mut self.current else { return };
-        if !force && current.drawn.is_some_and(|drawn| drawn.elapsed() < REDRAW_EVERY) {
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        if !force
+            && current
+                .drawn
+                .is_some_and(|drawn| drawn.elapsed() < REDRAW_EVERY)
+        {
             return;
         }
         current.drawn = Some(Instant::now());
         let last: String = current.last_line.chars().take(80).collect();
         let mut stderr = io::stderr().lock();
-        let _ = write!(stderr, "\r\x1b[2K{} {:.1}s │ {last}", current.label, current.started.elapsed().as_secs_f64());
+        let _ = write!(
+            stderr,
+            "\r\x1b[2K{} {:.1}s │ {last}",
+            current.label,
+            current.started.elapsed().as_secs_f64()
+        );
         let _ = stderr.flush();
     }
 

@@ -2,6 +2,7 @@
 //! every subcommand lives in its own module.
 
 mod config;
+mod demo;
 mod duration;
 mod flags;
 mod live;
@@ -13,12 +14,14 @@ mod tilt;
 
 use std::process::ExitCode;
 
+use camino::Utf8PathBuf;
 use clap::Parser;
 
 fn main() -> ExitCode {
     let flags = flags::Xtask::parse();
     let outcome = match flags.command {
         flags::Command::Sync(sync) => sync.run(),
+        flags::Command::Demo(demo) => demo.run().map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,
@@ -27,4 +30,13 @@ fn main() -> ExitCode {
             ExitCode::from(sync::EXIT_ENVIRONMENT)
         }
     }
+}
+
+/// The workspace holding this xtask crate.
+fn project_root() -> Utf8PathBuf {
+    let manifest_dir = Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(Utf8PathBuf::from)
+        .unwrap_or(manifest_dir)
 }

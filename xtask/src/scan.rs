@@ -12,9 +12,8 @@ pub enum Verdict {
 }
 
 /// Judges a line for `step`, in the protocol's order: ignore, then errors, then success.
-/// The line is matched without its ANSI colour codes.
+/// The line is matched without its ANSI colour codes (`strip_ansi` first).
 pub fn classify(step: &Step, line: &str) -> Verdict {
-    let line = strip_ansi(line);
     let line = line.trim_end_matches(['\r', '\n']);
     if step.ignore.is_match(line) {
         return Verdict::Benign;
@@ -82,7 +81,7 @@ mod tests {
     use crate::config::Protocol;
 
     fn verdict_name(protocol: &Protocol, step: &str, line: &str) -> String {
-        match classify(protocol.step(step).unwrap(), line) {
+        match classify(protocol.step(step).unwrap(), &strip_ansi(line)) {
             Verdict::Benign => "benign".to_owned(),
             Verdict::Success => "success".to_owned(),
             Verdict::Error(kind) => protocol.kind(kind).name.clone(),
@@ -143,7 +142,11 @@ mod tests {
             ("ui", ""),
         ];
         for (step, line) in cases {
-            assert_eq!(verdict_name(&protocol, step, line), "benign", "{step}: {line}");
+            assert_eq!(
+                verdict_name(&protocol, step, line),
+                "benign",
+                "{step}: {line}"
+            );
         }
     }
 
@@ -158,10 +161,21 @@ mod tests {
             ("ui", "  ➜  Local:   http://localhost:5173/"),
         ];
         for (step, line) in cases {
-            assert_eq!(verdict_name(&protocol, step, line), "success", "{step}: {line}");
+            assert_eq!(
+                verdict_name(&protocol, step, line),
+                "success",
+                "{step}: {line}"
+            );
         }
         // cargo finishing is not the end of step 1: the script goes on for minutes.
-        assert_eq!(verdict_name(&protocol, "sync-wasm-client", "    Finished `release` profile"), "benign");
+        assert_eq!(
+            verdict_name(
+                &protocol,
+                "sync-wasm-client",
+                "    Finished `release` profile"
+            ),
+            "benign"
+        );
         // Another step's success line is not this step's.
         assert_eq!(
             verdict_name(&protocol, "internal-service", "Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`"),

@@ -40,7 +40,10 @@ impl flags::Sync {
         let root = self.root()?;
         let mut protocol = Protocol::load(self.config.as_deref())?;
         if let Some(timeout) = self.timeout {
-            protocol.steps.iter_mut().for_each(|step| step.timeout = timeout);
+            protocol
+                .steps
+                .iter_mut()
+                .for_each(|step| step.timeout = timeout);
         }
         if let Some(poll) = self.poll {
             protocol.settings.poll = poll;
@@ -49,12 +52,20 @@ impl flags::Sync {
 
         let sh = Shell::new().context("starting a shell")?;
         sh.change_dir(&root);
-        let tilt = Tilt::new(&sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
+        let tilt = Tilt::new(
+            &sh,
+            self.tilt.clone(),
+            self.tilt_port,
+            protocol.settings.tilt_call_timeout.0,
+        );
         let (logs, log_problem) = match LogDir::open(&root) {
             Ok(logs) => (Some(logs), None),
             Err(err) => (None, Some(format!("{err:#}"))),
         };
-        let _lock = logs.as_ref().map(|logs| logs.lock(Duration::from_secs(2))).transpose()?;
+        let _lock = logs
+            .as_ref()
+            .map(|logs| logs.lock(Duration::from_secs(2)))
+            .transpose()?;
 
         let (sender, events) = mpsc::sync_channel(4096);
         let interrupt = sender.clone();
@@ -68,9 +79,13 @@ impl flags::Sync {
         let mut live = Live::new(self.verbose);
         if live.verbose() {
             let how = if json_logs {
-                "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)".to_owned()
+                "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)"
+                    .to_owned()
             } else {
-                format!("this Tilt has no `logs --json`: polling `tilt logs` every {}", protocol.settings.poll)
+                format!(
+                    "this Tilt has no `logs --json`: polling `tilt logs` every {}",
+                    protocol.settings.poll
+                )
             };
             live.note(&format!("sync: {how}"));
         }
@@ -81,21 +96,36 @@ impl flags::Sync {
             None
         };
 
-        let mut runner = Runner { tilt: &tilt, sh: &sh, root: &root, protocol: &protocol, events, json_logs, logs: logs.as_ref(), live };
+        let mut runner = Runner {
+            tilt: &tilt,
+            sh: &sh,
+            root: &root,
+            protocol: &protocol,
+            events,
+            json_logs,
+            logs: logs.as_ref(),
+            live,
+        };
         let mut report = runner.run(&steps);
         if report.error_log.is_none() && !report.succeeded() {
             report.error_log = log_problem.clone().map(Err);
         }
         if let Some(logs) = &logs {
             if let Err(err) = logs.write_status(&report) {
-                eprintln!("warning: could not write {}/sync-status.json: {err}", logs.dir);
+                eprintln!(
+                    "warning: could not write {}/sync-status.json: {err}",
+                    logs.dir
+                );
             }
         } else if let Some(problem) = &log_problem {
             eprintln!("warning: no logs were saved: {problem}");
         }
 
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&report.json()).context("printing the report")?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report.json()).context("printing the report")?
+            );
         } else {
             print!("{}", report.text());
         }
@@ -110,10 +140,11 @@ impl flags::Sync {
     fn root(&self) -> Result<Utf8PathBuf> {
         let root = match &self.root {
             Some(root) => root.clone(),
-            // The xtask crate lives at the root of the workspace it syncs.
-            None => Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+            None => crate::project_root(),
         };
-        let root = root.canonicalize_utf8().with_context(|| format!("the workspace root {root} does not exist"))?;
+        let root = root
+            .canonicalize_utf8()
+            .with_context(|| format!("the workspace root {root} does not exist"))?;
         if !root.is_dir() {
             bail!("the workspace root {root} is not a directory");
         }
@@ -126,17 +157,27 @@ impl flags::Sync {
 /// wait forever). Returns whether `tilt logs` can print JSON.
 fn preflight(tilt: &Tilt, steps: &[&Step], root: &Utf8Path) -> Result<bool> {
     let resources = tilt.resources()?;
-    let missing: Vec<&str> =
-        steps.iter().map(|step| step.resource.as_str()).filter(|resource| !resources.iter().any(|known| known == resource)).collect();
+    let missing: Vec<&str> = steps
+        .iter()
+        .map(|step| step.resource.as_str())
+        .filter(|resource| !resources.iter().any(|known| known == resource))
+        .collect();
     if !missing.is_empty() {
         bail!(
             "Tilt has no resource named {}: fix the protocol file, or the Tiltfile (Tilt has: {})",
-            missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
+            missing
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             resources.join(", ")
         );
     }
     let tiltfile = tilt.tiltfile()?;
-    let watched = tiltfile.parent().and_then(|dir| dir.canonicalize_utf8().ok()).unwrap_or_else(|| tiltfile.clone());
+    let watched = tiltfile
+        .parent()
+        .and_then(|dir| dir.canonicalize_utf8().ok())
+        .unwrap_or_else(|| tiltfile.clone());
     if watched != root {
         bail!(
             "the Tilt on this port runs another checkout: {tiltfile}, not this workspace {root}. Its builds say \
@@ -167,7 +208,11 @@ struct StepLog {
 /// Where the next log line comes from: the run's JSON stream, or `tilt logs` polled.
 enum Source {
     Stream,
-    Poll { pending: VecDeque<LogLine>, seen: usize, next_poll: Instant },
+    Poll {
+        pending: VecDeque<LogLine>,
+        seen: usize,
+        next_poll: Instant,
+    },
 }
 
 enum Next {
@@ -180,7 +225,11 @@ impl Runner<'_> {
     /// Runs the selected steps in protocol order; a step is numbered by its place in the
     /// protocol (the seed's "Step 2" is always the server), unselected steps are `skipped`.
     fn run(&mut self, selected: &[&Step]) -> RunReport {
-        let mut report = RunReport { steps: Vec::new(), interrupted: false, error_log: None };
+        let mut report = RunReport {
+            steps: Vec::new(),
+            interrupted: false,
+            error_log: None,
+        };
         let mut ordinal = 0;
         for (index, step) in self.protocol.steps.iter().enumerate() {
             if !selected.iter().any(|chosen| std::ptr::eq(*chosen, step)) {
@@ -192,12 +241,14 @@ impl Runner<'_> {
                 continue;
             }
             ordinal += 1;
-            self.live.step_started(ordinal, selected.len(), &step.name, &step.resource);
+            self.live
+                .step_started(ordinal, selected.len(), &step.name, &step.resource);
             let (step_report, failure) = self.run_step(index + 1, step);
             self.live.step_finished(step_report.outcome.as_str());
             if let Some(failure) = failure {
                 report.interrupted = failure == Failure::Interrupted;
-                report.error_log = Some(self.save_error_log(index + 1, step, &step_report, &failure));
+                report.error_log =
+                    Some(self.save_error_log(index + 1, step, &step_report, &failure));
             }
             report.steps.push(step_report);
         }
@@ -212,12 +263,20 @@ impl Runner<'_> {
         let mut remediations = Vec::new();
         let (progress, tail) = loop {
             let (progress, tail) = self.watch_build(step, deadline, log.as_mut());
-            let Progress::Failed(failure) = &progress else { break (progress, tail) };
-            let Some(remediation) = remediation_for(step, failure, &used) else { break (progress, tail) };
+            let Progress::Failed(failure) = &progress else {
+                break (progress, tail);
+            };
+            let Some(remediation) = remediation_for(step, failure, &used) else {
+                break (progress, tail);
+            };
             used.insert(remediation.on);
             let described = describe(remediation);
             remediations.push(described.clone());
-            self.live.note(&format!("{}: {} → remediation: {described}, then retrigger", step.name, self.protocol.kind(remediation.on).name));
+            self.live.note(&format!(
+                "{}: {} → remediation: {described}, then retrigger",
+                step.name,
+                self.protocol.kind(remediation.on).name
+            ));
             if let Err(failure) = self.remediate(remediation, deadline, log.as_mut()) {
                 break (Progress::Failed(failure), tail);
             }
@@ -237,7 +296,9 @@ impl Runner<'_> {
             }
             Progress::Watching => unreachable!("watch_build returns a decision"),
         };
-        let cause = failure.as_ref().map(|failure| self.cause(number, step, failure, &used, &remediations));
+        let cause = failure
+            .as_ref()
+            .map(|failure| self.cause(number, step, failure, &used, &remediations));
         let report = StepReport {
             name: step.name.clone(),
             resource: step.resource.clone(),
@@ -255,16 +316,27 @@ impl Runner<'_> {
     fn open_step_log(&mut self, step: &Step) -> Option<StepLog> {
         let logs = self.logs?;
         match logs.step_log(&step.name) {
-            Ok((path, file)) => Some(StepLog { path, file: BufWriter::new(file) }),
+            Ok((path, file)) => Some(StepLog {
+                path,
+                file: BufWriter::new(file),
+            }),
             Err(err) => {
-                self.live.note(&format!("warning: cannot write {}/{}.log: {err}", logs.dir, step.name));
+                self.live.note(&format!(
+                    "warning: cannot write {}/{}.log: {err}",
+                    logs.dir, step.name
+                ));
                 None
             }
         }
     }
 
     /// Triggers the step's resource once and follows the build Tilt starts for it.
-    fn watch_build(&mut self, step: &Step, deadline: Instant, mut log: Option<&mut StepLog>) -> (Progress, Vec<String>) {
+    fn watch_build(
+        &mut self,
+        step: &Step,
+        deadline: Instant,
+        mut log: Option<&mut StepLog>,
+    ) -> (Progress, Vec<String>) {
         let report_lines = self.protocol.settings.report_lines;
         let started = self.baseline_and_trigger(step);
         let (baseline, mut source) = match started {
@@ -317,17 +389,39 @@ impl Runner<'_> {
     /// Reads where our build will start (Tilt's newest build now), then triggers.
     fn baseline_and_trigger(&mut self, step: &Step) -> Result<(Baseline, Source), Failure> {
         let call_failed = |err: anyhow::Error| Failure::TiltCall(format!("{err:#}"));
-        let status = self.tilt.status(&step.resource).map_err(call_failed)?.newest_build();
+        let status = self
+            .tilt
+            .status(&step.resource)
+            .map_err(call_failed)?
+            .newest_build();
         let (baseline, source) = if self.json_logs {
-            (Baseline { log: status, status }, Source::Stream)
+            (
+                Baseline {
+                    log: status,
+                    status,
+                },
+                Source::Stream,
+            )
         } else {
-            let text = self.tilt.logs(&step.resource).map_err(|err| call_failed(err.into()))?;
+            let text = self
+                .tilt
+                .logs(&step.resource)
+                .map_err(|err| call_failed(err.into()))?;
             let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
             let log = lines.last().map_or(0, |line| line.build);
             let next_poll = Instant::now() + self.protocol.settings.poll.0;
-            (Baseline { log, status }, Source::Poll { pending: VecDeque::new(), seen: lines.len(), next_poll })
+            (
+                Baseline { log, status },
+                Source::Poll {
+                    pending: VecDeque::new(),
+                    seen: lines.len(),
+                    next_poll,
+                },
+            )
         };
-        self.tilt.trigger(&step.resource).map_err(|err| call_failed(err.into()))?;
+        self.tilt
+            .trigger(&step.resource)
+            .map_err(|err| call_failed(err.into()))?;
         Ok((baseline, source))
     }
 
@@ -335,7 +429,12 @@ impl Runner<'_> {
     fn next_line(&mut self, step: &Step, source: &mut Source, until: Instant) -> Next {
         loop {
             let now = Instant::now();
-            if let Source::Poll { pending, seen, next_poll } = source {
+            if let Source::Poll {
+                pending,
+                seen,
+                next_poll,
+            } = source
+            {
                 if let Some(line) = pending.pop_front() {
                     return Next::Line(line);
                 }
@@ -343,11 +442,14 @@ impl Runner<'_> {
                     *next_poll = now + self.protocol.settings.poll.0;
                     match self.tilt.logs(&step.resource) {
                         Ok(text) => {
-                            let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
+                            let lines =
+                                parse_plain_log(&text, &self.protocol.settings.build_header);
                             pending.extend(lines.into_iter().skip(*seen));
                             *seen += pending.len();
                         }
-                        Err(TiltError::NotRunning { .. }) => return Next::Failed(Failure::TiltGone),
+                        Err(TiltError::NotRunning { .. }) => {
+                            return Next::Failed(Failure::TiltGone)
+                        }
                         Err(err) => return Next::Failed(Failure::TiltCall(err.to_string())),
                     }
                     continue;
@@ -357,11 +459,18 @@ impl Runner<'_> {
                 Source::Poll { next_poll, .. } => until.min(*next_poll),
                 Source::Stream => until,
             };
-            match self.events.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(Event::Line { resource, line }) if resource == step.resource => return Next::Line(line),
+            match self
+                .events
+                .recv_timeout(wake.saturating_duration_since(now))
+            {
+                Ok(Event::Line { resource, line }) if resource == step.resource => {
+                    return Next::Line(line)
+                }
                 Ok(Event::Line { .. }) => {}
                 Ok(Event::Interrupted) => return Next::Failed(Failure::Interrupted),
-                Ok(Event::StreamEnded { detail }) => return Next::Failed(self.stream_ended(detail)),
+                Ok(Event::StreamEnded { detail }) => {
+                    return Next::Failed(self.stream_ended(detail))
+                }
                 Err(RecvTimeoutError::Timeout) if Instant::now() >= until => return Next::Idle,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Next::Failed(Failure::TiltGone),
@@ -383,7 +492,13 @@ impl Runner<'_> {
 
     /// Our build printed its success line: before moving on, ask Tilt for its record of the
     /// build and judge every line that arrived meanwhile, so that a late error still wins.
-    fn settle(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
+    fn settle(
+        &mut self,
+        step: &Step,
+        watch: &mut Watch,
+        source: &mut Source,
+        mut log: Option<&mut StepLog>,
+    ) {
         match self.tilt.status(&step.resource) {
             Ok(status) => watch.on_status(&status),
             Err(err) => watch.fail(Failure::TiltCall(format!("{err:#}"))),
@@ -394,7 +509,9 @@ impl Runner<'_> {
             Source::Stream => {
                 while let Ok(event) = self.events.try_recv() {
                     match event {
-                        Event::Line { resource, line } if resource == step.resource => arrived.push(line),
+                        Event::Line { resource, line } if resource == step.resource => {
+                            arrived.push(line)
+                        }
                         Event::Line { .. } => {}
                         Event::Interrupted => {
                             watch.fail(Failure::Interrupted);
@@ -423,16 +540,26 @@ impl Runner<'_> {
         }
     }
 
-    fn remediate(&mut self, remediation: &Remediation, deadline: Instant, log: Option<&mut StepLog>) -> Result<(), Failure> {
+    fn remediate(
+        &mut self,
+        remediation: &Remediation,
+        deadline: Instant,
+        log: Option<&mut StepLog>,
+    ) -> Result<(), Failure> {
         let described = describe(remediation);
         let dir = self.root.join(&remediation.dir);
         if !dir.is_dir() {
-            return Err(Failure::RemediationFailed(format!("{described}: the directory {dir} does not exist")));
+            return Err(Failure::RemediationFailed(format!(
+                "{described}: the directory {dir} does not exist"
+            )));
         }
         let program = &remediation.program;
         let args = &remediation.args;
         let _dir = self.sh.push_dir(&dir);
-        let output = cmd!(self.sh, "{program} {args...}").quiet().ignore_status().output();
+        let output = cmd!(self.sh, "{program} {args...}")
+            .quiet()
+            .ignore_status()
+            .output();
         let output = match output {
             Ok(output) => output,
             Err(err) => {
@@ -452,25 +579,42 @@ impl Runner<'_> {
         }
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("no message");
-            return Err(Failure::RemediationFailed(format!("{described}: exited with {}: {last}", output.status)));
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|line| !line.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(Failure::RemediationFailed(format!(
+                "{described}: exited with {}: {last}",
+                output.status
+            )));
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
             return Err(Failure::Interrupted);
         }
-        self.pause(remediation.wait.0.min(deadline.saturating_duration_since(Instant::now())))
+        self.pause(
+            remediation
+                .wait
+                .0
+                .min(deadline.saturating_duration_since(Instant::now())),
+        )
     }
 
     /// Waits, but not through Ctrl-C or Tilt going away.
     fn pause(&mut self, length: Duration) -> Result<(), Failure> {
         let until = Instant::now() + length;
         loop {
-            match self.events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            match self
+                .events
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
                 Ok(Event::Line { .. }) => {}
                 Ok(Event::Interrupted) => return Err(Failure::Interrupted),
                 Ok(Event::StreamEnded { detail }) => return Err(self.stream_ended(detail)),
                 Err(RecvTimeoutError::Timeout) => return Ok(()),
-                Err(RecvTimeoutError::Disconnected) if self.json_logs => return Err(Failure::TiltGone),
+                Err(RecvTimeoutError::Disconnected) if self.json_logs => {
+                    return Err(Failure::TiltGone)
+                }
                 Err(RecvTimeoutError::Disconnected) => {
                     thread::sleep(until.saturating_duration_since(Instant::now()));
                     return Ok(());
@@ -479,13 +623,19 @@ impl Runner<'_> {
         }
     }
 
-    fn cause(&self, number: usize, step: &Step, failure: &Failure, used: &HashSet<config::KindId>, remediations: &[String]) -> String {
+    fn cause(
+        &self,
+        number: usize,
+        step: &Step,
+        failure: &Failure,
+        used: &HashSet<config::KindId>,
+        remediations: &[String],
+    ) -> String {
         let resource = &step.resource;
         let failed = format!("Step {number} FAILED:");
         match failure {
             Failure::Error { kind, line } => {
                 let kind_info = self.protocol.kind(*kind);
-                let line = crate::scan::strip_ansi(line);
                 let after = if used.contains(kind) {
                     format!(" (still failing after the remediation: {})", remediations.join("; "))
                 } else {
@@ -514,8 +664,16 @@ impl Runner<'_> {
         }
     }
 
-    fn save_error_log(&self, number: usize, step: &Step, report: &StepReport, failure: &Failure) -> Result<Utf8PathBuf, String> {
-        let Some(logs) = self.logs else { return Err("the logs directory is not available".to_owned()) };
+    fn save_error_log(
+        &self,
+        number: usize,
+        step: &Step,
+        report: &StepReport,
+        failure: &Failure,
+    ) -> Result<Utf8PathBuf, String> {
+        let Some(logs) = self.logs else {
+            return Err("the logs directory is not available".to_owned());
+        };
         let mut heading = format!(
             "cargo xtask sync: Step {number} ({}) failed\nstep: {number} {}\nresource: {}\ncause: {}\n",
             step.name,
@@ -525,18 +683,21 @@ impl Runner<'_> {
         );
         if let Failure::Error { kind, line } = failure {
             let kind = self.protocol.kind(*kind);
-            let stripped = crate::scan::strip_ansi(line);
             let pattern = kind
                 .patterns
                 .iter()
-                .find(|pattern| regex::Regex::new(pattern).is_ok_and(|regex| regex.is_match(&stripped)))
+                .find(|pattern| regex::Regex::new(pattern).is_ok_and(|regex| regex.is_match(line)))
                 .map_or("?", String::as_str);
-            heading.push_str(&format!("rule: error kind `{}`, pattern `{pattern}`\ndeciding line: {line}\n", kind.name));
+            heading.push_str(&format!(
+                "rule: error kind `{}`, pattern `{pattern}`\ndeciding line: {line}\n",
+                kind.name
+            ));
         }
         for remediation in &report.remediations {
             heading.push_str(&format!("remediation applied: {remediation}\n"));
         }
-        logs.write_error_log(&heading, report.log.as_deref()).map_err(|err| format!("writing under {}: {err}", logs.dir))
+        logs.write_error_log(&heading, report.log.as_deref())
+            .map_err(|err| format!("writing under {}: {err}", logs.dir))
     }
 }
 
@@ -557,6 +718,10 @@ fn unstarted(step: &Step, outcome: Outcome) -> StepReport {
 fn describe(remediation: &Remediation) -> String {
     let mut command = vec![remediation.program.as_str()];
     command.extend(remediation.args.iter().map(String::as_str));
-    let dir = if remediation.dir.as_str().is_empty() { "." } else { remediation.dir.as_str() };
+    let dir = if remediation.dir.as_str().is_empty() {
+        "."
+    } else {
+        remediation.dir.as_str()
+    };
     format!("`{}` in {dir}", command.join(" "))
 }

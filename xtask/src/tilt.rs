@@ -18,7 +18,10 @@ use regex::Regex;
 use serde::Deserialize;
 use xshell::{cmd, Shell};
 
-use crate::step::{BuildStatus, FinishedBuild, LogLine};
+use crate::{
+    scan::strip_ansi,
+    step::{BuildStatus, FinishedBuild, LogLine},
+};
 
 /// The first release whose `tilt logs` has `--json` (and `--since`, `--tail`).
 const FIRST_JSON_VERSION: (u64, u64, u64) = (0, 36, 1);
@@ -54,9 +57,15 @@ impl fmt::Display for TiltError {
                 first_line(stderr)
             ),
             TiltError::Hung { call, after } => {
-                write!(f, "`{call}` did not answer within {}s and was killed", after.as_secs_f32())
+                write!(
+                    f,
+                    "`{call}` did not answer within {}s and was killed",
+                    after.as_secs_f32()
+                )
             }
-            TiltError::Failed { call, stderr } => write!(f, "`{call}` failed: {}", first_line(stderr)),
+            TiltError::Failed { call, stderr } => {
+                write!(f, "`{call}` failed: {}", first_line(stderr))
+            }
         }
     }
 }
@@ -64,7 +73,10 @@ impl fmt::Display for TiltError {
 impl std::error::Error for TiltError {}
 
 fn first_line(text: &str) -> &str {
-    text.lines().find(|line| !line.trim().is_empty()).unwrap_or("no message").trim()
+    text.lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("no message")
+        .trim()
 }
 
 /// An event of the run, in the order it happened: log lines from the stream, the stream's
@@ -77,18 +89,34 @@ pub enum Event {
 }
 
 impl<'a> Tilt<'a> {
-    pub fn new(sh: &'a Shell, program: Utf8PathBuf, port: Option<u16>, call_timeout: Duration) -> Tilt<'a> {
-        Tilt { sh, program, port, call_timeout }
+    pub fn new(
+        sh: &'a Shell,
+        program: Utf8PathBuf,
+        port: Option<u16>,
+        call_timeout: Duration,
+    ) -> Tilt<'a> {
+        Tilt {
+            sh,
+            program,
+            port,
+            call_timeout,
+        }
     }
 
     /// `--port N` for the calls that talk to a running Tilt.
     fn port_args(&self) -> Vec<String> {
-        self.port.map(|port| vec!["--port".to_owned(), port.to_string()]).unwrap_or_default()
+        self.port
+            .map(|port| vec!["--port".to_owned(), port.to_string()])
+            .unwrap_or_default()
     }
 
     fn command(&self, args: &[&str], with_port: bool) -> Command {
         let program = &self.program;
-        let port = if with_port { self.port_args() } else { Vec::new() };
+        let port = if with_port {
+            self.port_args()
+        } else {
+            Vec::new()
+        };
         cmd!(self.sh, "{program} {args...} {port...}").into()
     }
 
@@ -100,12 +128,20 @@ impl<'a> Tilt<'a> {
     fn call_with(&self, args: &[&str], with_port: bool) -> Result<String, TiltError> {
         let call = format!("tilt {}", args.join(" "));
         let mut command = self.command(args, with_port);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|err| self.spawn_error(&call, err))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .map_err(|err| self.spawn_error(&call, err))?;
         let stdout = read_in_background(child.stdout.take());
         let stderr = read_in_background(child.stderr.take());
-        let status = wait_bounded(&mut child, &stdout.done, self.call_timeout)
-            .ok_or(TiltError::Hung { call: call.clone(), after: self.call_timeout })?;
+        let status =
+            wait_bounded(&mut child, &stdout.done, self.call_timeout).ok_or(TiltError::Hung {
+                call: call.clone(),
+                after: self.call_timeout,
+            })?;
         let stdout = stdout.text();
         let stderr = stderr.text();
         if status.success() {
@@ -116,16 +152,28 @@ impl<'a> Tilt<'a> {
 
     fn spawn_error(&self, call: &str, err: std::io::Error) -> TiltError {
         if err.kind() == std::io::ErrorKind::NotFound {
-            TiltError::NotInstalled { program: self.program.clone() }
+            TiltError::NotInstalled {
+                program: self.program.clone(),
+            }
         } else {
-            TiltError::Failed { call: call.to_owned(), stderr: err.to_string() }
+            TiltError::Failed {
+                call: call.to_owned(),
+                stderr: err.to_string(),
+            }
         }
     }
 
     fn call_error(&self, call: String, stderr: String) -> TiltError {
-        let refused = ["connection refused", "No tilt apiserver found", "Could not connect to Tilt"];
+        let refused = [
+            "connection refused",
+            "No tilt apiserver found",
+            "Could not connect to Tilt",
+        ];
         if refused.iter().any(|text| stderr.contains(text)) {
-            TiltError::NotRunning { port: self.port.unwrap_or(10350), stderr }
+            TiltError::NotRunning {
+                port: self.port.unwrap_or(10350),
+                stderr,
+            }
         } else {
             TiltError::Failed { call, stderr }
         }
@@ -150,7 +198,13 @@ impl<'a> Tilt<'a> {
 
     /// The Tiltfile this Tilt runs: it tells which checkout its builds come from.
     pub fn tiltfile(&self) -> Result<Utf8PathBuf, TiltError> {
-        let path = self.call(&["get", "tiltfile", "(Tiltfile)", "-o", "jsonpath={.spec.path}"])?;
+        let path = self.call(&[
+            "get",
+            "tiltfile",
+            "(Tiltfile)",
+            "-o",
+            "jsonpath={.spec.path}",
+        ])?;
         Ok(Utf8PathBuf::from(path.trim()))
     }
 
@@ -170,13 +224,22 @@ impl<'a> Tilt<'a> {
 
     /// Follows the resources' logs as JSON: the history, then new lines as Tilt writes them,
     /// each sent as an `Event` placed in its build.
-    pub fn follow(&self, resources: &[&str], events: SyncSender<Event>) -> Result<LogStream, TiltError> {
+    pub fn follow(
+        &self,
+        resources: &[&str],
+        events: SyncSender<Event>,
+    ) -> Result<LogStream, TiltError> {
         let mut args = vec!["logs", "--follow", "--json"];
         args.extend_from_slice(resources);
         let call = format!("tilt {}", args.join(" "));
         let mut command = self.command(&args, true);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|err| self.spawn_error(&call, err))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .map_err(|err| self.spawn_error(&call, err))?;
         let stderr = read_in_background(child.stderr.take());
         let stdout = child.stdout.take();
         let wanted: Vec<String> = resources.iter().map(|name| (*name).to_owned()).collect();
@@ -186,9 +249,14 @@ impl<'a> Tilt<'a> {
             }
             let detail = stderr.text();
             // The receiver may be gone already: the run is over.
-            let _ = events.send(Event::StreamEnded { detail: first_line(&detail).to_owned() });
+            let _ = events.send(Event::StreamEnded {
+                detail: first_line(&detail).to_owned(),
+            });
         });
-        Ok(LogStream { child, reader: Some(reader) })
+        Ok(LogStream {
+            child,
+            reader: Some(reader),
+        })
     }
 }
 
@@ -218,7 +286,10 @@ struct Background {
 
 impl Background {
     fn text(self) -> String {
-        let bytes = self.handle.and_then(|handle| handle.join().ok()).unwrap_or_default();
+        let bytes = self
+            .handle
+            .and_then(|handle| handle.join().ok())
+            .unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
@@ -238,7 +309,11 @@ fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> Background {
 
 /// Waits for `child` to exit, at most `bound`; kills and reaps it past that. The end of its
 /// stdout is the signal that it is exiting, so no time is lost polling.
-fn wait_bounded(child: &mut Child, stdout_done: &mpsc::Receiver<()>, bound: Duration) -> Option<std::process::ExitStatus> {
+fn wait_bounded(
+    child: &mut Child,
+    stdout_done: &mpsc::Receiver<()>,
+    bound: Duration,
+) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + bound;
     let _ = stdout_done.recv_timeout(bound);
     let mut pause = Duration::from_millis(1);
@@ -290,8 +365,18 @@ fn forward_json_lines(reader: impl BufRead, wanted: &[String], events: &SyncSend
         let header = json.build_event == "init";
         let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
         for text in message.split('\n') {
-            let line = LogLine { build, header, text: text.to_owned() };
-            if events.send(Event::Line { resource: json.resource.clone(), line }).is_err() {
+            let line = LogLine {
+                build,
+                header,
+                text: strip_ansi(text).into_owned(),
+            };
+            if events
+                .send(Event::Line {
+                    resource: json.resource.clone(),
+                    line,
+                })
+                .is_err()
+            {
                 return;
             }
         }
@@ -307,7 +392,11 @@ fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     let version = text.trim().strip_prefix('v')?;
     let version = version.split([',', '-', ' ']).next()?;
     let mut parts = version.split('.').map(|part| part.parse::<u64>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// Reads `tilt get uiresource NAME -o json`.
@@ -332,16 +421,22 @@ fn parse_status(json: &str) -> Result<BuildStatus> {
         span_id: String,
         error: Option<String>,
     }
-    let resource: UiResource = serde_json::from_str(json).context("Tilt printed JSON this tool does not understand")?;
+    let resource: UiResource =
+        serde_json::from_str(json).context("Tilt printed JSON this tool does not understand")?;
     let status = resource.status;
     Ok(BuildStatus {
-        current: status.current_build.and_then(|build| build_number(&build.span_id)),
+        current: status
+            .current_build
+            .and_then(|build| build_number(&build.span_id)),
         finished: status
             .build_history
             .into_iter()
             .filter_map(|build| {
                 let number = build_number(&build.span_id)?;
-                Some(FinishedBuild { number, error: build.error.filter(|error| !error.is_empty()) })
+                Some(FinishedBuild {
+                    number,
+                    error: build.error.filter(|error| !error.is_empty()),
+                })
             })
             .collect(),
         queued: status.queued,
@@ -357,16 +452,27 @@ pub fn parse_plain_log(text: &str, header: &Regex) -> Vec<LogLine> {
     let mut parsed = Vec::with_capacity(lines.len());
     let mut index = 0;
     while index < lines.len() {
-        let opens_build = lines[index].trim().is_empty() && lines.get(index + 1).is_some_and(|next| header.is_match(next.trim()));
+        let opens_build = lines[index].trim().is_empty()
+            && lines
+                .get(index + 1)
+                .is_some_and(|next| header.is_match(next.trim()));
         if opens_build {
             build += 1;
             for text in &lines[index..index + 2] {
-                parsed.push(LogLine { build, header: true, text: (*text).to_owned() });
+                parsed.push(LogLine {
+                    build,
+                    header: true,
+                    text: (*text).to_owned(),
+                });
             }
             index += 2;
             continue;
         }
-        parsed.push(LogLine { build, header: false, text: lines[index].to_owned() });
+        parsed.push(LogLine {
+            build,
+            header: false,
+            text: strip_ansi(lines[index]).into_owned(),
+        });
         index += 1;
     }
     parsed
@@ -378,7 +484,10 @@ mod tests {
 
     #[test]
     fn versions_decide_json_support() {
-        assert_eq!(parse_version("v0.37.6-dev, built 2026-11-24"), Some((0, 37, 6)));
+        assert_eq!(
+            parse_version("v0.37.6-dev, built 2026-11-24"),
+            Some((0, 37, 6))
+        );
         assert_eq!(parse_version("v0.36.1, built 2025-01-01"), Some((0, 36, 1)));
         assert_eq!(parse_version("v0.33.0"), Some((0, 33, 0)));
         assert!(parse_version("v0.35.9").unwrap() < FIRST_JSON_VERSION);
@@ -392,11 +501,25 @@ mod tests {
             "currentBuild":{"spanID":"build:7","startTime":"z"},"queued":true,"updateStatus":"in_progress","runtimeStatus":"error"}}"#;
         let status = parse_status(json).unwrap();
         assert_eq!(status.current, Some(7));
-        assert_eq!(status.finished[0], FinishedBuild { number: 6, error: Some("exit status 1".to_owned()) });
-        assert_eq!(status.finished[1], FinishedBuild { number: 2, error: None });
+        assert_eq!(
+            status.finished[0],
+            FinishedBuild {
+                number: 6,
+                error: Some("exit status 1".to_owned())
+            }
+        );
+        assert_eq!(
+            status.finished[1],
+            FinishedBuild {
+                number: 2,
+                error: None
+            }
+        );
         assert!(status.queued && status.runtime_failed);
         assert_eq!(status.newest_build(), 7);
-        let idle = parse_status(r#"{"status":{"currentBuild":{"startTime":null},"runtimeStatus":"ok"}}"#).unwrap();
+        let idle =
+            parse_status(r#"{"status":{"currentBuild":{"startTime":null},"runtimeStatus":"ok"}}"#)
+                .unwrap();
         assert_eq!(idle, BuildStatus::default());
         assert!(parse_status("not json").is_err());
     }
@@ -407,7 +530,7 @@ mod tests {
             r#"{"time":"t","resource":"server","level":"INFO","message":"\n","spanID":"build:3","progressID":"","buildEvent":"init","source":""}"#,
             r#"{"time":"t","resource":"server","level":"INFO","message":"CLI Trigger\n","spanID":"build:3","progressID":"","buildEvent":"init","source":""}"#,
             r#"{"time":"t","resource":"ui","level":"INFO","message":"other\n","spanID":"build:4","buildEvent":""}"#,
-            r#"{"time":"t","resource":"server","level":"INFO","message":"Compiling\n","spanID":"build:3","buildEvent":""}"#,
+            r#"{"time":"t","resource":"server","level":"INFO","message":"\u001b[32mCompiling\u001b[0m\n","spanID":"build:3","buildEvent":""}"#,
             r#"{"time":"t","resource":"server","level":"INFO","message":"Running a\nand b\n","spanID":"dc:server","buildEvent":""}"#,
             "not json at all",
         ]
@@ -422,10 +545,20 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        let expected = [(3, true, ""), (3, true, "CLI Trigger"), (3, false, "Compiling"), (3, false, "Running a"), (3, false, "and b")];
+        let expected = [
+            (3, true, ""),
+            (3, true, "CLI Trigger"),
+            (3, false, "Compiling"),
+            (3, false, "Running a"),
+            (3, false, "and b"),
+        ];
         let expected: Vec<LogLine> = expected
             .iter()
-            .map(|(build, header, text)| LogLine { build: *build, header: *header, text: (*text).to_owned() })
+            .map(|(build, header, text)| LogLine {
+                build: *build,
+                header: *header,
+                text: (*text).to_owned(),
+            })
             .collect();
         assert_eq!(lines, expected);
     }
@@ -435,7 +568,10 @@ mod tests {
         let header = Regex::new(r"^(Initial Build|CLI Trigger)").unwrap();
         let text = "\nInitial Build\nold error: x\n\nCLI Trigger\nnew\n\nnot a header\n";
         let lines = parse_plain_log(text, &header);
-        let builds: Vec<(u64, bool, &str)> = lines.iter().map(|line| (line.build, line.header, line.text.as_str())).collect();
+        let builds: Vec<(u64, bool, &str)> = lines
+            .iter()
+            .map(|line| (line.build, line.header, line.text.as_str()))
+            .collect();
         assert_eq!(
             builds,
             [

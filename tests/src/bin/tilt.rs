@@ -163,9 +163,7 @@ impl Failure {
         } else {
             format!("tilt {command}")
         };
-        Self::tilt(format!(
-            "Error: {error}\nRun '{command} --help' for usage."
-        ))
+        Self::tilt(format!("Error: {error}\nRun '{command} --help' for usage."))
     }
 
     /// A quiet exit 0 (the reader of our output went away).
@@ -268,9 +266,12 @@ struct Endpoint {
 /// The Tilt API a call needs, which decides its "no Tilt" text.
 #[derive(Clone, Copy)]
 enum Api {
+    /// `tilt trigger`.
     Trigger,
-    Logs,
-    ApiServer,
+    /// `tilt logs`.
+    WebsocketToken,
+    /// The tilt apiserver (`tilt get`).
+    Server,
 }
 
 impl Endpoint {
@@ -328,13 +329,13 @@ impl Endpoint {
                 let url = url("/api/trigger");
                 format!("Could not connect to Tilt at {url}: Post \"{url}\": {dial}")
             }
-            Api::Logs => {
+            Api::WebsocketToken => {
                 let url = url("/api/websocket_token");
                 format!(
                     "Error: fetching websocket token: connecting to Tilt at {url}: Get \"{url}\": {dial}"
                 )
             }
-            Api::ApiServer => format!("Error: No tilt apiserver found: tilt-{}", self.port),
+            Api::Server => format!("Error: No tilt apiserver found: tilt-{}", self.port),
         })
     }
 }
@@ -400,7 +401,7 @@ impl Context {
     /// `tilt logs [R…] [-f] [--json] [--since D] [--tail N]`.
     fn logs(&self, args: &[String], out: &mut Out) -> Result<(), Failure> {
         let options = LogsOptions::parse(args, self.scenario.json)?;
-        self.connect(Api::Logs)?;
+        self.connect(Api::WebsocketToken)?;
 
         let current = timeline(&self.scenario, &self.snapshot.triggers, self.now_ms);
         let selected: Vec<&LogLine> = current
@@ -443,9 +444,10 @@ impl Context {
     fn get(&self, args: &[String], out: &mut Out) -> Result<(), Failure> {
         let parsed = parse_flags("get", args, &[FlagSpec::value("output", Some('o'))])?;
         let output = parsed.value("output").unwrap_or_default();
-        self.connect(Api::ApiServer)?;
+        self.connect(Api::Server)?;
 
-        let unsupported = || Failure::standin(format!("unsupported call: tilt get {}", args.join(" ")));
+        let unsupported =
+            || Failure::standin(format!("unsupported call: tilt get {}", args.join(" ")));
         let (kind, name) = match parsed.positional.as_slice() {
             [kind] => (kind.as_str(), None),
             [kind, name] => (kind.as_str(), Some(name.as_str())),
@@ -473,10 +475,11 @@ impl Context {
                         out.print(&listed)
                     }
                     ("json", Some(name)) if name != TILTFILE => {
-                        let current = timeline(&self.scenario, &self.snapshot.triggers, self.now_ms);
+                        let current =
+                            timeline(&self.scenario, &self.snapshot.triggers, self.now_ms);
                         let status = current.status(name).ok_or_else(unsupported)?;
                         let json = ui_resource_json(status, self.snapshot.start_unix_ms)
-                            .map_err(|e| Failure::standin(e))?;
+                            .map_err(Failure::standin)?;
                         out.print(&format!("{json}\n"))
                     }
                     _ => Err(unsupported()),
@@ -623,8 +626,7 @@ fn parse_flags(command: &str, args: &[String], known: &[FlagSpec]) -> Result<Par
             };
             parsed.flags.push((spec.long, value));
         } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
-            let mut chars = shorts.char_indices();
-            while let Some((at, c)) = chars.next() {
+            for (at, c) in shorts.char_indices() {
                 let spec = known
                     .iter()
                     .find(|spec| spec.short == Some(c))
@@ -641,7 +643,9 @@ fn parse_flags(command: &str, args: &[String], known: &[FlagSpec]) -> Result<Par
                     break;
                 }
                 if let Some(value) = after.strip_prefix('=') {
-                    parsed.flags.push((spec.long, parse_bool(spec, value).map_err(fail)?));
+                    parsed
+                        .flags
+                        .push((spec.long, parse_bool(spec, value).map_err(fail)?));
                     break;
                 }
                 parsed.flags.push((spec.long, "true".to_owned()));
@@ -876,7 +880,9 @@ fn ui_resource_json(status: &ResourceStatus, start_unix_ms: i64) -> Result<Strin
     let mut buffer = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut serializer = serde_json::Serializer::with_formatter(&mut buffer, formatter);
-    object.serialize(&mut serializer).map_err(|e| e.to_string())?;
+    object
+        .serialize(&mut serializer)
+        .map_err(|e| e.to_string())?;
     String::from_utf8(buffer).map_err(|e| e.to_string())
 }
 
@@ -897,9 +903,8 @@ fn rfc3339_seconds(unix_ms: i64) -> String {
 
 /// RFC 3339, UTC, microseconds (Kubernetes `MicroTime`): `2026-08-01T12:00:00.250000Z`.
 fn micro_time(unix_ms: i64) -> String {
-    let format = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     datetime(unix_ms).format(&format).unwrap_or_default()
 }
 
@@ -951,18 +956,28 @@ mod tests {
 
         let old = LogsOptions::parse(&strings(&["server", "--since", "1m"]), false);
         let message = old.err().map(|f| f.message).unwrap_or_default();
-        assert!(message.starts_with("Error: unknown flag: --since\n"), "{message}");
+        assert!(
+            message.starts_with("Error: unknown flag: --since\n"),
+            "{message}"
+        );
         let bogus = LogsOptions::parse(&strings(&["-x"]), true);
         let message = bogus.err().map(|f| f.message).unwrap_or_default();
-        assert!(message.starts_with("Error: unknown shorthand flag: 'x' in -x\n"), "{message}");
+        assert!(
+            message.starts_with("Error: unknown shorthand flag: 'x' in -x\n"),
+            "{message}"
+        );
     }
 
     #[test]
     fn global_flags_and_words() {
-        let (endpoint, rest) =
-            Endpoint::from_args(&strings(&["logs", "--port", "10351", "-f", "--host=h", "x"]))
-                .unwrap_or_else(|f| panic!("{}", f.message));
-        assert_eq!((endpoint.port.as_str(), endpoint.host.as_str()), ("10351", "h"));
+        let (endpoint, rest) = Endpoint::from_args(&strings(&[
+            "logs", "--port", "10351", "-f", "--host=h", "x",
+        ]))
+        .unwrap_or_else(|f| panic!("{}", f.message));
+        assert_eq!(
+            (endpoint.port.as_str(), endpoint.host.as_str()),
+            ("10351", "h")
+        );
         assert_eq!(rest, ["logs", "-f", "x"]);
         assert_eq!(
             command_words(&strings(&["get", "uiresource", "-o", "json", "server"])),

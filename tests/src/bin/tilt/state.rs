@@ -103,7 +103,9 @@ impl StateDir {
 
     fn write(&self, state: &State) -> Result<()> {
         let path = self.state_file();
-        let tmp = self.path.join(format!("state.json.{}.tmp", std::process::id()));
+        let tmp = self
+            .path
+            .join(format!("state.json.{}.tmp", std::process::id()));
         let text = serde_json::to_string_pretty(state)?;
         fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
         fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))

@@ -539,7 +539,10 @@ mod tests {
         // Once build 5 is done, a new trigger starts at once.
         let triggers = [trigger("sync", 100), trigger("sync", 1200)];
         let builds = schedule(&s, &triggers, 1200);
-        assert_eq!(builds.last().map(|b| (b.number, b.start_ms)), Some((6, 1200)));
+        assert_eq!(
+            builds.last().map(|b| (b.number, b.start_ms)),
+            Some((6, 1200))
+        );
     }
 
     #[test]
@@ -593,7 +596,8 @@ mod tests {
     #[test]
     fn status_fields_follow_the_build_and_container() {
         let s = scenario(TWO_RESOURCES);
-        // History: build 2 failed, so before the running build finishes: error, pending.
+        // At scenario start: the running build is in progress; build 1 (successful) left a
+        // running container, build 2 (failed) did not change it.
         let t = timeline(&s, &[], 0);
         let sync = t.status("sync").unwrap();
         assert_eq!(sync.update_status, UpdateStatus::InProgress);
@@ -660,7 +664,10 @@ mod tests {
         );
         assert_eq!(
             t.lines.last().map(|l| (l.due_ms, l.text.as_str())),
-            Some((250, "Build Failed: Command \"./wasm.sh\" failed: exit status 1"))
+            Some((
+                250,
+                "Build Failed: Command \"./wasm.sh\" failed: exit status 1"
+            ))
         );
     }
 
