@@ -90,6 +90,18 @@ pub struct Workspace {
     pub aside: PathBuf,
 }
 
+/// The directories of the fixture that Citadel holds as git submodules.
+const SUBMODULES: [&str; 2] = ["citadel-internal-service", "citadel-workspaces"];
+
+/// `git init` with a committer, then one commit of everything in `dir`.
+fn init_repository(dir: &Path) {
+    git(dir, &["init", "--quiet", "--initial-branch=main"]);
+    git(dir, &["config", "user.email", "dev@example.com"]);
+    git(dir, &["config", "user.name", "Dev"]);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "--quiet", "-m", "initial"]);
+}
+
 /// The Citadel-shaped template every test workspace (and `cargo xtask demo`) starts from.
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/citadel");
 
@@ -108,7 +120,8 @@ fn copy_tree(from: &Path, to: &Path) {
 
 impl Workspace {
     /// A Citadel-shaped repository with one commit, in a directory whose name has a space and
-    /// a non-ASCII letter (paths like that must work).
+    /// a non-ASCII letter (paths like that must work). `citadel-internal-service` and
+    /// `citadel-workspaces` are real git submodules, as in Citadel.
     pub fn citadel() -> Workspace {
         let temp = tempfile::Builder::new()
             .prefix("sync-e2e-")
@@ -118,17 +131,74 @@ impl Workspace {
         let aside = temp.path().join("aside");
         fs::create_dir_all(&aside).expect("making a dir");
         copy_tree(Path::new(FIXTURE), &root);
-        git(&root, &["init", "--quiet", "--initial-branch=main"]);
-        git(&root, &["config", "user.email", "dev@example.com"]);
-        git(&root, &["config", "user.name", "Dev"]);
-        git(&root, &["add", "."]);
-        git(&root, &["commit", "--quiet", "-m", "initial"]);
+        for submodule in SUBMODULES {
+            let upstream = aside.join("upstream").join(submodule);
+            fs::create_dir_all(aside.join("upstream")).expect("making a dir");
+            fs::rename(root.join(submodule), &upstream).expect("moving a submodule's files aside");
+            init_repository(&upstream);
+        }
+        init_repository(&root);
+        for submodule in SUBMODULES {
+            let upstream = aside.join("upstream").join(submodule);
+            let url = upstream.to_str().expect("UTF-8 path");
+            git(
+                &root,
+                &[
+                    "-c",
+                    "protocol.file.allow=always",
+                    "submodule",
+                    "add",
+                    "--quiet",
+                    url,
+                    submodule,
+                ],
+            );
+            let checkout = root.join(submodule);
+            git(&checkout, &["config", "user.email", "dev@example.com"]);
+            git(&checkout, &["config", "user.name", "Dev"]);
+        }
+        git(&root, &["commit", "--quiet", "-m", "add submodules"]);
         let root = root.canonicalize().expect("canonical root");
         Workspace {
             _temp: temp,
             root,
             aside,
         }
+    }
+
+    /// Commits everything in the repository at `dir` (relative to the root).
+    pub fn commit_all(&self, dir: &str, message: &str) {
+        let dir = self.root.join(dir);
+        git(&dir, &["add", "--all"]);
+        git(&dir, &["commit", "--quiet", "-m", message]);
+    }
+
+    /// A bare repository as `origin`, with `main` pushed and tracked.
+    pub fn add_origin(&self) -> PathBuf {
+        let origin = self.aside.join("origin.git");
+        git(
+            &self.aside,
+            &[
+                "init",
+                "--quiet",
+                "--bare",
+                origin.to_str().expect("UTF-8 path"),
+            ],
+        );
+        git(
+            &self.root,
+            &[
+                "remote",
+                "add",
+                "origin",
+                origin.to_str().expect("UTF-8 path"),
+            ],
+        );
+        git(
+            &self.root,
+            &["push", "--quiet", "--no-verify", "-u", "origin", "main"],
+        );
+        origin
     }
 
     pub fn scenario_path(&self) -> PathBuf {

@@ -37,7 +37,7 @@ fn all_four_steps_succeed() {
     let ws = Workspace::citadel();
     ws.tilt(&all_succeed(200));
     let before = ws.git_status();
-    let run = ws.sync(&[]);
+    let run = ws.sync(&["--all"]);
     run.assert_code(0);
     assert_eq!(
         run.first_line(),
@@ -71,7 +71,7 @@ fn a_rust_error_in_the_server_stops_the_run_at_step_2() {
         "error: could not compile `citadel-workspace-server-kernel` (bin) due to 1 previous error",
     ]));
     let before = ws.git_status();
-    let run = ws.sync(&[]);
+    let run = ws.sync(&["--all"]);
     run.assert_code(1);
     assert_eq!(
         run.first_line(),
@@ -129,7 +129,7 @@ fn ts2688_is_remediated_once_with_npm_install_then_the_step_succeeds() {
         &["> tsc", WASM_DONE],
     ]));
     let run = Run::from(
-        ws.sync_command(&["--config", config.to_str().unwrap()])
+        ws.sync_command(&["--all", "--config", config.to_str().unwrap()])
             .env("PATH", path_with(&npm_dir))
             .output()
             .unwrap(),
@@ -165,7 +165,7 @@ fn the_same_error_after_its_remediation_stops_the_run() {
         "error TS2688: Cannot find type definition file for 'node'.",
     ]]));
     let run = Run::from(
-        ws.sync_command(&["--config", config.to_str().unwrap()])
+        ws.sync_command(&["--all", "--config", config.to_str().unwrap()])
             .env("PATH", path_with(&npm_dir))
             .output()
             .unwrap(),
@@ -197,7 +197,7 @@ fn a_missing_build_script_is_reported_not_remediated() {
         "npm error Missing script: \"build\"",
     ]]));
     let run = Run::from(
-        ws.sync_command(&[])
+        ws.sync_command(&["--all"])
             .env("PATH", path_with(&npm_dir))
             .output()
             .unwrap(),
@@ -219,7 +219,7 @@ fn no_success_line_is_a_timeout_naming_the_step() {
         "   Compiling citadel-workspace-server-kernel v0.1.0",
         "    Finished `dev` profile",
     ]));
-    let run = ws.sync(&["--timeout", "1500ms", "--json"]);
+    let run = ws.sync(&["--all", "--timeout", "1500ms", "--json"]);
     run.assert_code(1);
     let report = run.json();
     assert_eq!(report["status"], "failed");
@@ -242,7 +242,7 @@ fn an_error_in_a_build_that_also_prints_success_fails() {
         "\u{1b}[0;31m[ERROR]\u{1b}[0m ❌ WASM files are NOT synchronized!",
         WASM_DONE,
     ]]));
-    let run = ws.sync(&[]);
+    let run = ws.sync(&["--all"]);
     run.assert_code(1);
     assert!(
         run.stdout
@@ -263,7 +263,7 @@ fn an_error_after_cargos_early_finished_fails_step_1() {
         "    Finished `release` profile [optimized] target(s) in 41.20s",
         "npm error code ELIFECYCLE",
     ]]));
-    let run = ws.sync(&[]);
+    let run = ws.sync(&["--all"]);
     run.assert_code(1);
     assert!(
         run.first_line().contains("Step 1 (sync-wasm-client)"),
@@ -287,7 +287,7 @@ error = "Command \"cargo build\" failed: exit status 101"
         1,
     );
     ws.tilt(&scenario);
-    ws.sync(&[]).assert_code(0);
+    ws.sync(&["--all"]).assert_code(0);
 }
 
 #[test]
@@ -327,7 +327,7 @@ fn a_build_running_at_trigger_time_is_not_ours() {
 fn tilt_not_running_exits_2_saying_tilt_up() {
     let ws = Workspace::citadel();
     ws.tilt(&format!("running = false\n{}", all_succeed(100)));
-    let run = ws.sync(&[]);
+    let run = ws.sync(&["--all"]);
     run.assert_code(2);
     assert!(run.stderr.contains("tilt up"), "{}", run.stderr);
     assert!(ws.triggers().is_empty());
@@ -341,7 +341,7 @@ fn an_unknown_resource_exits_2_before_any_trigger() {
         "name = \"internal-svc\"",
         1,
     ));
-    let run = ws.sync(&[]);
+    let run = ws.sync(&["--all"]);
     run.assert_code(2);
     assert!(
         run.stderr

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::{Regex, RegexSet};
 use serde::Deserialize;
 use toml::Spanned;
@@ -20,6 +21,17 @@ pub struct Protocol {
     pub settings: Settings,
     pub kinds: Vec<ErrorKind>,
     pub steps: Vec<Step>,
+    pub rules: Vec<PathRule>,
+}
+
+/// Which steps a changed path needs (`[[path]]` in the file).
+#[derive(Debug)]
+pub struct PathRule {
+    pub globs: Vec<String>,
+    pub matcher: GlobSet,
+    /// Indices into `Protocol::steps`.
+    pub steps: Vec<usize>,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +68,8 @@ pub struct Step {
     pub error_patterns: RegexSet,
     pub error_pattern_kinds: Vec<KindId>,
     pub remediations: Vec<Remediation>,
+    /// Runs whenever another step of the run runs (the UI reloads after any service).
+    pub with_any_step: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +120,16 @@ struct RawProtocol {
     errors: Vec<RawErrorKind>,
     #[serde(rename = "step")]
     steps: Option<Spanned<Vec<RawStep>>>,
+    #[serde(default, rename = "path")]
+    rules: Vec<RawPathRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPathRule {
+    globs: Vec<Spanned<String>>,
+    steps: Vec<Spanned<String>>,
+    reason: String,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +164,8 @@ struct RawStep {
     ignore: Vec<Spanned<String>>,
     #[serde(default, rename = "remediation")]
     remediations: Vec<RawRemediation>,
+    #[serde(default)]
+    with_any_step: bool,
 }
 
 #[derive(Deserialize)]
@@ -216,10 +242,50 @@ impl Compiler<'_> {
             }
             steps.push(self.step(raw_step, &kinds, &settings)?);
         }
+        let rules = raw
+            .rules
+            .into_iter()
+            .map(|rule| self.path_rule(rule, &steps))
+            .collect::<Result<_>>()?;
         Ok(Protocol {
             settings,
             kinds,
             steps,
+            rules,
+        })
+    }
+
+    fn path_rule(&self, raw: RawPathRule, steps: &[Step]) -> Result<PathRule> {
+        let mut matcher = GlobSetBuilder::new();
+        for glob in &raw.globs {
+            let compiled = GlobBuilder::new(glob.get_ref())
+                .literal_separator(true)
+                .build()
+                .map_err(|err| {
+                    anyhow::anyhow!(self.at(glob, format!("bad glob in a `[[path]]` rule: {err}")))
+                })?;
+            matcher.add(compiled);
+        }
+        let mut step_indices = Vec::new();
+        for name in &raw.steps {
+            let Some(index) = steps.iter().position(|step| step.name == *name.get_ref()) else {
+                bail!(self.at(
+                    name,
+                    format!(
+                        "a `[[path]]` rule names step `{}`, which no `[[step]]` defines",
+                        name.get_ref()
+                    )
+                ));
+            };
+            step_indices.push(index);
+        }
+        Ok(PathRule {
+            globs: raw.globs.into_iter().map(Spanned::into_inner).collect(),
+            matcher: matcher
+                .build()
+                .context("compiling a `[[path]]` rule's globs")?,
+            steps: step_indices,
+            reason: raw.reason,
         })
     }
 
@@ -282,6 +348,7 @@ impl Compiler<'_> {
             error_pattern_kinds,
             remediations,
             timeout: raw.timeout.unwrap_or(settings.timeout),
+            with_any_step: raw.with_any_step,
             resource: raw.resource,
             name,
         })
@@ -446,6 +513,23 @@ mod tests {
     fn a_protocol_without_steps_is_refused() {
         let cut = DEFAULT_PROTOCOL.find("[[step]]").unwrap();
         assert!(error_of(&DEFAULT_PROTOCOL[..cut]).contains("has no `[[step]]`"));
+    }
+
+    #[test]
+    fn a_path_rule_naming_an_unknown_step_is_refused() {
+        let text = with_default(
+            "steps = [\"server\"]\nreason = \"the server kernel\"",
+            "steps = [\"sever\"]\nreason = \"x\"",
+        );
+        let message = error_of(&text);
+        assert!(message.contains("names step `sever`"), "{message}");
+        assert!(
+            message.starts_with(&format!(
+                "sync.toml:{}:",
+                line_containing(&text, "\"sever\"")
+            )),
+            "{message}"
+        );
     }
 
     #[test]

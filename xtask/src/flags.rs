@@ -63,13 +63,31 @@ pub struct Sync {
     #[arg(long, value_name = "PORT", env = "TILT_PORT")]
     pub tilt_port: Option<u16>,
 
-    /// Run every step of the protocol
+    /// Run every step of the protocol, whatever changed
     #[arg(long, conflicts_with = "step")]
     pub all: bool,
 
-    /// Run this step (repeatable); steps always run in protocol order
+    /// Run this step (repeatable), whatever changed; steps always run in protocol order
     #[arg(long, value_name = "NAME")]
     pub step: Vec<String>,
+
+    /// Print which steps would run and why, then exit (no Tilt call)
+    #[arg(long)]
+    pub plan: bool,
+
+    /// Count changes from this revision [default: the last successful sync, else the merge-base
+    /// with the branch's upstream, else HEAD]
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+
+    /// Run as git's pre-push hook: plan against the refs git sends on standard input; when Tilt
+    /// is unavailable, warn and let the push go
+    #[arg(long, hide = true)]
+    pub pre_push: bool,
+
+    /// With --pre-push: block the push when the sync cannot run at all (e.g. Tilt not running)
+    #[arg(long, requires = "pre_push")]
+    pub strict: bool,
 
     /// Override every step's timeout (e.g. 90s, 5m)
     #[arg(long, value_name = "DUR")]

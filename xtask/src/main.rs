@@ -1,11 +1,14 @@
 //! `cargo xtask`: automation for the Citadel workspace. `main` parses the flags and dispatches;
 //! every subcommand lives in its own module.
 
+mod changes;
 mod config;
 mod demo;
 mod duration;
 mod flags;
+mod git;
 mod live;
+mod plan;
 mod report;
 mod scan;
 mod step;

@@ -13,6 +13,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::json;
 use time::{macros::format_description, OffsetDateTime};
 
+use crate::git::Fingerprint;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
@@ -158,6 +160,8 @@ fn utc_now(format: &(impl time::formatting::Formattable + ?Sized)) -> String {
     OffsetDateTime::now_utc().format(format).unwrap_or_default()
 }
 
+const FINGERPRINT: &str = "last-good-sync.json";
+
 /// `<root>/logs`, made on first use and kept out of `git status` by a `.gitignore` of its own.
 pub struct LogDir {
     pub dir: Utf8PathBuf,
@@ -219,6 +223,17 @@ impl LogDir {
             })
             .with_context(|| format!("writing {path}"))?;
         Ok(file)
+    }
+
+    /// The workspace's content at the last successful sync, if one was recorded (and readable).
+    pub fn read_fingerprint(&self) -> Option<Fingerprint> {
+        let text = fs::read_to_string(self.dir.join(FINGERPRINT)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn write_fingerprint(&self, fingerprint: &Fingerprint) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(fingerprint).map_err(io::Error::other)?;
+        fs::write(self.dir.join(FINGERPRINT), text + "\n")
     }
 
     pub fn step_log(&self, step: &str) -> io::Result<(Utf8PathBuf, File)> {

@@ -20,6 +20,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
 use crate::{
+    changes,
     config::{self, Protocol, Remediation, Settings, Step},
     flags,
     live::Live,
@@ -37,6 +38,17 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 impl flags::Sync {
     pub fn run(&self) -> Result<ExitCode> {
+        match self.sync() {
+            Err(err) if self.pre_push && !self.strict => {
+                eprintln!("warning: {err:#}");
+                eprintln!("warning: the push goes on without a sync (install the hook with --strict to block it)");
+                Ok(ExitCode::SUCCESS)
+            }
+            outcome => outcome,
+        }
+    }
+
+    fn sync(&self) -> Result<ExitCode> {
         let root = self.root()?;
         let mut protocol = Protocol::load(self.config.as_deref())?;
         if let Some(timeout) = self.timeout {
@@ -48,16 +60,9 @@ impl flags::Sync {
         if let Some(poll) = self.poll {
             protocol.settings.poll = poll;
         }
-        let steps = config::select_steps(&protocol, &self.step)?;
 
         let sh = Shell::new().context("starting a shell")?;
         sh.change_dir(&root);
-        let tilt = Tilt::new(
-            &sh,
-            self.tilt.clone(),
-            self.tilt_port,
-            protocol.settings.tilt_call_timeout.0,
-        );
         let (logs, log_problem) = match LogDir::open(&root) {
             Ok(logs) => (Some(logs), None),
             Err(err) => (None, Some(format!("{err:#}"))),
@@ -67,6 +72,50 @@ impl flags::Sync {
             .map(|logs| logs.lock(Duration::from_secs(2)))
             .transpose()?;
 
+        let selection = changes::select(self, &protocol, &sh, &root, logs.as_ref())?;
+        if self.plan {
+            match self.json {
+                true => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&selection.plan_json(&protocol))?
+                ),
+                false => print!("{}", selection.plan_text(&protocol)),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if selection.already_in_sync || selection.steps.is_empty() {
+            let message = match selection.already_in_sync {
+                true => "SUCCESS: Already in sync: nothing changed since the last successful sync"
+                    .to_owned(),
+                false => format!(
+                    "SUCCESS: Nothing to rebuild: no change since {} needs a service rebuilt",
+                    selection.base_description
+                ),
+            };
+            if let (Some(logs), Some(fingerprint)) = (&logs, &selection.fingerprint) {
+                logs.write_fingerprint(fingerprint)
+                    .with_context(|| format!("recording the sync in {}", logs.dir))?;
+            }
+            match self.json {
+                true => println!(
+                    "{}",
+                    serde_json::json!({"status": "success", "message": message, "plan": selection.plan_json(&protocol)})
+                ),
+                false => println!("{message}"),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !self.json {
+            eprint!("{}", selection.plan_text(&protocol));
+        }
+        let steps = &selection.steps;
+        let tilt = Tilt::new(
+            &sh,
+            self.tilt.clone(),
+            self.tilt_port,
+            protocol.settings.tilt_call_timeout.0,
+        );
+
         let (sender, events) = mpsc::sync_channel(4096);
         let interrupt = sender.clone();
         ctrlc::set_handler(move || {
@@ -75,7 +124,7 @@ impl flags::Sync {
         })
         .context("installing the Ctrl-C handler")?;
 
-        let json_logs = preflight(&tilt, &steps, &root)?;
+        let json_logs = preflight(&tilt, steps, &root)?;
         let mut live = Live::new(self.verbose);
         if live.verbose() {
             let how = if json_logs {
@@ -106,11 +155,16 @@ impl flags::Sync {
             logs: logs.as_ref(),
             live,
         };
-        let mut report = runner.run(&steps);
+        let mut report = runner.run(steps);
         if report.error_log.is_none() && !report.succeeded() {
             report.error_log = log_problem.clone().map(Err);
         }
         if let Some(logs) = &logs {
+            if let (true, Some(fingerprint)) = (report.succeeded(), &selection.fingerprint) {
+                if let Err(err) = logs.write_fingerprint(fingerprint) {
+                    eprintln!("warning: could not record this sync in {}: {err}", logs.dir);
+                }
+            }
             if let Err(err) = logs.write_status(&report) {
                 eprintln!(
                     "warning: could not write {}/sync-status.json: {err}",

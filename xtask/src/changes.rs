@@ -1,0 +1,166 @@
+//! Which steps this run needs, and why: `--all`, `--step`, or the changes git reports (since
+//! the last successful sync, the base, or in the commits being pushed) run through the plan.
+
+use std::io::Read;
+
+use anyhow::{Context, Result};
+use camino::Utf8Path;
+use serde_json::json;
+use xshell::Shell;
+
+use crate::{
+    config::{Protocol, Step},
+    flags,
+    git::{Fingerprint, Git},
+    plan::{plan, StepDecision},
+    report::LogDir,
+};
+
+pub struct Selection<'p> {
+    pub steps: Vec<&'p Step>,
+    pub decisions: Vec<StepDecision>,
+    /// What the changes are counted from (a commit or tree), and in words.
+    pub base: String,
+    pub base_description: String,
+    pub changed: Vec<String>,
+    /// The workspace's content now: recorded as the last good sync if this run succeeds.
+    pub fingerprint: Option<Fingerprint>,
+    /// Nothing changed since the last successful sync.
+    pub already_in_sync: bool,
+}
+
+pub fn select<'p>(
+    flags: &flags::Sync,
+    protocol: &'p Protocol,
+    sh: &Shell,
+    root: &Utf8Path,
+    logs: Option<&LogDir>,
+) -> Result<Selection<'p>> {
+    let git = Git::new(sh, root);
+    if flags.all || !flags.step.is_empty() {
+        let steps = crate::config::select_steps(protocol, &flags.step)?;
+        let why = if flags.all { "--all" } else { "--step" };
+        let decisions = protocol
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                let run = steps.iter().any(|chosen| std::ptr::eq(*chosen, step));
+                StepDecision {
+                    step: index,
+                    run,
+                    reason: if run {
+                        why.to_owned()
+                    } else {
+                        format!("not named by {why}")
+                    },
+                }
+            })
+            .collect();
+        // Only a run of every step deploys the whole workspace.
+        let fingerprint = if flags.all && git.check_repository().is_ok() {
+            Some(git.fingerprint()?)
+        } else {
+            None
+        };
+        return Ok(Selection {
+            steps,
+            decisions,
+            base: String::new(),
+            base_description: why.to_owned(),
+            changed: Vec::new(),
+            fingerprint,
+            already_in_sync: false,
+        });
+    }
+
+    git.check_repository()?;
+    let now = git.fingerprint()?;
+    let last = logs.and_then(LogDir::read_fingerprint);
+    let since_last_sync = last.as_ref().filter(|_| flags.base.is_none());
+    if since_last_sync == Some(&now) {
+        return Ok(Selection {
+            steps: Vec::new(),
+            decisions: plan(protocol, &[]),
+            base: now.trees.get("").cloned().unwrap_or_default(),
+            base_description: "the last successful sync".to_owned(),
+            changed: Vec::new(),
+            fingerprint: Some(now),
+            already_in_sync: true,
+        });
+    }
+    let (base, base_description, changed) = if flags.pre_push {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("reading the refs git is pushing (pre-push input)")?;
+        (
+            String::new(),
+            "the commits being pushed".to_owned(),
+            git.pushed_changes(&input)?,
+        )
+    } else if let Some(last) = since_last_sync {
+        let changed = git.changed_between(last, &now)?;
+        (
+            last.trees.get("").cloned().unwrap_or_default(),
+            "the last successful sync".to_owned(),
+            changed,
+        )
+    } else {
+        let base = git.base(flags.base.as_deref())?;
+        let changed = git.changed_since(&base)?;
+        (base.rev, base.described, changed)
+    };
+    let decisions = plan(protocol, &changed);
+    let steps = decisions
+        .iter()
+        .filter(|decision| decision.run)
+        .map(|decision| &protocol.steps[decision.step])
+        .collect();
+    Ok(Selection {
+        steps,
+        decisions,
+        base,
+        base_description,
+        changed,
+        fingerprint: Some(now),
+        already_in_sync: false,
+    })
+}
+
+impl Selection<'_> {
+    pub fn plan_text(&self, protocol: &Protocol) -> String {
+        let mut out = format!(
+            "Plan: {} changed path{} since {}\n",
+            self.changed.len(),
+            if self.changed.len() == 1 { "" } else { "s" },
+            self.base_description
+        );
+        let width = protocol
+            .steps
+            .iter()
+            .map(|step| step.name.len())
+            .max()
+            .unwrap_or(0);
+        for decision in &self.decisions {
+            let verb = if decision.run { "run " } else { "skip" };
+            out.push_str(&format!(
+                "  {verb}  {:width$}  {}\n",
+                protocol.steps[decision.step].name, decision.reason
+            ));
+        }
+        out
+    }
+
+    pub fn plan_json(&self, protocol: &Protocol) -> serde_json::Value {
+        let steps: Vec<serde_json::Value> = self
+            .decisions
+            .iter()
+            .map(|decision| {
+                let step = &protocol.steps[decision.step];
+                json!({"name": step.name, "resource": step.resource, "run": decision.run, "reason": decision.reason})
+            })
+            .collect();
+        json!({"base": self.base, "base_description": self.base_description, "changed": self.changed, "steps": steps})
+    }
+}

@@ -1,0 +1,519 @@
+//! The git calls that say what changed: since a base revision (commits, staged, unstaged,
+//! untracked, and the same inside every checked-out submodule, under its full path), between
+//! two fingerprints of the workspace, or in the commits a push sends.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+use xshell::{cmd, Shell};
+
+const GITLINK_MODE: &str = "160000";
+/// The tool's own output never counts as a change.
+const OWN_OUTPUT: &str = "logs/";
+
+/// The content of the workspace as git would store it: the tree of the working tree (tracked
+/// and untracked-not-ignored files) of the repository and of each checked-out submodule, keyed
+/// by the submodule's path ("" for the repository itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub trees: BTreeMap<String, String>,
+}
+
+pub struct Git<'a> {
+    sh: &'a Shell,
+    root: &'a Utf8Path,
+}
+
+/// Where the changes are counted from.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// A commit, or the empty tree in a repository without commits.
+    pub rev: String,
+    pub described: String,
+}
+
+impl<'a> Git<'a> {
+    pub fn new(sh: &'a Shell, root: &'a Utf8Path) -> Git<'a> {
+        Git { sh, root }
+    }
+
+    /// Checks that the root is a git work tree, with a message that says what to do if not.
+    pub fn check_repository(&self) -> Result<()> {
+        let root = self.root;
+        cmd!(self.sh, "git -C {root} rev-parse --show-toplevel").quiet().ignore_stderr().read().with_context(|| {
+            format!("{root} is not a git repository: change detection reads `git diff`; pass --all or --step NAME to sync without it")
+        })?;
+        Ok(())
+    }
+
+    /// `--base REV`, else the merge-base with the branch's upstream, else HEAD.
+    pub fn base(&self, explicit: Option<&str>) -> Result<Base> {
+        let root = self.root;
+        if let Some(rev) = explicit {
+            let commit = format!("{rev}^{{commit}}");
+            let resolved = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet {commit}")
+                .quiet()
+                .read()
+                .with_context(|| format!("--base {rev}: no such commit in {root}"))?;
+            return Ok(Base {
+                rev: resolved,
+                described: format!("{rev}"),
+            });
+        }
+        let head = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet HEAD")
+            .quiet()
+            .ignore_stderr()
+            .read();
+        let Ok(head) = head else {
+            return Ok(Base {
+                rev: self.empty_tree()?,
+                described: "the empty tree (no commit yet)".to_owned(),
+            });
+        };
+        let upstream_ref = "@{upstream}";
+        let upstream = cmd!(
+            self.sh,
+            "git -C {root} rev-parse --abbrev-ref --symbolic-full-name {upstream_ref}"
+        )
+        .quiet()
+        .ignore_stderr()
+        .read();
+        if let Ok(upstream) = upstream {
+            if let Ok(merge_base) = cmd!(self.sh, "git -C {root} merge-base HEAD {upstream}")
+                .quiet()
+                .ignore_stderr()
+                .read()
+            {
+                return Ok(Base {
+                    rev: merge_base,
+                    described: format!("the merge-base with {upstream}"),
+                });
+            }
+        }
+        Ok(Base {
+            rev: head,
+            described: "HEAD (no upstream)".to_owned(),
+        })
+    }
+
+    fn empty_tree(&self) -> Result<String> {
+        let root = self.root;
+        cmd!(self.sh, "git -C {root} hash-object -t tree --stdin")
+            .quiet()
+            .stdin("")
+            .read()
+            .context("hashing the empty tree")
+    }
+
+    /// Every path that differs between `base` and the working tree, submodules included.
+    pub fn changed_since(&self, base: &Base) -> Result<Vec<String>> {
+        let mut changed = BTreeSet::new();
+        self.worktree_changes(self.root, "", Some(&base.rev), &mut changed)?;
+        Ok(without_own_output(changed))
+    }
+
+    /// Paths changed in the commits a push sends, from git's pre-push input
+    /// (`<local ref> <local sha> <remote ref> <remote sha>` per line).
+    pub fn pushed_changes(&self, pre_push_input: &str) -> Result<Vec<String>> {
+        let mut changed = BTreeSet::new();
+        for line in pre_push_input.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [_, local, _, remote] = fields[..] else {
+                continue;
+            };
+            if is_zero(local) {
+                continue; // a deleted ref sends no commit
+            }
+            let from = if !is_zero(remote) && self.has_commit(remote) {
+                remote.to_owned()
+            } else {
+                self.first_unpushed_parent(local)?
+            };
+            self.commit_changes(self.root, "", &from, local, &mut changed)?;
+        }
+        Ok(without_own_output(changed))
+    }
+
+    fn has_commit(&self, sha: &str) -> bool {
+        let root = self.root;
+        let commit = format!("{sha}^{{commit}}");
+        cmd!(self.sh, "git -C {root} cat-file -e {commit}")
+            .quiet()
+            .ignore_stderr()
+            .run()
+            .is_ok()
+    }
+
+    /// For a new branch: the parent of the oldest commit no remote has (or the empty tree).
+    fn first_unpushed_parent(&self, local: &str) -> Result<String> {
+        let root = self.root;
+        let unpushed = cmd!(
+            self.sh,
+            "git -C {root} rev-list --reverse {local} --not --remotes"
+        )
+        .quiet()
+        .read()?;
+        let Some(oldest) = unpushed.lines().next() else {
+            return Ok(local.to_owned());
+        };
+        let parent = format!("{oldest}^");
+        match cmd!(self.sh, "git -C {root} rev-parse --verify --quiet {parent}")
+            .quiet()
+            .ignore_stderr()
+            .read()
+        {
+            Ok(parent) => Ok(parent),
+            Err(_) => self.empty_tree(),
+        }
+    }
+
+    /// Changes between `from` and the working tree of the repository at `dir`; `from` = None
+    /// means every file (a submodule that did not exist at the base).
+    fn worktree_changes(
+        &self,
+        dir: &Utf8Path,
+        prefix: &str,
+        from: Option<&str>,
+        changed: &mut BTreeSet<String>,
+    ) -> Result<()> {
+        let files: Vec<String> = match from {
+            Some(from) => {
+                let diff = cmd!(
+                    self.sh,
+                    "git -C {dir} diff --raw -z --no-renames --ignore-submodules=all {from}"
+                )
+                .quiet()
+                .read()
+                .with_context(|| format!("reading `git diff {from}` in {dir}"))?;
+                // Submodules are looked into below, whatever their pointer did.
+                raw_diff(&diff)
+                    .into_iter()
+                    .filter(|entry| !entry.is_gitlink())
+                    .map(|entry| entry.path)
+                    .collect()
+            }
+            None => cmd!(self.sh, "git -C {dir} ls-files -z")
+                .quiet()
+                .read()?
+                .split('\0')
+                .map(str::to_owned)
+                .collect(),
+        };
+        let untracked = cmd!(
+            self.sh,
+            "git -C {dir} ls-files -z --others --exclude-standard"
+        )
+        .quiet()
+        .read()?;
+        let untracked = untracked.split('\0').map(str::to_owned);
+        changed.extend(
+            files
+                .into_iter()
+                .chain(untracked)
+                .filter(|path: &String| !path.is_empty())
+                .map(|path| format!("{prefix}{path}")),
+        );
+
+        for submodule in self.submodules(dir)? {
+            let pointer = match from {
+                Some(from) => self.pointer_at(dir, from, &submodule)?,
+                None => None,
+            };
+            let sub_dir = dir.join(&submodule);
+            let sub_prefix = format!("{prefix}{submodule}/");
+            if !is_checked_out(&sub_dir) {
+                continue; // not checked out: nothing in it can have changed here
+            }
+            let pointer_known = pointer
+                .as_deref()
+                .is_none_or(|sha| self.has_commit_in(&sub_dir, sha));
+            if pointer_known {
+                self.worktree_changes(&sub_dir, &sub_prefix, pointer.as_deref(), changed)?;
+            } else {
+                // The base's commit is not in this clone of the submodule: count the pointer.
+                changed.insert(format!("{prefix}{submodule}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes between two commits of the repository at `dir`, looking into moved submodule
+    /// pointers when the submodule is checked out.
+    fn commit_changes(
+        &self,
+        dir: &Utf8Path,
+        prefix: &str,
+        from: &str,
+        to: &str,
+        changed: &mut BTreeSet<String>,
+    ) -> Result<()> {
+        let diff = cmd!(
+            self.sh,
+            "git -C {dir} diff --raw -z --no-renames {from} {to}"
+        )
+        .quiet()
+        .read()
+        .with_context(|| format!("reading `git diff {from} {to}` in {dir}"))?;
+        for entry in raw_diff(&diff) {
+            let sub_dir = dir.join(&entry.path);
+            let expandable = entry.is_gitlink()
+                && is_checked_out(&sub_dir)
+                && [&entry.old_sha, &entry.new_sha]
+                    .iter()
+                    .all(|sha| !is_zero(sha) && self.has_commit_in(&sub_dir, sha));
+            if expandable {
+                let sub_prefix = format!("{prefix}{}/", entry.path);
+                self.commit_changes(
+                    &sub_dir,
+                    &sub_prefix,
+                    &entry.old_sha,
+                    &entry.new_sha,
+                    changed,
+                )?;
+            } else {
+                changed.insert(format!("{prefix}{}", entry.path));
+            }
+        }
+        Ok(())
+    }
+
+    fn has_commit_in(&self, dir: &Utf8Path, sha: &str) -> bool {
+        let commit = format!("{sha}^{{commit}}");
+        cmd!(self.sh, "git -C {dir} cat-file -e {commit}")
+            .quiet()
+            .ignore_stderr()
+            .run()
+            .is_ok()
+    }
+
+    /// The submodules registered in the index of the repository at `dir`.
+    fn submodules(&self, dir: &Utf8Path) -> Result<Vec<String>> {
+        let staged = cmd!(self.sh, "git -C {dir} ls-files -z --stage")
+            .quiet()
+            .read()?;
+        Ok(staged
+            .split('\0')
+            .filter_map(|entry| {
+                let (meta, path) = entry.split_once('\t')?;
+                meta.starts_with(GITLINK_MODE).then(|| path.to_owned())
+            })
+            .collect())
+    }
+
+    /// The commit the submodule at `path` pointed to in `rev`, if it existed there.
+    fn pointer_at(&self, dir: &Utf8Path, rev: &str, path: &str) -> Result<Option<String>> {
+        let entry = cmd!(self.sh, "git -C {dir} ls-tree -z {rev} -- {path}")
+            .quiet()
+            .read()?;
+        Ok(entry.split_once('\t').and_then(|(meta, _)| {
+            let mut fields = meta.split(' ');
+            (fields.next() == Some(GITLINK_MODE))
+                .then(|| fields.nth(1).map(str::to_owned))
+                .flatten()
+        }))
+    }
+
+    /// Writes the working tree of the repository and of each checked-out submodule as tree
+    /// objects, through a temporary index: the real index and the files are not touched.
+    pub fn fingerprint(&self) -> Result<Fingerprint> {
+        let mut trees = BTreeMap::new();
+        self.fingerprint_into(self.root, "", &mut trees)?;
+        Ok(Fingerprint { trees })
+    }
+
+    fn fingerprint_into(
+        &self,
+        dir: &Utf8Path,
+        prefix: &str,
+        trees: &mut BTreeMap<String, String>,
+    ) -> Result<()> {
+        let real_index = Utf8PathBuf::from(
+            cmd!(
+                self.sh,
+                "git -C {dir} rev-parse --path-format=absolute --git-path index"
+            )
+            .quiet()
+            .read()?,
+        );
+        let temp_index = std::env::temp_dir().join(format!(
+            "xtask-sync-index-{}-{}",
+            std::process::id(),
+            trees.len()
+        ));
+        // Starting from a copy of the real index lets git reuse its cached file hashes.
+        if real_index.exists() {
+            std::fs::copy(&real_index, &temp_index)
+                .with_context(|| format!("copying {real_index}"))?;
+        }
+        let tree = cmd!(self.sh, "git -C {dir} add --all --ignore-errors")
+            .env("GIT_INDEX_FILE", &temp_index)
+            .quiet()
+            .ignore_stderr()
+            .run()
+            .and_then(|()| {
+                cmd!(self.sh, "git -C {dir} write-tree")
+                    .env("GIT_INDEX_FILE", &temp_index)
+                    .quiet()
+                    .read()
+            });
+        let _ = std::fs::remove_file(&temp_index);
+        let tree =
+            tree.with_context(|| format!("writing the working tree of {dir} as a git tree"))?;
+        trees.insert(prefix.trim_end_matches('/').to_owned(), tree);
+        for submodule in self.submodules(dir)? {
+            let sub_dir = dir.join(&submodule);
+            if is_checked_out(&sub_dir) {
+                self.fingerprint_into(&sub_dir, &format!("{prefix}{submodule}/"), trees)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The paths that differ between two fingerprints.
+    pub fn changed_between(&self, old: &Fingerprint, new: &Fingerprint) -> Result<Vec<String>> {
+        let mut changed = BTreeSet::new();
+        let repositories: BTreeSet<&String> = old.trees.keys().chain(new.trees.keys()).collect();
+        for repository in &repositories {
+            let dir = if repository.is_empty() {
+                self.root.to_owned()
+            } else {
+                self.root.join(repository)
+            };
+            let prefix = if repository.is_empty() {
+                String::new()
+            } else {
+                format!("{repository}/")
+            };
+            match (old.trees.get(*repository), new.trees.get(*repository)) {
+                (Some(old_tree), Some(new_tree)) if old_tree == new_tree => {}
+                (Some(old_tree), Some(new_tree)) => {
+                    let diff = cmd!(
+                        self.sh,
+                        "git -C {dir} diff-tree -r -z --raw --no-renames {old_tree} {new_tree}"
+                    )
+                    .quiet()
+                    .read()
+                    .with_context(|| {
+                        format!("comparing the workspace with the last successful sync in {dir}")
+                    })?;
+                    // A submodule's pointer is its own fingerprint's business.
+                    changed.extend(
+                        raw_diff(&diff)
+                            .into_iter()
+                            .filter(|entry| !entry.is_gitlink())
+                            .map(|entry| format!("{prefix}{}", entry.path)),
+                    );
+                }
+                // A submodule appeared or went away: all of it changed.
+                (Some(tree), None) | (None, Some(tree)) => {
+                    let dir = if dir.exists() {
+                        dir
+                    } else {
+                        self.root.to_owned()
+                    };
+                    match cmd!(self.sh, "git -C {dir} ls-tree -r -z --name-only {tree}")
+                        .quiet()
+                        .ignore_stderr()
+                        .read()
+                    {
+                        Ok(files) => changed.extend(
+                            files
+                                .split('\0')
+                                .filter(|path| !path.is_empty())
+                                .map(|path| format!("{prefix}{path}")),
+                        ),
+                        Err(_) => {
+                            changed.insert(repository.to_string());
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(without_own_output(changed))
+    }
+}
+
+fn is_checked_out(dir: &Utf8Path) -> bool {
+    dir.join(".git").exists()
+}
+
+fn is_zero(sha: &str) -> bool {
+    sha.chars().all(|c| c == '0')
+}
+
+fn without_own_output(changed: BTreeSet<String>) -> Vec<String> {
+    changed
+        .into_iter()
+        .filter(|path| !path.starts_with(OWN_OUTPUT))
+        .collect()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct RawEntry {
+    old_mode: String,
+    new_mode: String,
+    old_sha: String,
+    new_sha: String,
+    path: String,
+}
+
+impl RawEntry {
+    fn is_gitlink(&self) -> bool {
+        self.old_mode == GITLINK_MODE || self.new_mode == GITLINK_MODE
+    }
+}
+
+/// Parses `git diff --raw -z`: `:<old mode> <new mode> <old sha> <new sha> <status>\0<path>\0`.
+fn raw_diff(output: &str) -> Vec<RawEntry> {
+    let mut fields = output.split('\0');
+    let mut entries = Vec::new();
+    while let Some(meta) = fields.next() {
+        let Some(meta) = meta.strip_prefix(':') else {
+            continue;
+        };
+        let Some(path) = fields.next() else { break };
+        let parts: Vec<&str> = meta.split(' ').collect();
+        if let [old_mode, new_mode, old_sha, new_sha, ..] = parts[..] {
+            entries.push(RawEntry {
+                old_mode: old_mode.to_owned(),
+                new_mode: new_mode.to_owned(),
+                old_sha: old_sha.to_owned(),
+                new_sha: new_sha.to_owned(),
+                path: path.to_owned(),
+            });
+        }
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_diff_entries_are_parsed() {
+        let output = ":100644 100644 aaa bbb M\0src/lib.rs\0:160000 160000 ccc ddd M\0citadel-internal-service\0";
+        let entries = raw_diff(output);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].path, "src/lib.rs");
+        assert!(!entries[0].is_gitlink());
+        assert!(entries[1].is_gitlink());
+        assert_eq!(
+            (entries[1].old_sha.as_str(), entries[1].new_sha.as_str()),
+            ("ccc", "ddd")
+        );
+        assert!(raw_diff("").is_empty());
+    }
+
+    #[test]
+    fn the_tools_own_logs_never_count() {
+        let changed: BTreeSet<String> = ["logs/sync-status.json", "src/lib.rs", "catalogs/x"]
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(without_own_output(changed), ["catalogs/x", "src/lib.rs"]);
+    }
+}
