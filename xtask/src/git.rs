@@ -59,7 +59,7 @@ impl<'a> Git<'a> {
                 .with_context(|| format!("--base {rev}: no such commit in {root}"))?;
             return Ok(Base {
                 rev: resolved,
-                described: format!("{rev}"),
+                described: rev.to_owned(),
             });
         }
         let head = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet HEAD")
