@@ -23,8 +23,7 @@ const SCENARIOS: [(&str, &str); 2] = [
 ];
 
 impl flags::Demo {
-    pub fn run(&self) -> Result<()> {
-        let sh = Shell::new().context("starting a shell")?;
+    pub fn run(&self, sh: &Shell) -> Result<()> {
         let project = crate::project_root();
         sh.change_dir(&project);
         cmd!(sh, "cargo build --quiet --package sync-tests --bin tilt")
@@ -38,7 +37,7 @@ impl flags::Demo {
         let demo = project.join("target/xtask-demo");
         for (index, (title, scenario)) in SCENARIOS.iter().enumerate() {
             let workspace = demo.join(format!("citadel-{}", index + 1));
-            make_workspace(&sh, &project.join(FIXTURE), &workspace)?;
+            make_workspace(sh, &project.join(FIXTURE), &workspace)?;
             let scenario = project.join(scenario);
             println!("\n=== Demo {}: {title} ===", index + 1);
             println!(

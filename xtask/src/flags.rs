@@ -20,6 +20,35 @@ pub struct Xtask {
 pub enum Command {
     Sync(Sync),
     Demo(Demo),
+    InstallHook(InstallHook),
+    UninstallHook(UninstallHook),
+}
+
+/// Install a git pre-push hook that runs `cargo xtask sync` on what a push changes.
+///
+/// The hook goes where git looks for hooks (`core.hooksPath` honoured). A pre-push hook already
+/// there is kept beside it and runs first, with the same arguments and input; its failure stops
+/// the push. The push is blocked only when a needed step fails; when Tilt is not running the hook
+/// warns and lets the push go, unless installed with --strict. Running it again updates the hook.
+#[derive(Debug, Args)]
+pub struct InstallHook {
+    /// The repository [default: the workspace holding the xtask crate]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<Utf8PathBuf>,
+    /// Block the push also when the sync cannot run (Tilt not running, bad configuration)
+    #[arg(long)]
+    pub strict: bool,
+    /// Replace a hook kept aside by an earlier install
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Remove the pre-push hook `install-hook` wrote and restore the hook that was there before.
+#[derive(Debug, Args)]
+pub struct UninstallHook {
+    /// The repository [default: the workspace holding the xtask crate]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<Utf8PathBuf>,
 }
 
 /// Run a real sync in a throwaway Citadel-shaped git workspace against the bundled Tilt

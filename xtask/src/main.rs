@@ -7,6 +7,7 @@ mod demo;
 mod duration;
 mod flags;
 mod git;
+mod hook;
 mod live;
 mod plan;
 mod report;
@@ -17,15 +18,23 @@ mod tilt;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use camino::Utf8PathBuf;
 use clap::Parser;
+use xshell::Shell;
 
 fn main() -> ExitCode {
     let flags = flags::Xtask::parse();
-    let outcome = match flags.command {
-        flags::Command::Sync(sync) => sync.run(),
-        flags::Command::Demo(demo) => demo.run().map(|()| ExitCode::SUCCESS),
-    };
+    let outcome = Shell::new()
+        .context("starting a shell")
+        .and_then(|sh| match flags.command {
+            flags::Command::Sync(sync) => sync.run(&sh),
+            flags::Command::Demo(demo) => demo.run(&sh).map(|()| ExitCode::SUCCESS),
+            flags::Command::InstallHook(install) => install.run(&sh).map(|()| ExitCode::SUCCESS),
+            flags::Command::UninstallHook(uninstall) => {
+                uninstall.run(&sh).map(|()| ExitCode::SUCCESS)
+            }
+        });
     match outcome {
         Ok(code) => code,
         Err(err) => {

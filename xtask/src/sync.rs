@@ -37,8 +37,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 impl flags::Sync {
-    pub fn run(&self) -> Result<ExitCode> {
-        match self.sync() {
+    pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
+        match self.sync(sh) {
             Err(err) if self.pre_push && !self.strict => {
                 eprintln!("warning: {err:#}");
                 eprintln!("warning: the push goes on without a sync (install the hook with --strict to block it)");
@@ -48,7 +48,7 @@ impl flags::Sync {
         }
     }
 
-    fn sync(&self) -> Result<ExitCode> {
+    fn sync(&self, sh: &Shell) -> Result<ExitCode> {
         let root = self.root()?;
         let mut protocol = Protocol::load(self.config.as_deref())?;
         if let Some(timeout) = self.timeout {
@@ -61,7 +61,6 @@ impl flags::Sync {
             protocol.settings.poll = poll;
         }
 
-        let sh = Shell::new().context("starting a shell")?;
         sh.change_dir(&root);
         let (logs, log_problem) = match LogDir::open(&root) {
             Ok(logs) => (Some(logs), None),
@@ -72,7 +71,7 @@ impl flags::Sync {
             .map(|logs| logs.lock(Duration::from_secs(2)))
             .transpose()?;
 
-        let selection = changes::select(self, &protocol, &sh, &root, logs.as_ref())?;
+        let selection = changes::select(self, &protocol, sh, &root, logs.as_ref())?;
         if self.plan {
             match self.json {
                 true => println!(
@@ -110,7 +109,7 @@ impl flags::Sync {
         }
         let steps = &selection.steps;
         let tilt = Tilt::new(
-            &sh,
+            sh,
             self.tilt.clone(),
             self.tilt_port,
             protocol.settings.tilt_call_timeout.0,
@@ -147,7 +146,7 @@ impl flags::Sync {
 
         let mut runner = Runner {
             tilt: &tilt,
-            sh: &sh,
+            sh,
             root: &root,
             protocol: &protocol,
             events,

@@ -1,0 +1,184 @@
+//! End-to-end: the pre-push hook, installed into Citadel's `core.hooksPath` next to the hook
+//! already there, exercised by real `git push`es to a local bare repository.
+
+use std::{fs, process::Command};
+
+use sync_tests::*;
+
+/// Citadel's own pre-push hook, standing in: records its arguments and input, then exits
+/// with `code`.
+fn existing_hook(ws: &Workspace, code: i32) -> String {
+    let record = ws.aside.join("existing-hook.calls");
+    let script = format!(
+        "#!/bin/sh\necho \"args: $*\" >> '{r}'\ncat >> '{r}'\nexit {code}\n",
+        r = record.display()
+    );
+    git(&ws.root, &["config", "core.hooksPath", ".githooks"]);
+    let hook = ws.root.join(".githooks/pre-push");
+    write(&hook, &script);
+    make_executable(&hook);
+    script
+}
+
+fn xtask(ws: &Workspace, args: &[&str]) -> Run {
+    let output = Command::new(xtask_bin())
+        .args(args)
+        .args(["--root", ws.root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    Run::from(output)
+}
+
+/// `git push` with the hook's environment: the prebuilt xtask and the Tilt stand-in.
+fn push(ws: &Workspace) -> Run {
+    let output = Command::new("git")
+        .args(["push", "origin", "main"])
+        .current_dir(&ws.root)
+        .env("SYNC_XTASK", xtask_bin())
+        .env("SYNC_TILT", tilt_bin())
+        .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
+        .env("TILT_STANDIN_STATE", ws.state_dir())
+        .env_remove("TILT_PORT")
+        .output()
+        .unwrap();
+    Run::from(output)
+}
+
+fn remote_head(ws: &Workspace) -> String {
+    git(&ws.aside.join("origin.git"), &["rev-parse", "main"])
+}
+
+fn commit_kernel_change(ws: &Workspace) {
+    let path = ws.root.join("citadel-workspace-server-kernel/src/main.rs");
+    write(&path, "fn main() { println!(\"changed\"); }\n");
+    ws.commit_all(".", "kernel change");
+}
+
+#[test]
+fn the_hook_chains_to_the_existing_one_and_syncs_what_the_push_changes() {
+    let ws = Workspace::citadel();
+    ws.add_origin();
+    let original = existing_hook(&ws, 0);
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    let hook = ws.root.join(".githooks/pre-push");
+    let installed = fs::read_to_string(&hook).unwrap();
+    assert!(installed.contains("cargo-xtask-sync pre-push hook"));
+    assert_eq!(
+        fs::read_to_string(ws.root.join(".githooks/pre-push.before-xtask-sync")).unwrap(),
+        original
+    );
+
+    // Installing again changes nothing.
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    assert_eq!(fs::read_to_string(&hook).unwrap(), installed);
+    assert_eq!(
+        fs::read_to_string(ws.root.join(".githooks/pre-push.before-xtask-sync")).unwrap(),
+        original
+    );
+
+    commit_kernel_change(&ws);
+    ws.tilt(&all_succeed(100));
+    let run = push(&ws);
+    run.assert_code(0);
+    assert_eq!(ws.triggers(), ["server", "ui"], "{}", run.stderr);
+    assert_eq!(remote_head(&ws), git(&ws.root, &["rev-parse", "HEAD"]));
+    let seen = fs::read_to_string(ws.aside.join("existing-hook.calls")).unwrap();
+    let head = git(&ws.root, &["rev-parse", "HEAD"]);
+    assert!(
+        seen.starts_with(&format!(
+            "args: origin {}\n",
+            ws.aside.join("origin.git").display()
+        )),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(&format!("refs/heads/main {}", head.trim())),
+        "the existing hook gets git's input: {seen}"
+    );
+
+    xtask(&ws, &["uninstall-hook"]).assert_code(0);
+    assert_eq!(fs::read_to_string(&hook).unwrap(), original);
+    assert!(!ws
+        .root
+        .join(".githooks/pre-push.before-xtask-sync")
+        .exists());
+}
+
+#[test]
+fn a_failing_step_blocks_the_push() {
+    let ws = Workspace::citadel();
+    ws.add_origin();
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    let before = remote_head(&ws);
+    commit_kernel_change(&ws);
+    ws.tilt(&all_succeed(100).replacen(
+        &q(SERVER_RUNNING),
+        &q("error[E0425]: cannot find value `x`"),
+        1,
+    ));
+    let run = push(&ws);
+    assert_ne!(run.code, Some(0), "the push must fail: {}", run.stderr);
+    assert!(
+        run.stdout.contains("Step 2 FAILED: server rebuild error")
+            || run.stderr.contains("Step 2 FAILED"),
+        "{run:?}"
+    );
+    assert_eq!(remote_head(&ws), before, "the remote must not move");
+}
+
+#[test]
+fn the_existing_hooks_failure_stops_the_push_before_any_sync() {
+    let ws = Workspace::citadel();
+    ws.add_origin();
+    existing_hook(&ws, 1);
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    commit_kernel_change(&ws);
+    ws.tilt(&all_succeed(100));
+    let run = push(&ws);
+    assert_ne!(run.code, Some(0));
+    assert!(ws.tilt_calls().is_empty(), "{:?}", ws.tilt_calls());
+}
+
+#[test]
+fn without_tilt_the_push_goes_on_with_a_warning_unless_strict() {
+    let ws = Workspace::citadel();
+    ws.add_origin();
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    commit_kernel_change(&ws);
+    ws.tilt(&format!("running = false\n{}", all_succeed(100)));
+    let run = push(&ws);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("the push goes on without a sync"),
+        "{}",
+        run.stderr
+    );
+
+    xtask(&ws, &["install-hook", "--strict"]).assert_code(0);
+    write(
+        &ws.root.join("citadel-workspace-server-kernel/src/lib.rs"),
+        "pub fn f() {}\n",
+    );
+    ws.commit_all(".", "another kernel change");
+    let run = push(&ws);
+    assert_ne!(run.code, Some(0), "--strict blocks: {}", run.stderr);
+    assert!(run.stderr.contains("tilt up"), "{}", run.stderr);
+}
+
+#[test]
+fn a_hook_not_written_by_the_tool_is_never_removed() {
+    let ws = Workspace::citadel();
+    let original = existing_hook(&ws, 0);
+    let run = xtask(&ws, &["uninstall-hook"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("was not written by `cargo xtask install-hook`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(ws.root.join(".githooks/pre-push")).unwrap(),
+        original
+    );
+}
