@@ -13,7 +13,7 @@ use xshell::{cmd, Shell};
 use crate::flags;
 
 /// Where the workspace template and the scenarios live, relative to the project root.
-const FIXTURE: &str = "tests/fixtures/citadel";
+pub(crate) const FIXTURE: &str = "tests/fixtures/citadel";
 const SCENARIOS: [(&str, &str); 2] = [
     ("every build passes", "tests/scenarios/demo-happy.toml"),
     (
@@ -70,7 +70,7 @@ impl flags::Demo {
 }
 
 /// A fresh copy of the fixture, committed as a git repository.
-fn make_workspace(sh: &Shell, fixture: &Utf8Path, workspace: &Utf8Path) -> Result<()> {
+pub(crate) fn make_workspace(sh: &Shell, fixture: &Utf8Path, workspace: &Utf8Path) -> Result<()> {
     if workspace.exists() {
         fs::remove_dir_all(workspace)
             .with_context(|| format!("removing the old demo {workspace}"))?;

@@ -22,6 +22,20 @@ pub enum Command {
     Demo(Demo),
     InstallHook(InstallHook),
     UninstallHook(UninstallHook),
+    Bench(Bench),
+}
+
+/// Print what a sync costs: a four-step scenario on the Tilt stand-in, with our defaults and as
+/// the seed protocol (wall time, per-step overhead, CPU, Tilt calls), then the classifier's
+/// throughput and peak memory on a large synthetic log.
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// How long each of the four builds takes
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub build_ms: u64,
+    /// Size of the synthetic log pushed through the classifier, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub log_mb: usize,
 }
 
 /// Install a git pre-push hook that runs `cargo xtask sync` on what a push changes.
@@ -125,6 +139,15 @@ pub struct Sync {
     /// How often to look at the log when it cannot be streamed (Tilt older than 0.36.1)
     #[arg(long, value_name = "DUR")]
     pub poll: Option<Duration>,
+
+    /// A fixed wait after each trigger before the log is looked at (the seed protocol: 5s)
+    #[arg(long, value_name = "DUR")]
+    pub settle: Option<Duration>,
+
+    /// Poll `tilt logs` every --poll instead of following the log as Tilt writes it (the seed
+    /// protocol's way: `--no-stream --poll 10s --settle 5s`)
+    #[arg(long)]
+    pub no_stream: bool,
 
     /// Print one JSON object instead of the text report
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! `cargo xtask`: automation for the Citadel workspace. `main` parses the flags and dispatches;
 //! every subcommand lives in its own module.
 
+mod bench;
 mod changes;
 mod config;
 mod demo;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
             flags::Command::UninstallHook(uninstall) => {
                 uninstall.run(&sh).map(|()| ExitCode::SUCCESS)
             }
+            flags::Command::Bench(bench) => bench.run(&sh).map(|()| ExitCode::SUCCESS),
         });
     match outcome {
         Ok(code) => code,

@@ -147,6 +147,7 @@ impl RunReport {
         };
         json!({
             "status": self.status(),
+            "cpu_ms": own_cpu().map(|cpu| u64::try_from(cpu.as_millis()).unwrap_or(u64::MAX)),
             "finished_at": utc_now(&time::format_description::well_known::Rfc3339),
             "failed_step": self.failed_step().map(|(index, _)| index + 1),
             "error_log": error_log,
@@ -154,6 +155,16 @@ impl RunReport {
             "steps": steps,
         })
     }
+}
+
+/// CPU time this process has used, user and system, all threads (Linux: `/proc/self/stat`, in
+/// clock ticks of 10 ms).
+pub fn own_cpu() -> Option<Duration> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn utc_now(format: &(impl time::formatting::Formattable + ?Sized)) -> String {

@@ -124,20 +124,18 @@ impl flags::Sync {
         .context("installing the Ctrl-C handler")?;
 
         let json_logs = preflight(&tilt, steps, &root)?;
+        let follow = json_logs && !self.no_stream;
         let mut live = Live::new(self.verbose);
         if live.verbose() {
-            let how = if json_logs {
-                "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)"
-                    .to_owned()
-            } else {
-                format!(
-                    "this Tilt has no `logs --json`: polling `tilt logs` every {}",
-                    protocol.settings.poll
-                )
+            let poll = protocol.settings.poll;
+            let how = match (follow, json_logs) {
+                (true, _) => "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)".to_owned(),
+                (false, true) => format!("--no-stream: polling `tilt logs` every {poll}"),
+                (false, false) => format!("this Tilt has no `logs --json` (older than 0.36.1): polling `tilt logs` every {poll}"),
             };
             live.note(&format!("sync: {how}"));
         }
-        let _stream: Option<LogStream> = if json_logs {
+        let _stream: Option<LogStream> = if follow {
             let resources: Vec<&str> = steps.iter().map(|step| step.resource.as_str()).collect();
             Some(tilt.follow(&resources, sender)?)
         } else {
@@ -150,7 +148,8 @@ impl flags::Sync {
             root: &root,
             protocol: &protocol,
             events,
-            json_logs,
+            follow,
+            settle: self.settle.map(|settle| settle.0).unwrap_or_default(),
             logs: logs.as_ref(),
             live,
         };
@@ -247,7 +246,10 @@ struct Runner<'a> {
     root: &'a Utf8Path,
     protocol: &'a Protocol,
     events: Receiver<Event>,
-    json_logs: bool,
+    /// Lines come from one `tilt logs --follow --json` stream; otherwise `tilt logs` is polled.
+    follow: bool,
+    /// A fixed wait after each trigger (the seed protocol waits 5 s).
+    settle: Duration,
     logs: Option<&'a LogDir>,
     live: Live,
 }
@@ -447,7 +449,7 @@ impl Runner<'_> {
             .status(&step.resource)
             .map_err(call_failed)?
             .newest_build();
-        let (baseline, source) = if self.json_logs {
+        let (baseline, source) = if self.follow {
             (
                 Baseline {
                     log: status,
@@ -462,7 +464,8 @@ impl Runner<'_> {
                 .map_err(|err| call_failed(err.into()))?;
             let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
             let log = lines.last().map_or(0, |line| line.build);
-            let next_poll = Instant::now() + self.protocol.settings.poll.0;
+            // The first look is right after the trigger (and the settle wait, if any).
+            let next_poll = Instant::now();
             (
                 Baseline { log, status },
                 Source::Poll {
@@ -475,6 +478,9 @@ impl Runner<'_> {
         self.tilt
             .trigger(&step.resource)
             .map_err(|err| call_failed(err.into()))?;
+        // Asked for explicitly (to reproduce the seed protocol): lines that arrive meanwhile wait
+        // in the channel and are judged after it.
+        thread::sleep(self.settle);
         Ok((baseline, source))
     }
 
@@ -665,7 +671,7 @@ impl Runner<'_> {
                 Ok(Event::Interrupted) => return Err(Failure::Interrupted),
                 Ok(Event::StreamEnded { detail }) => return Err(self.stream_ended(detail)),
                 Err(RecvTimeoutError::Timeout) => return Ok(()),
-                Err(RecvTimeoutError::Disconnected) if self.json_logs => {
+                Err(RecvTimeoutError::Disconnected) if self.follow => {
                     return Err(Failure::TiltGone)
                 }
                 Err(RecvTimeoutError::Disconnected) => {

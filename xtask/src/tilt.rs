@@ -347,13 +347,22 @@ struct JsonLine {
 /// Reads `tilt logs --json` lines and sends those of `wanted` resources, each placed in its
 /// build: a `build:N` span names it; runtime output (`dc:…`, `localserve:…`) belongs to the
 /// resource's latest build.
-fn forward_json_lines(reader: impl BufRead, wanted: &[String], events: &SyncSender<Event>) {
+pub(crate) fn forward_json_lines(
+    mut reader: impl BufRead,
+    wanted: &[String],
+    events: &SyncSender<Event>,
+) {
     let mut latest_build: HashMap<String, u64> = HashMap::new();
-    for raw in reader.split(b'\n') {
-        let Ok(raw) = raw else { break };
+    let mut raw = Vec::new();
+    while let Ok(Some(length)) = read_capped_line(&mut reader, &mut raw, MAX_JSON_LINE) {
         let parsed = serde_json::from_slice::<JsonLine>(&raw)
             .or_else(|_| serde_json::from_str::<JsonLine>(&String::from_utf8_lossy(&raw)));
-        let Ok(json) = parsed else { continue };
+        let json = match parsed {
+            Ok(json) => json,
+            // A line too long to keep whole: say so in its place rather than drop it unseen.
+            Err(_) if length > raw.len() => JsonLine::too_long(&raw, length),
+            Err(_) => continue,
+        };
         if !wanted.contains(&json.resource) {
             continue;
         }
@@ -368,7 +377,7 @@ fn forward_json_lines(reader: impl BufRead, wanted: &[String], events: &SyncSend
             let line = LogLine {
                 build,
                 header,
-                text: strip_ansi(text).into_owned(),
+                text: log_text(text),
             };
             if events
                 .send(Event::Line {
@@ -381,6 +390,73 @@ fn forward_json_lines(reader: impl BufRead, wanted: &[String], events: &SyncSend
             }
         }
     }
+}
+
+/// A JSON line longer than this is not parsed (its resource is still read, for the report).
+const MAX_JSON_LINE: usize = 8 << 20;
+/// Longer log lines are cut: judged and kept on their first bytes, so memory stays bounded.
+const MAX_LINE: usize = 64 << 10;
+
+impl JsonLine {
+    fn too_long(start: &[u8], length: usize) -> JsonLine {
+        let start = String::from_utf8_lossy(start);
+        let field = |name: &str| {
+            let key = format!("\"{name}\":\"");
+            start
+                .split_once(&key)
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(value, _)| value.to_owned())
+                .unwrap_or_default()
+        };
+        JsonLine {
+            resource: field("resource"),
+            message: format!("[a log line of {length} bytes, too long to read]"),
+            span_id: field("spanID"),
+            build_event: field("buildEvent"),
+        }
+    }
+}
+
+/// Reads one line into `line` (without its newline), keeping at most `cap` bytes and skipping
+/// the rest. Returns the line's whole length, or None at the end of the input.
+fn read_capped_line(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<Option<usize>> {
+    line.clear();
+    let mut length = 0;
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok((length > 0).then_some(length));
+        }
+        let (chunk, done) = match buffer.iter().position(|&byte| byte == b'\n') {
+            Some(end) => (&buffer[..end], Some(end + 1)),
+            None => (buffer, None),
+        };
+        let room = cap.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        length += chunk.len();
+        let consumed = done.unwrap_or(chunk.len());
+        reader.consume(consumed);
+        if done.is_some() {
+            return Ok(Some(length));
+        }
+    }
+}
+
+/// A log line as it is judged and kept: without ANSI codes, cut at `MAX_LINE` bytes.
+fn log_text(text: &str) -> String {
+    let text = strip_ansi(text);
+    if text.len() <= MAX_LINE {
+        return text.into_owned();
+    }
+    let mut cut = MAX_LINE;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{} … [{} more bytes]", &text[..cut], text.len() - cut)
 }
 
 fn build_number(span_id: &str) -> Option<u64> {
@@ -561,6 +637,54 @@ mod tests {
             })
             .collect();
         assert_eq!(lines, expected);
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_memory_stays_bounded() {
+        let long = "x".repeat(100);
+        let input = format!("{long}\nshort\n{long}");
+        let mut reader = input.as_bytes();
+        let mut line = Vec::new();
+        assert_eq!(
+            read_capped_line(&mut reader, &mut line, 10).unwrap(),
+            Some(100)
+        );
+        assert_eq!(line, b"xxxxxxxxxx");
+        assert_eq!(
+            read_capped_line(&mut reader, &mut line, 10).unwrap(),
+            Some(5)
+        );
+        assert_eq!(line, b"short");
+        assert_eq!(
+            read_capped_line(&mut reader, &mut line, 10).unwrap(),
+            Some(100)
+        );
+        assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), None);
+
+        let huge = "é".repeat(MAX_LINE);
+        let kept = log_text(&huge);
+        assert!(
+            kept.len() < MAX_LINE + 40
+                && kept.ends_with(&format!("[{} more bytes]", huge.len() - MAX_LINE)),
+            "{}",
+            kept.len()
+        );
+    }
+
+    #[test]
+    fn a_json_line_too_long_to_parse_is_reported_in_its_place() {
+        let message = "y".repeat(MAX_JSON_LINE);
+        let input = format!(
+            r#"{{"resource":"server","spanID":"build:2","buildEvent":"","message":"{message}"}}"#
+        );
+        let (tx, rx) = mpsc::sync_channel(10);
+        forward_json_lines(input.as_bytes(), &["server".to_owned()], &tx);
+        drop(tx);
+        let Some(Event::Line { line, .. }) = rx.iter().next() else {
+            panic!("no line")
+        };
+        assert_eq!(line.build, 2);
+        assert!(line.text.starts_with("[a log line of"), "{}", line.text);
     }
 
     #[test]

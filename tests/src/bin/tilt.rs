@@ -97,7 +97,7 @@ use std::collections::HashSet;
 use std::env;
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
@@ -197,7 +197,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
         (locked.state.clone(), now_ms)
     };
 
-    let scenario = Scenario::load(&PathBuf::from(&scenario_path)).map_err(Failure::standin)?;
+    let scenario = Scenario::load(Path::new(&scenario_path)).map_err(Failure::standin)?;
     let (endpoint, args) = Endpoint::from_args(args)?;
     if scenario.hangs(&command_words(&args)) {
         hang();

@@ -112,7 +112,8 @@ impl Scenario {
 
     /// Parses and checks scenario text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let scenario: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        let scenario: Self =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
         let mut names = HashSet::new();
         for resource in &scenario.resources {
             if resource.name.is_empty() || resource.name == "(Tiltfile)" {
