@@ -50,15 +50,15 @@ pub fn tilt_bin() -> PathBuf {
     bin_dir().join("tilt")
 }
 
-/// The built-in protocol with its `remediation_wait` cut to `wait`, so that tests do not
-/// sit through the seed's 10 seconds; written aside, it is passed with `--config`.
-pub fn protocol_with_remediation_wait(wait: &str) -> String {
-    let default = include_str!("../../xtask/sync.toml");
-    assert!(default.contains("remediation_wait = \"10s\""));
-    default.replace(
-        "remediation_wait = \"10s\"",
-        &format!("remediation_wait = \"{wait}\""),
-    )
+/// The built-in protocol (`xtask/sync.toml`) with each `(from, to)` replaced once, e.g. a
+/// shorter `remediation_wait`; written aside, it is passed with `--config`.
+pub fn protocol_edited(replacements: &[(&str, &str)]) -> String {
+    let mut protocol = include_str!("../../xtask/sync.toml").to_owned();
+    for (from, to) in replacements {
+        assert!(protocol.contains(from), "the protocol has no `{from}`");
+        protocol = protocol.replacen(from, to, 1);
+    }
+    protocol
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -239,6 +239,13 @@ impl Workspace {
         command
     }
 
+    /// Writes an edited protocol aside (see `protocol_edited`) and returns its path, for `--config`.
+    pub fn protocol(&self, replacements: &[(&str, &str)]) -> String {
+        let path = self.aside.join("protocol.toml");
+        write(&path, &protocol_edited(replacements));
+        path.to_str().expect("UTF-8 path").to_owned()
+    }
+
     pub fn sync(&self, args: &[&str]) -> Run {
         Run::from(
             self.sync_command(args)
@@ -262,6 +269,21 @@ impl Workspace {
                     .iter()
                     .map(|arg| arg.as_str().unwrap_or_default().to_owned())
                     .collect()
+            })
+            .collect()
+    }
+
+    /// Stand-in processes still running (a zombie is not running).
+    pub fn tilt_processes_left(&self) -> Vec<u32> {
+        self.tilt_pids()
+            .into_iter()
+            .filter(|pid| {
+                fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    stat.contains("tilt")
+                        && stat
+                            .rsplit_once(')')
+                            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                })
             })
             .collect()
     }

@@ -119,8 +119,7 @@ fn a_rust_error_in_the_server_stops_the_run_at_step_2() {
 fn ts2688_is_remediated_once_with_npm_install_then_the_step_succeeds() {
     let ws = Workspace::citadel();
     let npm_dir = ws.fake_program("npm", 0);
-    let config = ws.aside.join("protocol.toml");
-    write(&config, &protocol_with_remediation_wait("100ms"));
+    let config = ws.protocol(&[("remediation_wait = \"10s\"", "remediation_wait = \"100ms\"")]);
     ws.tilt(&scenario_with_wasm(&[
         &[
             "> tsc",
@@ -129,7 +128,7 @@ fn ts2688_is_remediated_once_with_npm_install_then_the_step_succeeds() {
         &["> tsc", WASM_DONE],
     ]));
     let run = Run::from(
-        ws.sync_command(&["--all", "--config", config.to_str().unwrap()])
+        ws.sync_command(&["--all", "--config", &config])
             .env("PATH", path_with(&npm_dir))
             .output()
             .unwrap(),
@@ -159,13 +158,12 @@ fn ts2688_is_remediated_once_with_npm_install_then_the_step_succeeds() {
 fn the_same_error_after_its_remediation_stops_the_run() {
     let ws = Workspace::citadel();
     let npm_dir = ws.fake_program("npm", 0);
-    let config = ws.aside.join("protocol.toml");
-    write(&config, &protocol_with_remediation_wait("100ms"));
+    let config = ws.protocol(&[("remediation_wait = \"10s\"", "remediation_wait = \"100ms\"")]);
     ws.tilt(&scenario_with_wasm(&[&[
         "error TS2688: Cannot find type definition file for 'node'.",
     ]]));
     let run = Run::from(
-        ws.sync_command(&["--all", "--config", config.to_str().unwrap()])
+        ws.sync_command(&["--all", "--config", &config])
             .env("PATH", path_with(&npm_dir))
             .output()
             .unwrap(),
