@@ -23,10 +23,7 @@ pub const UI_READY: &str = "  VITE v5.4.2  ready in 412 ms";
 /// test executable (`target/debug/deps/…`).
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("tests run from target/<profile>/deps").to_path_buf()
 }
 
 /// The `xtask` binary, built once per test process so that the tests never run a stale one.
@@ -62,16 +59,8 @@ pub fn protocol_edited(replacements: &[(&str, &str)]) -> String {
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("running git");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = Command::new("git").args(args).current_dir(dir).output().expect("running git");
+    assert!(output.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -123,10 +112,7 @@ impl Workspace {
     /// a non-ASCII letter (paths like that must work). `citadel-internal-service` and
     /// `citadel-workspaces` are real git submodules, as in Citadel.
     pub fn citadel() -> Workspace {
-        let temp = tempfile::Builder::new()
-            .prefix("sync-e2e-")
-            .tempdir()
-            .expect("making a temp dir");
+        let temp = tempfile::Builder::new().prefix("sync-e2e-").tempdir().expect("making a temp dir");
         let root = temp.path().join("citadel wörkspace");
         let aside = temp.path().join("aside");
         fs::create_dir_all(&aside).expect("making a dir");
@@ -141,29 +127,14 @@ impl Workspace {
         for submodule in SUBMODULES {
             let upstream = aside.join("upstream").join(submodule);
             let url = upstream.to_str().expect("UTF-8 path");
-            git(
-                &root,
-                &[
-                    "-c",
-                    "protocol.file.allow=always",
-                    "submodule",
-                    "add",
-                    "--quiet",
-                    url,
-                    submodule,
-                ],
-            );
+            git(&root, &["-c", "protocol.file.allow=always", "submodule", "add", "--quiet", url, submodule]);
             let checkout = root.join(submodule);
             git(&checkout, &["config", "user.email", "dev@example.com"]);
             git(&checkout, &["config", "user.name", "Dev"]);
         }
         git(&root, &["commit", "--quiet", "-m", "add submodules"]);
         let root = root.canonicalize().expect("canonical root");
-        Workspace {
-            _temp: temp,
-            root,
-            aside,
-        }
+        Workspace { _temp: temp, root, aside }
     }
 
     /// Commits everything in the repository at `dir` (relative to the root).
@@ -175,29 +146,22 @@ impl Workspace {
 
     /// A bare repository as `origin`, with `main` pushed and tracked.
     pub fn add_origin(&self) -> PathBuf {
+        let origin = self.bare_origin();
+        git(&self.root, &["push", "--quiet", "--no-verify", "-u", "origin", "main"]);
+        origin
+    }
+
+    /// A bare repository as `origin` holding HEAD as `main`, even when HEAD is detached.
+    pub fn add_origin_from_detached(&self) -> PathBuf {
+        let origin = self.bare_origin();
+        git(&self.root, &["push", "--quiet", "--no-verify", "origin", "HEAD:refs/heads/main"]);
+        origin
+    }
+
+    fn bare_origin(&self) -> PathBuf {
         let origin = self.aside.join("origin.git");
-        git(
-            &self.aside,
-            &[
-                "init",
-                "--quiet",
-                "--bare",
-                origin.to_str().expect("UTF-8 path"),
-            ],
-        );
-        git(
-            &self.root,
-            &[
-                "remote",
-                "add",
-                "origin",
-                origin.to_str().expect("UTF-8 path"),
-            ],
-        );
-        git(
-            &self.root,
-            &["push", "--quiet", "--no-verify", "-u", "origin", "main"],
-        );
+        git(&self.aside, &["init", "--quiet", "--bare", "--initial-branch=main", origin.to_str().expect("UTF-8 path")]);
+        git(&self.root, &["remote", "add", "origin", origin.to_str().expect("UTF-8 path")]);
         origin
     }
 
@@ -217,10 +181,7 @@ impl Workspace {
 
     /// `git status --porcelain --ignored=no`, to check the sync leaves the repository alone.
     pub fn git_status(&self) -> String {
-        git(
-            &self.root,
-            &["status", "--porcelain", "--untracked-files=all"],
-        )
+        git(&self.root, &["status", "--porcelain", "--untracked-files=all"])
     }
 
     /// A command running `xtask sync` in this workspace against the stand-in.
@@ -247,11 +208,7 @@ impl Workspace {
     }
 
     pub fn sync(&self, args: &[&str]) -> Run {
-        Run::from(
-            self.sync_command(args)
-                .output()
-                .expect("running xtask sync"),
-        )
+        Run::from(self.sync_command(args).output().expect("running xtask sync"))
     }
 
     /// Every call the stand-in received, as its arguments.
@@ -261,8 +218,7 @@ impl Workspace {
         };
         text.lines()
             .map(|line| {
-                let call: serde_json::Value =
-                    serde_json::from_str(line).expect("a JSON call record");
+                let call: serde_json::Value = serde_json::from_str(line).expect("a JSON call record");
                 call["args"]
                     .as_array()
                     .expect("args")
@@ -280,9 +236,7 @@ impl Workspace {
             .filter(|pid| {
                 fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
                     stat.contains("tilt")
-                        && stat
-                            .rsplit_once(')')
-                            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                        && stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
                 })
             })
             .collect()
@@ -294,9 +248,7 @@ impl Workspace {
             return Vec::new();
         };
         text.lines()
-            .filter_map(|line| {
-                serde_json::from_str::<serde_json::Value>(line).ok()?["pid"].as_u64()
-            })
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()?["pid"].as_u64())
             .filter_map(|pid| u32::try_from(pid).ok())
             .collect()
     }
@@ -322,9 +274,7 @@ impl Workspace {
         let mut logs: Vec<PathBuf> = entries
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
             .filter(|path| {
-                path.file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with("sync-error-"))
+                path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.starts_with("sync-error-"))
             })
             .collect();
         logs.sort();
@@ -337,13 +287,7 @@ impl Workspace {
         let bin = self.aside.join("bin");
         let path = bin.join(name);
         let record = self.aside.join(format!("{name}.calls"));
-        write(
-            &path,
-            &format!(
-                "#!/bin/sh\necho \"$PWD|$*\" >> '{}'\nexit {code}\n",
-                record.display()
-            ),
-        );
+        write(&path, &format!("#!/bin/sh\necho \"$PWD|$*\" >> '{}'\nexit {code}\n", record.display()));
         make_executable(&path);
         bin
     }
@@ -364,11 +308,7 @@ pub fn make_executable(path: &Path) {
 
 /// PATH with `dir` first.
 pub fn path_with(dir: &Path) -> String {
-    format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
 }
 
 /// The outcome of one `xtask sync`.
@@ -396,19 +336,12 @@ impl Run {
 
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
+        assert_eq!(self.code, Some(code), "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {}", self.stdout))
     }
 }
 

@@ -29,16 +29,10 @@ fn edit(ws: &Workspace, path: &str) {
 fn a_types_change_runs_every_step() {
     let ws = Workspace::citadel();
     edit(&ws, "citadel-workspace-types/src/lib.rs");
-    assert_eq!(
-        planned(&ws, &[]),
-        ["sync-wasm-client", "server", "internal-service", "ui"]
-    );
+    assert_eq!(planned(&ws, &[]), ["sync-wasm-client", "server", "internal-service", "ui"]);
     ws.tilt(&all_succeed(100));
     ws.sync(&[]).assert_code(0);
-    assert_eq!(
-        ws.triggers(),
-        ["sync-wasm-client", "server", "internal-service", "ui"]
-    );
+    assert_eq!(ws.triggers(), ["sync-wasm-client", "server", "internal-service", "ui"]);
 }
 
 #[test]
@@ -49,11 +43,7 @@ fn a_kernel_change_runs_the_server_and_the_ui() {
     let run = ws.sync(&[]);
     run.assert_code(0);
     assert_eq!(ws.triggers(), ["server", "ui"]);
-    assert!(
-        run.stdout.contains("Affected services: server, ui"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("Affected services: server, ui"), "{}", run.stdout);
 }
 
 #[test]
@@ -61,46 +51,27 @@ fn an_uncommitted_change_inside_the_internal_service_submodule_counts_under_its_
     let ws = Workspace::citadel();
     edit(&ws, "citadel-internal-service/src/lib.rs");
     let run = ws.sync(&["--plan", "--json"]);
-    assert_eq!(
-        run.json()["changed"],
-        serde_json::json!(["citadel-internal-service/src/lib.rs"])
-    );
+    assert_eq!(run.json()["changed"], serde_json::json!(["citadel-internal-service/src/lib.rs"]));
     assert_eq!(planned(&ws, &[]), ["internal-service", "ui"]);
 }
 
 #[test]
 fn a_commit_inside_a_submodule_moves_its_pointer_and_counts_by_file() {
     let ws = Workspace::citadel();
-    edit(
-        &ws,
-        "citadel-internal-service/typescript-client/package.json",
-    );
+    edit(&ws, "citadel-internal-service/typescript-client/package.json");
     ws.commit_all("citadel-internal-service", "client change");
     ws.commit_all(".", "move the pointer");
     let run = ws.sync(&["--plan", "--json", "--base", "HEAD~1"]);
-    assert_eq!(
-        run.json()["changed"],
-        serde_json::json!(["citadel-internal-service/typescript-client/package.json"])
-    );
-    assert_eq!(
-        planned(&ws, &["--base", "HEAD~1"]),
-        ["sync-wasm-client", "internal-service", "ui"]
-    );
+    assert_eq!(run.json()["changed"], serde_json::json!(["citadel-internal-service/typescript-client/package.json"]));
+    assert_eq!(planned(&ws, &["--base", "HEAD~1"]), ["sync-wasm-client", "internal-service", "ui"]);
 }
 
 #[test]
 fn an_untracked_new_file_counts() {
     let ws = Workspace::citadel();
-    write(
-        &ws.root
-            .join("citadel-workspace-server-kernel/src/new_module.rs"),
-        "pub fn f() {}\n",
-    );
+    write(&ws.root.join("citadel-workspace-server-kernel/src/new_module.rs"), "pub fn f() {}\n");
     assert_eq!(planned(&ws, &[]), ["server", "ui"]);
-    write(
-        &ws.root.join("citadel-internal-service/src/untracked.rs"),
-        "pub fn g() {}\n",
-    );
+    write(&ws.root.join("citadel-internal-service/src/untracked.rs"), "pub fn g() {}\n");
     assert_eq!(planned(&ws, &[]), ["server", "internal-service", "ui"]);
 }
 
@@ -114,16 +85,8 @@ fn ui_only_and_docs_only_changes_rebuild_nothing() {
     ws.tilt(&all_succeed(100));
     let run = ws.sync(&[]);
     run.assert_code(0);
-    assert!(
-        run.first_line().starts_with("SUCCESS: Nothing to rebuild"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        ws.tilt_calls().is_empty(),
-        "no Tilt call: {:?}",
-        ws.tilt_calls()
-    );
+    assert!(run.first_line().starts_with("SUCCESS: Nothing to rebuild"), "{}", run.stdout);
+    assert!(ws.tilt_calls().is_empty(), "no Tilt call: {:?}", ws.tilt_calls());
 }
 
 #[test]
@@ -132,17 +95,10 @@ fn a_path_no_rule_claims_runs_every_step_and_the_plan_says_so() {
     write(&ws.root.join("x/y.rs"), "fn main() {}\n");
     let run = ws.sync(&["--plan"]);
     run.assert_code(0);
-    assert!(
-        run.stdout
-            .starts_with("Plan: 1 changed path since HEAD (no upstream)\n"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.starts_with("Plan: 1 changed path since HEAD (no upstream)\n"), "{}", run.stdout);
     for step in ["sync-wasm-client", "server", "internal-service", "ui"] {
         assert!(
-            run.stdout.contains(&format!(
-                "run   {step:16}  no rule claims `x/y.rs`: every step, to be safe"
-            )),
+            run.stdout.contains(&format!("run   {step:16}  no rule claims `x/y.rs`: every step, to be safe")),
             "{}",
             run.stdout
         );
@@ -164,10 +120,7 @@ Plan: 1 changed path since HEAD (no upstream)
 ";
     assert_eq!(run.stdout, expected);
     let plan = ws.sync(&["--plan", "--json"]).json();
-    assert_eq!(
-        plan["base"].as_str().unwrap(),
-        git(&ws.root, &["rev-parse", "HEAD"]).trim()
-    );
+    assert_eq!(plan["base"].as_str().unwrap(), git(&ws.root, &["rev-parse", "HEAD"]).trim());
     assert_eq!(plan["steps"].as_array().unwrap().len(), 4);
     assert_eq!(plan["steps"][1]["resource"], "server");
 }
@@ -193,10 +146,7 @@ fn after_a_successful_sync_nothing_changed_means_no_tilt_call() {
     ws.tilt(&all_succeed(100));
     let run = ws.sync(&[]);
     run.assert_code(0);
-    assert_eq!(
-        run.first_line(),
-        "SUCCESS: Already in sync: nothing changed since the last successful sync"
-    );
+    assert_eq!(run.first_line(), "SUCCESS: Already in sync: nothing changed since the last successful sync");
     assert!(ws.tilt_calls().is_empty(), "{:?}", ws.tilt_calls());
 
     // An edit after the sync: only its steps, not the kernel's again.
@@ -210,20 +160,12 @@ fn after_a_successful_sync_nothing_changed_means_no_tilt_call() {
 fn a_failed_sync_does_not_count_as_deployed() {
     let ws = Workspace::citadel();
     edit(&ws, "citadel-workspace-server-kernel/src/main.rs");
-    let failing = all_succeed(100).replacen(
-        &q(SERVER_RUNNING),
-        &q("error[E0425]: cannot find value `x`"),
-        1,
-    );
+    let failing = all_succeed(100).replacen(&q(SERVER_RUNNING), &q("error[E0425]: cannot find value `x`"), 1);
     ws.tilt(&failing);
     ws.sync(&[]).assert_code(1);
     ws.tilt(&all_succeed(100));
     ws.sync(&[]).assert_code(0);
-    assert_eq!(
-        ws.triggers(),
-        ["server", "ui"],
-        "the failed change is rebuilt"
-    );
+    assert_eq!(ws.triggers(), ["server", "ui"], "the failed change is rebuilt");
 }
 
 #[test]
@@ -236,8 +178,5 @@ fn all_and_step_ignore_the_last_sync() {
     assert_eq!(ws.triggers(), ["server"]);
     ws.tilt(&all_succeed(100));
     let run = ws.sync(&[]);
-    assert_eq!(
-        run.first_line(),
-        "SUCCESS: Already in sync: nothing changed since the last successful sync"
-    );
+    assert_eq!(run.first_line(), "SUCCESS: Already in sync: nothing changed since the last successful sync");
 }

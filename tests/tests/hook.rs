@@ -9,10 +9,7 @@ use sync_tests::*;
 /// with `code`.
 fn existing_hook(ws: &Workspace, code: i32) -> String {
     let record = ws.aside.join("existing-hook.calls");
-    let script = format!(
-        "#!/bin/sh\necho \"args: $*\" >> '{r}'\ncat >> '{r}'\nexit {code}\n",
-        r = record.display()
-    );
+    let script = format!("#!/bin/sh\necho \"args: $*\" >> '{r}'\ncat >> '{r}'\nexit {code}\n", r = record.display());
     git(&ws.root, &["config", "core.hooksPath", ".githooks"]);
     let hook = ws.root.join(".githooks/pre-push");
     write(&hook, &script);
@@ -21,11 +18,7 @@ fn existing_hook(ws: &Workspace, code: i32) -> String {
 }
 
 fn xtask(ws: &Workspace, args: &[&str]) -> Run {
-    let output = Command::new(xtask_bin())
-        .args(args)
-        .args(["--root", ws.root.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let output = Command::new(xtask_bin()).args(args).args(["--root", ws.root.to_str().unwrap()]).output().unwrap();
     Run::from(output)
 }
 
@@ -63,18 +56,12 @@ fn the_hook_chains_to_the_existing_one_and_syncs_what_the_push_changes() {
     let hook = ws.root.join(".githooks/pre-push");
     let installed = fs::read_to_string(&hook).unwrap();
     assert!(installed.contains("cargo-xtask-sync pre-push hook"));
-    assert_eq!(
-        fs::read_to_string(ws.root.join(".githooks/pre-push.before-xtask-sync")).unwrap(),
-        original
-    );
+    assert_eq!(fs::read_to_string(ws.root.join(".githooks/pre-push.before-xtask-sync")).unwrap(), original);
 
     // Installing again changes nothing.
     xtask(&ws, &["install-hook"]).assert_code(0);
     assert_eq!(fs::read_to_string(&hook).unwrap(), installed);
-    assert_eq!(
-        fs::read_to_string(ws.root.join(".githooks/pre-push.before-xtask-sync")).unwrap(),
-        original
-    );
+    assert_eq!(fs::read_to_string(ws.root.join(".githooks/pre-push.before-xtask-sync")).unwrap(), original);
 
     commit_kernel_change(&ws);
     ws.tilt(&all_succeed(100));
@@ -84,24 +71,12 @@ fn the_hook_chains_to_the_existing_one_and_syncs_what_the_push_changes() {
     assert_eq!(remote_head(&ws), git(&ws.root, &["rev-parse", "HEAD"]));
     let seen = fs::read_to_string(ws.aside.join("existing-hook.calls")).unwrap();
     let head = git(&ws.root, &["rev-parse", "HEAD"]);
-    assert!(
-        seen.starts_with(&format!(
-            "args: origin {}\n",
-            ws.aside.join("origin.git").display()
-        )),
-        "{seen}"
-    );
-    assert!(
-        seen.contains(&format!("refs/heads/main {}", head.trim())),
-        "the existing hook gets git's input: {seen}"
-    );
+    assert!(seen.starts_with(&format!("args: origin {}\n", ws.aside.join("origin.git").display())), "{seen}");
+    assert!(seen.contains(&format!("refs/heads/main {}", head.trim())), "the existing hook gets git's input: {seen}");
 
     xtask(&ws, &["uninstall-hook"]).assert_code(0);
     assert_eq!(fs::read_to_string(&hook).unwrap(), original);
-    assert!(!ws
-        .root
-        .join(".githooks/pre-push.before-xtask-sync")
-        .exists());
+    assert!(!ws.root.join(".githooks/pre-push.before-xtask-sync").exists());
 }
 
 #[test]
@@ -111,16 +86,11 @@ fn a_failing_step_blocks_the_push() {
     xtask(&ws, &["install-hook"]).assert_code(0);
     let before = remote_head(&ws);
     commit_kernel_change(&ws);
-    ws.tilt(&all_succeed(100).replacen(
-        &q(SERVER_RUNNING),
-        &q("error[E0425]: cannot find value `x`"),
-        1,
-    ));
+    ws.tilt(&all_succeed(100).replacen(&q(SERVER_RUNNING), &q("error[E0425]: cannot find value `x`"), 1));
     let run = push(&ws);
     assert_ne!(run.code, Some(0), "the push must fail: {}", run.stderr);
     assert!(
-        run.stdout.contains("Step 2 FAILED: server rebuild error")
-            || run.stderr.contains("Step 2 FAILED"),
+        run.stdout.contains("Step 2 FAILED: server rebuild error") || run.stderr.contains("Step 2 FAILED"),
         "{run:?}"
     );
     assert_eq!(remote_head(&ws), before, "the remote must not move");
@@ -148,17 +118,10 @@ fn without_tilt_the_push_goes_on_with_a_warning_unless_strict() {
     ws.tilt(&format!("running = false\n{}", all_succeed(100)));
     let run = push(&ws);
     run.assert_code(0);
-    assert!(
-        run.stderr.contains("the push goes on without a sync"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("the push goes on without a sync"), "{}", run.stderr);
 
     xtask(&ws, &["install-hook", "--strict"]).assert_code(0);
-    write(
-        &ws.root.join("citadel-workspace-server-kernel/src/lib.rs"),
-        "pub fn f() {}\n",
-    );
+    write(&ws.root.join("citadel-workspace-server-kernel/src/lib.rs"), "pub fn f() {}\n");
     ws.commit_all(".", "another kernel change");
     let run = push(&ws);
     assert_ne!(run.code, Some(0), "--strict blocks: {}", run.stderr);
@@ -171,14 +134,6 @@ fn a_hook_not_written_by_the_tool_is_never_removed() {
     let original = existing_hook(&ws, 0);
     let run = xtask(&ws, &["uninstall-hook"]);
     run.assert_code(2);
-    assert!(
-        run.stderr
-            .contains("was not written by `cargo xtask install-hook`"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(
-        fs::read_to_string(ws.root.join(".githooks/pre-push")).unwrap(),
-        original
-    );
+    assert!(run.stderr.contains("was not written by `cargo xtask install-hook`"), "{}", run.stderr);
+    assert_eq!(fs::read_to_string(ws.root.join(".githooks/pre-push")).unwrap(), original);
 }

@@ -8,7 +8,10 @@ use sync_tests::*;
 
 fn scenario_with_server(server_lines: &[&str]) -> String {
     all_succeed(150).replacen(
-        &format!("lines = [\"   Compiling citadel-workspace-server-kernel v0.1.0\", \"    Finished `dev` profile\", {}]", q(SERVER_RUNNING)),
+        &format!(
+            "lines = [\"   Compiling citadel-workspace-server-kernel v0.1.0\", \"    Finished `dev` profile\", {}]",
+            q(SERVER_RUNNING)
+        ),
         &format!("lines = {}", list(server_lines)),
         1,
     )
@@ -17,19 +20,11 @@ fn scenario_with_server(server_lines: &[&str]) -> String {
 fn scenario_with_wasm(builds: &[&[&str]]) -> String {
     let wasm_builds: String = builds
         .iter()
-        .map(|lines| {
-            format!(
-                "[[resource.build]]\nduration_ms = 150\nlines = {}\n",
-                list(lines)
-            )
-        })
+        .map(|lines| format!("[[resource.build]]\nduration_ms = 150\nlines = {}\n", list(lines)))
         .collect();
     let rest = all_succeed(150);
     let server_at = rest.find("[[resource]]\nname = \"server\"").unwrap();
-    format!(
-        "[[resource]]\nname = \"sync-wasm-client\"\n{wasm_builds}\n{}",
-        &rest[server_at..]
-    )
+    format!("[[resource]]\nname = \"sync-wasm-client\"\n{wasm_builds}\n{}", &rest[server_at..])
 }
 
 #[test]
@@ -39,24 +34,12 @@ fn all_four_steps_succeed() {
     let before = ws.git_status();
     let run = ws.sync(&["--all"]);
     run.assert_code(0);
-    assert_eq!(
-        run.first_line(),
-        "SUCCESS: The sync and deploy process completed successfully for all services"
-    );
-    assert!(
-        run.stdout
-            .contains("Affected services: sync-wasm-client, server, internal-service, ui"),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(
-        ws.triggers(),
-        ["sync-wasm-client", "server", "internal-service", "ui"]
-    );
+    assert_eq!(run.first_line(), "SUCCESS: The sync and deploy process completed successfully for all services");
+    assert!(run.stdout.contains("Affected services: sync-wasm-client, server, internal-service, ui"), "{}", run.stdout);
+    assert_eq!(ws.triggers(), ["sync-wasm-client", "server", "internal-service", "ui"]);
     assert_eq!(ws.git_status(), before, "the sync changed the repository");
     let status: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(ws.logs_dir().join("sync-status.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&fs::read_to_string(ws.logs_dir().join("sync-status.json")).unwrap()).unwrap();
     assert_eq!(status["status"], "success");
     assert_eq!(status["steps"][1]["deciding_line"], SERVER_RUNNING);
     assert!(ws.error_logs().is_empty());
@@ -78,15 +61,8 @@ fn a_rust_error_in_the_server_stops_the_run_at_step_2() {
         "ERROR: The sync and deploy process failed at Step 2 (server). See logs below for details"
     );
     let cause = run.stdout.lines().nth(1).unwrap();
-    assert!(
-        cause.starts_with("Step 2 FAILED: server rebuild error: error[E0425]: cannot find value"),
-        "{cause}"
-    );
-    assert_eq!(
-        ws.triggers(),
-        ["sync-wasm-client", "server"],
-        "steps 3 and 4 must never be triggered"
-    );
+    assert!(cause.starts_with("Step 2 FAILED: server rebuild error: error[E0425]: cannot find value"), "{cause}");
+    assert_eq!(ws.triggers(), ["sync-wasm-client", "server"], "steps 3 and 4 must never be triggered");
     let logs = ws.error_logs();
     assert_eq!(logs.len(), 1);
     let saved = fs::read_to_string(&logs[0]).unwrap();
@@ -97,22 +73,9 @@ fn a_rust_error_in_the_server_stops_the_run_at_step_2() {
         saved.contains("   Compiling citadel-workspace-server-kernel v0.1.0"),
         "the whole log since the trigger: {saved}"
     );
-    assert!(
-        run.stdout
-            .contains(&format!("Log saved to {}", logs[0].display())),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("--- last 2 lines of server's log ---"),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(
-        ws.git_status(),
-        before,
-        "a failing sync changed the repository"
-    );
+    assert!(run.stdout.contains(&format!("Log saved to {}", logs[0].display())), "{}", run.stdout);
+    assert!(run.stdout.contains("--- last 2 lines of server's log ---"), "{}", run.stdout);
+    assert_eq!(ws.git_status(), before, "a failing sync changed the repository");
 }
 
 #[test]
@@ -121,37 +84,18 @@ fn ts2688_is_remediated_once_with_npm_install_then_the_step_succeeds() {
     let npm_dir = ws.fake_program("npm", 0);
     let config = ws.protocol(&[("remediation_wait = \"10s\"", "remediation_wait = \"100ms\"")]);
     ws.tilt(&scenario_with_wasm(&[
-        &[
-            "> tsc",
-            "error TS2688: Cannot find type definition file for 'node'.",
-        ],
+        &["> tsc", "error TS2688: Cannot find type definition file for 'node'."],
         &["> tsc", WASM_DONE],
     ]));
-    let run = Run::from(
-        ws.sync_command(&["--all", "--config", &config])
-            .env("PATH", path_with(&npm_dir))
-            .output()
-            .unwrap(),
-    );
+    let run =
+        Run::from(ws.sync_command(&["--all", "--config", &config]).env("PATH", path_with(&npm_dir)).output().unwrap());
     run.assert_code(0);
     let npm = ws.fake_program_calls("npm");
     let expected_dir = ws.root.join("citadel-internal-service/typescript-client");
     assert_eq!(npm, [format!("{}|install", expected_dir.display())]);
-    assert_eq!(
-        ws.triggers(),
-        [
-            "sync-wasm-client",
-            "sync-wasm-client",
-            "server",
-            "internal-service",
-            "ui"
-        ]
-    );
+    assert_eq!(ws.triggers(), ["sync-wasm-client", "sync-wasm-client", "server", "internal-service", "ui"]);
     let status = fs::read_to_string(ws.logs_dir().join("sync-status.json")).unwrap();
-    assert!(
-        status.contains("`npm install` in citadel-internal-service/typescript-client"),
-        "{status}"
-    );
+    assert!(status.contains("`npm install` in citadel-internal-service/typescript-client"), "{status}");
 }
 
 #[test]
@@ -159,55 +103,27 @@ fn the_same_error_after_its_remediation_stops_the_run() {
     let ws = Workspace::citadel();
     let npm_dir = ws.fake_program("npm", 0);
     let config = ws.protocol(&[("remediation_wait = \"10s\"", "remediation_wait = \"100ms\"")]);
-    ws.tilt(&scenario_with_wasm(&[&[
-        "error TS2688: Cannot find type definition file for 'node'.",
-    ]]));
-    let run = Run::from(
-        ws.sync_command(&["--all", "--config", &config])
-            .env("PATH", path_with(&npm_dir))
-            .output()
-            .unwrap(),
-    );
+    ws.tilt(&scenario_with_wasm(&[&["error TS2688: Cannot find type definition file for 'node'."]]));
+    let run =
+        Run::from(ws.sync_command(&["--all", "--config", &config]).env("PATH", path_with(&npm_dir)).output().unwrap());
     run.assert_code(1);
-    assert_eq!(
-        ws.fake_program_calls("npm").len(),
-        1,
-        "one remediation per error kind"
-    );
+    assert_eq!(ws.fake_program_calls("npm").len(), 1, "one remediation per error kind");
     assert_eq!(ws.triggers(), ["sync-wasm-client", "sync-wasm-client"]);
     let cause = run.stdout.lines().nth(1).unwrap();
-    assert!(
-        cause.starts_with("Step 1 FAILED: sync-wasm-client rebuild error: error TS2688"),
-        "{cause}"
-    );
-    assert!(
-        cause.contains("still failing after the remediation"),
-        "{cause}"
-    );
+    assert!(cause.starts_with("Step 1 FAILED: sync-wasm-client rebuild error: error TS2688"), "{cause}");
+    assert!(cause.contains("still failing after the remediation"), "{cause}");
 }
 
 #[test]
 fn a_missing_build_script_is_reported_not_remediated() {
     let ws = Workspace::citadel();
     let npm_dir = ws.fake_program("npm", 0);
-    ws.tilt(&scenario_with_wasm(&[&[
-        "> npm run build",
-        "npm error Missing script: \"build\"",
-    ]]));
-    let run = Run::from(
-        ws.sync_command(&["--all"])
-            .env("PATH", path_with(&npm_dir))
-            .output()
-            .unwrap(),
-    );
+    ws.tilt(&scenario_with_wasm(&[&["> npm run build", "npm error Missing script: \"build\""]]));
+    let run = Run::from(ws.sync_command(&["--all"]).env("PATH", path_with(&npm_dir)).output().unwrap());
     run.assert_code(1);
     assert!(ws.fake_program_calls("npm").is_empty());
     assert_eq!(ws.triggers(), ["sync-wasm-client"]);
-    assert!(
-        run.stdout.contains("package.json lacks the `build` script"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("package.json lacks the `build` script"), "{}", run.stdout);
 }
 
 #[test]
@@ -225,10 +141,7 @@ fn no_success_line_is_a_timeout_naming_the_step() {
     assert_eq!(report["steps"][1]["outcome"], "timeout");
     assert_eq!(report["steps"][2]["outcome"], "not-run");
     let cause = report["steps"][1]["cause"].as_str().unwrap();
-    assert!(
-        cause.starts_with("Step 2 FAILED: server timeout - build did not complete"),
-        "{cause}"
-    );
+    assert!(cause.starts_with("Step 2 FAILED: server timeout - build did not complete"), "{cause}");
     assert_eq!(ws.error_logs().len(), 1);
 }
 
@@ -243,11 +156,7 @@ fn an_error_in_a_build_that_also_prints_success_fails() {
     let run = ws.sync(&["--all"]);
     run.assert_code(1);
     assert!(
-        run.stdout
-            .lines()
-            .nth(1)
-            .unwrap()
-            .contains("[ERROR] ❌ WASM files are NOT synchronized!"),
+        run.stdout.lines().nth(1).unwrap().contains("[ERROR] ❌ WASM files are NOT synchronized!"),
         "{}",
         run.stdout
     );
@@ -263,11 +172,7 @@ fn an_error_after_cargos_early_finished_fails_step_1() {
     ]]));
     let run = ws.sync(&["--all"]);
     run.assert_code(1);
-    assert!(
-        run.first_line().contains("Step 1 (sync-wasm-client)"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.first_line().contains("Step 1 (sync-wasm-client)"), "{}", run.stdout);
     assert_eq!(ws.triggers(), ["sync-wasm-client"]);
 }
 
@@ -279,11 +184,7 @@ fn errors_in_earlier_builds_do_not_fail_the_new_one() {
 lines = ["error[E0425]: cannot find value `x` in this scope", "thread 'main' panicked at src/main.rs:1:1"]
 error = "Command \"cargo build\" failed: exit status 101"
 "#;
-    let scenario = all_succeed(150).replacen(
-        "name = \"server\"\n",
-        &format!("name = \"server\"\n{history}"),
-        1,
-    );
+    let scenario = all_succeed(150).replacen("name = \"server\"\n", &format!("name = \"server\"\n{history}"), 1);
     ws.tilt(&scenario);
     ws.sync(&["--all"]).assert_code(0);
 }
@@ -292,16 +193,12 @@ error = "Command \"cargo build\" failed: exit status 101"
 fn a_build_running_at_trigger_time_is_not_ours() {
     // The running build would pass with its success line; ours fails: the run must fail.
     let ws = Workspace::citadel();
-    let running = format!(
-        "[resource.running]\nduration_ms = 600\nlines = {}\n",
-        list(&["old", SERVER_RUNNING])
+    let running = format!("[resource.running]\nduration_ms = 600\nlines = {}\n", list(&["old", SERVER_RUNNING]));
+    let scenario = scenario_with_server(&["error[E0425]: cannot find value `x` in this scope"]).replacen(
+        "name = \"server\"\n",
+        &format!("name = \"server\"\n{running}"),
+        1,
     );
-    let scenario = scenario_with_server(&["error[E0425]: cannot find value `x` in this scope"])
-        .replacen(
-            "name = \"server\"\n",
-            &format!("name = \"server\"\n{running}"),
-            1,
-        );
     ws.tilt(&scenario);
     let run = ws.sync(&["--step", "server"]);
     run.assert_code(1);
@@ -309,12 +206,9 @@ fn a_build_running_at_trigger_time_is_not_ours() {
 
     // The running build fails; ours, queued behind it, succeeds: the run succeeds.
     let ws = Workspace::citadel();
-    let running = "[resource.running]\nduration_ms = 600\nlines = [\"error[E0599]: no method\"]\nerror = \"exit status 101\"\n";
-    let scenario = all_succeed(150).replacen(
-        "name = \"server\"\n",
-        &format!("name = \"server\"\n{running}"),
-        1,
-    );
+    let running =
+        "[resource.running]\nduration_ms = 600\nlines = [\"error[E0599]: no method\"]\nerror = \"exit status 101\"\n";
+    let scenario = all_succeed(150).replacen("name = \"server\"\n", &format!("name = \"server\"\n{running}"), 1);
     ws.tilt(&scenario);
     let run = ws.sync(&["--step", "server", "--json"]);
     run.assert_code(0);
@@ -334,24 +228,11 @@ fn tilt_not_running_exits_2_saying_tilt_up() {
 #[test]
 fn an_unknown_resource_exits_2_before_any_trigger() {
     let ws = Workspace::citadel();
-    ws.tilt(&all_succeed(100).replacen(
-        "name = \"internal-service\"",
-        "name = \"internal-svc\"",
-        1,
-    ));
+    ws.tilt(&all_succeed(100).replacen("name = \"internal-service\"", "name = \"internal-svc\"", 1));
     let run = ws.sync(&["--all"]);
     run.assert_code(2);
-    assert!(
-        run.stderr
-            .contains("Tilt has no resource named `internal-service`"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("internal-svc"),
-        "lists what Tilt has: {}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("Tilt has no resource named `internal-service`"), "{}", run.stderr);
+    assert!(run.stderr.contains("internal-svc"), "lists what Tilt has: {}", run.stderr);
     assert!(ws.triggers().is_empty());
 }
 
@@ -374,9 +255,7 @@ fn steps_run_in_protocol_order_and_the_rest_are_skipped() {
 #[test]
 fn two_failures_keep_two_error_logs() {
     let ws = Workspace::citadel();
-    ws.tilt(&scenario_with_server(&[
-        "error[E0425]: cannot find value `x` in this scope",
-    ]));
+    ws.tilt(&scenario_with_server(&["error[E0425]: cannot find value `x` in this scope"]));
     ws.sync(&["--step", "server"]).assert_code(1);
     ws.sync(&["--step", "server"]).assert_code(1);
     assert_eq!(ws.error_logs().len(), 2);

@@ -25,37 +25,20 @@ fn every_source_file_opens_with_a_doc_comment() {
     assert!(files.len() > 10);
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
-        assert!(
-            text.starts_with("//!"),
-            "{} must open with a `//!` line saying what it is for",
-            file.display()
-        );
+        assert!(text.starts_with("//!"), "{} must open with a `//!` line saying what it is for", file.display());
     }
 }
 
-const RECIPES: [(&str, &str); 3] = [
-    ("sync", "cargo xtask sync"),
-    ("sync-plan", "cargo xtask sync --plan"),
-    ("sync-all", "cargo xtask sync --all"),
-];
+const RECIPES: [(&str, &str); 3] =
+    [("sync", "cargo xtask sync"), ("sync-plan", "cargo xtask sync --plan"), ("sync-all", "cargo xtask sync --all")];
 
 #[test]
 fn make_recipes_call_the_xtask() {
     for (recipe, command) in RECIPES {
-        let output = Command::new("make")
-            .args(["--dry-run", "--directory", ROOT, recipe])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "make {recipe}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = Command::new("make").args(["--dry-run", "--directory", ROOT, recipe]).output().unwrap();
+        assert!(output.status.success(), "make {recipe}: {}", String::from_utf8_lossy(&output.stderr));
         let printed = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            printed.lines().any(|line| line.trim() == command),
-            "make {recipe} runs `{printed}`"
-        );
+        assert!(printed.lines().any(|line| line.trim() == command), "make {recipe} runs `{printed}`");
     }
 }
 
@@ -63,10 +46,8 @@ fn make_recipes_call_the_xtask() {
 fn just_recipes_call_the_xtask() {
     let justfile = fs::read_to_string(Path::new(ROOT).join("justfile")).unwrap();
     for (recipe, command) in RECIPES {
-        let body = justfile
-            .split(&format!("\n{recipe} *ARGS:\n"))
-            .nth(1)
-            .unwrap_or_else(|| panic!("no `{recipe}` recipe"));
+        let body =
+            justfile.split(&format!("\n{recipe} *ARGS:\n")).nth(1).unwrap_or_else(|| panic!("no `{recipe}` recipe"));
         let first = body.lines().next().unwrap().trim();
         assert_eq!(first, format!("{command} {{{{ARGS}}}}"), "just {recipe}");
     }
@@ -78,12 +59,7 @@ fn cargo_make_tasks_call_the_xtask() {
     let tasks: toml::Table = toml::from_str(&text).unwrap();
     for (recipe, command) in RECIPES {
         let task = &tasks["tasks"][recipe];
-        let args: Vec<&str> = task["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|arg| arg.as_str().unwrap())
-            .collect();
+        let args: Vec<&str> = task["args"].as_array().unwrap().iter().map(|arg| arg.as_str().unwrap()).collect();
         let line = format!("{} {}", task["command"].as_str().unwrap(), args.join(" "));
         assert_eq!(line, format!("{command} ${{@}}"), "cargo make {recipe}");
     }

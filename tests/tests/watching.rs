@@ -3,15 +3,10 @@
 
 use sync_tests::*;
 
-const QUIET_CHECK: (&str, &str) = (
-    "quiet_status_check = \"10s\"",
-    "quiet_status_check = \"300ms\"",
-);
+const QUIET_CHECK: (&str, &str) = ("quiet_status_check = \"10s\"", "quiet_status_check = \"300ms\"");
 
 fn server_build(build: &str) -> String {
-    let server_at = all_succeed(100)
-        .find("[[resource]]\nname = \"internal-service\"")
-        .unwrap();
+    let server_at = all_succeed(100).find("[[resource]]\nname = \"internal-service\"").unwrap();
     let rest = &all_succeed(100)[server_at..];
     format!("[[resource]]\nname = \"sync-wasm-client\"\n\n[[resource]]\nname = \"server\"\n{build}\n{rest}")
 }
@@ -27,12 +22,13 @@ fn a_failure_tilt_records_fails_the_step_even_when_no_line_matches() {
             "errors = [\"rust-compile\"]",
         ),
     ]);
-    ws.tilt(&server_build("[[resource.build]]\nduration_ms = 200\nlines = [\"Compiling\"]\nerror = \"exit status 101\""));
+    ws.tilt(&server_build(
+        "[[resource.build]]\nduration_ms = 200\nlines = [\"Compiling\"]\nerror = \"exit status 101\"",
+    ));
     let run = ws.sync(&["--step", "server", "--config", &config]);
     run.assert_code(1);
     assert!(
-        run.stdout
-            .contains("Step 2 FAILED: Tilt recorded server's build as failed: exit status 101"),
+        run.stdout.contains("Step 2 FAILED: Tilt recorded server's build as failed: exit status 101"),
         "{}",
         run.stdout
     );
@@ -43,17 +39,10 @@ fn a_failure_tilt_records_fails_the_step_even_when_no_line_matches() {
 fn a_container_that_exits_with_an_error_after_its_build_fails_the_step() {
     let ws = Workspace::citadel();
     let config = ws.protocol(&[QUIET_CHECK]);
-    ws.tilt(&server_build(
-        "[[resource.build]]\nduration_ms = 200\nlines = [\"Compiling\"]\nexit_code = 1",
-    ));
+    ws.tilt(&server_build("[[resource.build]]\nduration_ms = 200\nlines = [\"Compiling\"]\nexit_code = 1"));
     let run = ws.sync(&["--step", "server", "--config", &config]);
     run.assert_code(1);
-    assert!(
-        run.stdout
-            .contains("server's container exited with an error after its build"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("server's container exited with an error after its build"), "{}", run.stdout);
 }
 
 #[test]
@@ -62,12 +51,7 @@ fn tilt_stopping_mid_build_is_a_failure_not_a_hang() {
     ws.tilt(&format!("stop_after_ms = 300\n{}", all_succeed(3000)));
     let run = ws.sync(&["--all"]);
     run.assert_code(1);
-    assert!(
-        run.stdout
-            .contains("Step 1 FAILED: Tilt went away while watching sync-wasm-client"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("Step 1 FAILED: Tilt went away while watching sync-wasm-client"), "{}", run.stdout);
     assert_eq!(ws.error_logs().len(), 1, "the log is saved");
     assert!(ws.tilt_processes_left().is_empty());
 }
@@ -76,53 +60,28 @@ fn tilt_stopping_mid_build_is_a_failure_not_a_hang() {
 fn an_old_tilt_without_json_is_polled() {
     let ws = Workspace::citadel();
     let history = "[[resource.history]]\nlines = [\"error[E0425]: an old failure\"]\n";
-    let scenario = all_succeed(300).replacen(
-        "name = \"server\"\n",
-        &format!("name = \"server\"\n{history}"),
-        1,
-    );
-    ws.tilt(&format!(
-        "json = false\nversion = \"v0.33.2, built 2023-05-01\"\n{scenario}"
-    ));
+    let scenario = all_succeed(300).replacen("name = \"server\"\n", &format!("name = \"server\"\n{history}"), 1);
+    ws.tilt(&format!("json = false\nversion = \"v0.33.2, built 2023-05-01\"\n{scenario}"));
     let run = ws.sync(&["--all", "--poll", "200ms", "-v"]);
     run.assert_code(0);
     assert!(
-        run.stderr.contains(
-            "this Tilt has no `logs --json` (older than 0.36.1): polling `tilt logs` every 200ms"
-        ),
+        run.stderr.contains("this Tilt has no `logs --json` (older than 0.36.1): polling `tilt logs` every 200ms"),
         "{}",
         run.stderr
     );
-    assert!(ws
-        .tilt_calls()
-        .iter()
-        .all(|args| !args.contains(&"--json".to_owned())));
+    assert!(ws.tilt_calls().iter().all(|args| !args.contains(&"--json".to_owned())));
 
-    let failing = all_succeed(300).replacen(
-        &q(SERVER_RUNNING),
-        &q("error[E0599]: no method named `x`"),
-        1,
-    );
-    ws.tilt(&format!(
-        "json = false\nversion = \"v0.33.2, built 2023-05-01\"\n{failing}"
-    ));
+    let failing = all_succeed(300).replacen(&q(SERVER_RUNNING), &q("error[E0599]: no method named `x`"), 1);
+    ws.tilt(&format!("json = false\nversion = \"v0.33.2, built 2023-05-01\"\n{failing}"));
     let run = ws.sync(&["--all", "--poll", "200ms"]);
     run.assert_code(1);
-    assert!(
-        run.stdout
-            .contains("Step 2 FAILED: server rebuild error: error[E0599]"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: error[E0599]"), "{}", run.stdout);
 }
 
 #[test]
 fn a_hung_tilt_call_is_killed_and_named() {
     let ws = Workspace::citadel();
-    let config = ws.protocol(&[(
-        "tilt_call_timeout = \"30s\"",
-        "tilt_call_timeout = \"500ms\"",
-    )]);
+    let config = ws.protocol(&[("tilt_call_timeout = \"30s\"", "tilt_call_timeout = \"500ms\"")]);
     ws.tilt(&format!("hang = [\"trigger\"]\n{}", all_succeed(100)));
     let run = ws.sync(&["--all", "--config", &config]);
     run.assert_code(1);
@@ -131,11 +90,7 @@ fn a_hung_tilt_call_is_killed_and_named() {
         "{}",
         run.stdout
     );
-    assert!(
-        ws.tilt_processes_left().is_empty(),
-        "{:?}",
-        ws.tilt_processes_left()
-    );
+    assert!(ws.tilt_processes_left().is_empty(), "{:?}", ws.tilt_processes_left());
 }
 
 #[test]
@@ -144,19 +99,11 @@ fn no_tilt_process_is_left_running_after_a_sync() {
     ws.tilt(&all_succeed(100));
     ws.sync(&["--all"]).assert_code(0);
     assert!(ws.tilt_pids().len() >= 12, "{:?}", ws.tilt_calls());
-    assert!(
-        ws.tilt_processes_left().is_empty(),
-        "{:?}",
-        ws.tilt_processes_left()
-    );
+    assert!(ws.tilt_processes_left().is_empty(), "{:?}", ws.tilt_processes_left());
 
     ws.tilt(&all_succeed(100).replacen(&q(SERVER_RUNNING), &q("error[E0425]: x"), 1));
     ws.sync(&["--all"]).assert_code(1);
-    assert!(
-        ws.tilt_processes_left().is_empty(),
-        "{:?}",
-        ws.tilt_processes_left()
-    );
+    assert!(ws.tilt_processes_left().is_empty(), "{:?}", ws.tilt_processes_left());
 }
 
 #[test]
@@ -169,21 +116,11 @@ fn a_step_costs_at_most_four_tilt_calls_when_following() {
             .tilt_calls()
             .into_iter()
             .filter(|args| {
-                args.len() >= 2
-                    && args.contains(&resource.to_owned())
-                    && !args.contains(&"--follow".to_owned())
+                args.len() >= 2 && args.contains(&resource.to_owned()) && !args.contains(&"--follow".to_owned())
             })
             .count();
-        assert!(
-            calls <= 4,
-            "{resource}: {calls} calls: {:?}",
-            ws.tilt_calls()
-        );
+        assert!(calls <= 4, "{resource}: {calls} calls: {:?}", ws.tilt_calls());
     }
-    let streams = ws
-        .tilt_calls()
-        .into_iter()
-        .filter(|args| args.contains(&"--follow".to_owned()))
-        .count();
+    let streams = ws.tilt_calls().into_iter().filter(|args| args.contains(&"--follow".to_owned())).count();
     assert_eq!(streams, 1, "one log stream per run");
 }

@@ -36,10 +36,7 @@ impl flags::Bench {
         let build = Duration::from_millis(self.build_ms);
         println!("Part 2 first (its peak memory is this process's own): the classifier");
         classifier(self.log_mb)?;
-        println!(
-            "\nPart 1: a four-step sync, every build {} ms, on the Tilt stand-in",
-            self.build_ms
-        );
+        println!("\nPart 1: a four-step sync, every build {} ms, on the Tilt stand-in", self.build_ms);
         let project = crate::project_root();
         sh.change_dir(&project);
         cmd!(sh, "cargo build --quiet --package sync-tests --bin tilt")
@@ -52,31 +49,14 @@ impl flags::Bench {
         fs::write(&scenario, scenario_text(self.build_ms)).context("writing the scenario")?;
         let runs: [(&str, &[&str]); 2] = [
             ("ours (defaults: follow the log)", &[]),
-            (
-                "seed protocol (--no-stream --poll 10s --settle 5s)",
-                &["--no-stream", "--poll", "10s", "--settle", "5s"],
-            ),
+            ("seed protocol (--no-stream --poll 10s --settle 5s)", &["--no-stream", "--poll", "10s", "--settle", "5s"]),
         ];
         println!(
             "{:52} {:>8} {:>10} {:>10} {:>9} {:>7} {:>11} {:>9}",
-            "configuration",
-            "wall s",
-            "median ovh",
-            "worst ovh",
-            "cpu ms",
-            "cpu %",
-            "calls/step",
-            "per run"
+            "configuration", "wall s", "median ovh", "worst ovh", "cpu ms", "cpu %", "calls/step", "per run"
         );
         for (index, (name, args)) in runs.iter().enumerate() {
-            let figures = sync_once(
-                sh,
-                &project,
-                &bench_dir.join(format!("run-{index}")),
-                &scenario,
-                args,
-                build,
-            )?;
+            let figures = sync_once(sh, &project, &bench_dir.join(format!("run-{index}")), &scenario, args, build)?;
             println!(
                 "{name:52} {:>8.2} {:>9.3}s {:>9.3}s {:>9} {:>6.2}% {:>11} {:>9}",
                 figures.wall.as_secs_f64(),
@@ -88,7 +68,10 @@ impl flags::Bench {
                 figures.calls_per_run,
             );
         }
-        println!("(overhead = a step's wall time minus its build's {} ms; cpu = the sync process alone, not Tilt's)", self.build_ms);
+        println!(
+            "(overhead = a step's wall time minus its build's {} ms; cpu = the sync process alone, not Tilt's)",
+            self.build_ms
+        );
         Ok(())
     }
 }
@@ -103,12 +86,9 @@ struct Figures {
 }
 
 fn scenario_text(build_ms: u64) -> String {
-    let mut text =
-        String::from("# cargo xtask bench: four builds of fixed length, twenty lines each\n");
+    let mut text = String::from("# cargo xtask bench: four builds of fixed length, twenty lines each\n");
     for (resource, success) in RESOURCES.iter().zip(SUCCESS) {
-        let mut lines: Vec<String> = (1..20)
-            .map(|n| format!("\"   Compiling crate-{n} v0.1.{n}\""))
-            .collect();
+        let mut lines: Vec<String> = (1..20).map(|n| format!("\"   Compiling crate-{n} v0.1.{n}\"")).collect();
         lines.push(format!("\"{success}\""));
         text.push_str(&format!(
             "\n[[resource]]\nname = \"{resource}\"\n[[resource.build]]\nduration_ms = {build_ms}\nlines = [{}]\n",
@@ -130,8 +110,7 @@ fn sync_once(
     let state = dir.join("tilt-state");
     let _ = fs::remove_dir_all(&state);
     demo::make_workspace(sh, &project.join(demo::FIXTURE), &workspace)?;
-    let xtask = Utf8PathBuf::try_from(std::env::current_exe()?)
-        .context("this program's path is not UTF-8")?;
+    let xtask = Utf8PathBuf::try_from(std::env::current_exe()?).context("this program's path is not UTF-8")?;
     let started = Instant::now();
     let output = Command::from(
         cmd!(sh, "{xtask} sync --root {workspace} --all --json {args...}")
@@ -151,18 +130,9 @@ fn sync_once(
     }
     let mut overheads: Vec<Duration> = report["steps"]
         .as_array()
-        .map(|steps| {
-            steps
-                .iter()
-                .filter_map(|step| step["duration_ms"].as_u64())
-                .map(Duration::from_millis)
-                .collect()
-        })
+        .map(|steps| steps.iter().filter_map(|step| step["duration_ms"].as_u64()).map(Duration::from_millis).collect())
         .unwrap_or_default();
-    let overheads_of_steps = overheads
-        .iter_mut()
-        .map(|took| took.saturating_sub(build))
-        .collect::<Vec<_>>();
+    let overheads_of_steps = overheads.iter_mut().map(|took| took.saturating_sub(build)).collect::<Vec<_>>();
     let mut sorted = overheads_of_steps.clone();
     sorted.sort();
     let (per_step, per_run) = count_calls(&state.join("calls.jsonl"))?;
@@ -184,46 +154,28 @@ fn count_calls(calls: &Utf8Path) -> Result<(usize, usize)> {
     let mut per_run = 0;
     for line in text.lines() {
         let call: serde_json::Value = serde_json::from_str(line)?;
-        let args: Vec<&str> = call["args"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|arg| arg.as_str())
-            .collect();
+        let args: Vec<&str> = call["args"].as_array().into_iter().flatten().filter_map(|arg| arg.as_str()).collect();
         let named: Vec<&&str> = args.iter().filter(|arg| RESOURCES.contains(arg)).collect();
         match named[..] {
             [resource] => *per_resource.entry((*resource).to_owned()).or_default() += 1,
             _ => per_run += 1,
         }
     }
-    Ok((
-        per_resource.values().copied().max().unwrap_or_default(),
-        per_run,
-    ))
+    Ok((per_resource.values().copied().max().unwrap_or_default(), per_run))
 }
 
 /// Feeds `megabytes` of synthetic `tilt logs --json` output (ANSI codes, long lines, several
 /// resources) through the reader and the step's classifier, as a sync does.
 fn classifier(megabytes: usize) -> Result<()> {
     let protocol = Protocol::load(None)?;
-    let step = protocol
-        .step("server")
-        .context("the built-in protocol has a server step")?;
+    let step = protocol.step("server").context("the built-in protocol has a server step")?;
     let (bytes, input) = synthetic_log(megabytes << 20);
     let (sender, events) = mpsc::sync_channel(1024);
     let started = Instant::now();
     let reader = thread::spawn(move || {
-        forward_json_lines(
-            BufReader::with_capacity(64 << 10, input),
-            &["server".to_owned()],
-            &sender,
-        );
+        forward_json_lines(BufReader::with_capacity(64 << 10, input), &["server".to_owned()], &sender);
     });
-    let mut watch = Watch::new(
-        step,
-        Baseline { log: 0, status: 0 },
-        protocol.settings.report_lines,
-    );
+    let mut watch = Watch::new(step, Baseline { log: 0, status: 0 }, protocol.settings.report_lines);
     let mut sink = io::BufWriter::new(io::sink());
     let mut lines = 0u64;
     for event in events {
@@ -233,9 +185,7 @@ fn classifier(megabytes: usize) -> Result<()> {
             watch.on_line(&line);
         }
     }
-    reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
+    reader.join().map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
     let elapsed = started.elapsed();
     let peak_rss_kb = peak_rss_kb().unwrap_or_default();
     println!(
@@ -271,28 +221,15 @@ fn synthetic_log(size: usize) -> (usize, impl Read + Send) {
             0 => format!("\\u001b[1m\\u001b[32m   Compiling\\u001b[0m thiserror v1.0.{n}"),
             1 => "found 0 vulnerabilities, 0 errors".to_owned(),
             2 => format!("\\u001b[0;32m[INFO]\\u001b[0m request {n} served in 3ms"),
-            3 if n % 1000 == 3 => format!(
-                "\\u001b[33mwarning\\u001b[0m: {}",
-                "long line ".repeat(2000)
-            ),
-            4 => format!(
-                "note: {} -> {n}",
-                "target/debug/deps/libcitadel_workspace_types".repeat(4)
-            ),
+            3 if n % 1000 == 3 => format!("\\u001b[33mwarning\\u001b[0m: {}", "long line ".repeat(2000)),
+            4 => format!("note: {} -> {n}", "target/debug/deps/libcitadel_workspace_types".repeat(4)),
             _ => format!("   Compiling citadel-crate-{n} v0.{}.{}", n % 13, n % 7),
         };
         block.extend(json_line(resource, span, "", &message));
     }
     let repeats = size.div_ceil(block.len());
     let total = header.len() + repeats * block.len();
-    (
-        total,
-        io::Cursor::new(header).chain(Repeated {
-            block,
-            offset: 0,
-            left: repeats,
-        }),
-    )
+    (total, io::Cursor::new(header).chain(Repeated { block, offset: 0, left: repeats }))
 }
 
 fn json_line(resource: &str, span: &str, build_event: &str, message: &str) -> Vec<u8> {

@@ -27,6 +27,8 @@ pub struct Selection<'p> {
     pub fingerprint: Option<Fingerprint>,
     /// Nothing changed since the last successful sync.
     pub already_in_sync: bool,
+    /// The steps come from `--all` or `--step`, not from changes.
+    pub by_flag: bool,
 }
 
 pub fn select<'p>(
@@ -49,20 +51,12 @@ pub fn select<'p>(
                 StepDecision {
                     step: index,
                     run,
-                    reason: if run {
-                        why.to_owned()
-                    } else {
-                        format!("not named by {why}")
-                    },
+                    reason: if run { why.to_owned() } else { format!("not named by {why}") },
                 }
             })
             .collect();
         // Only a run of every step deploys the whole workspace.
-        let fingerprint = if flags.all && git.check_repository().is_ok() {
-            Some(git.fingerprint()?)
-        } else {
-            None
-        };
+        let fingerprint = if flags.all && git.check_repository().is_ok() { Some(git.fingerprint()?) } else { None };
         return Ok(Selection {
             steps,
             decisions,
@@ -71,6 +65,7 @@ pub fn select<'p>(
             changed: Vec::new(),
             fingerprint,
             already_in_sync: false,
+            by_flag: true,
         });
     }
 
@@ -87,36 +82,24 @@ pub fn select<'p>(
             changed: Vec::new(),
             fingerprint: Some(now),
             already_in_sync: true,
+            by_flag: false,
         });
     }
     let (base, base_description, changed) = if flags.pre_push {
         let mut input = String::new();
-        std::io::stdin()
-            .read_to_string(&mut input)
-            .context("reading the refs git is pushing (pre-push input)")?;
-        (
-            String::new(),
-            "the commits being pushed".to_owned(),
-            git.pushed_changes(&input)?,
-        )
+        std::io::stdin().read_to_string(&mut input).context("reading the refs git is pushing (pre-push input)")?;
+        (String::new(), "the commits being pushed".to_owned(), git.pushed_changes(&input)?)
     } else if let Some(last) = since_last_sync {
         let changed = git.changed_between(last, &now)?;
-        (
-            last.trees.get("").cloned().unwrap_or_default(),
-            "the last successful sync".to_owned(),
-            changed,
-        )
+        (last.trees.get("").cloned().unwrap_or_default(), "the last successful sync".to_owned(), changed)
     } else {
         let base = git.base(flags.base.as_deref())?;
         let changed = git.changed_since(&base)?;
         (base.rev, base.described, changed)
     };
     let decisions = plan(protocol, &changed);
-    let steps = decisions
-        .iter()
-        .filter(|decision| decision.run)
-        .map(|decision| &protocol.steps[decision.step])
-        .collect();
+    let steps =
+        decisions.iter().filter(|decision| decision.run).map(|decision| &protocol.steps[decision.step]).collect();
     Ok(Selection {
         steps,
         decisions,
@@ -125,29 +108,24 @@ pub fn select<'p>(
         changed,
         fingerprint: Some(now),
         already_in_sync: false,
+        by_flag: false,
     })
 }
 
 impl Selection<'_> {
     pub fn plan_text(&self, protocol: &Protocol) -> String {
-        let mut out = format!(
-            "Plan: {} changed path{} since {}\n",
-            self.changed.len(),
-            if self.changed.len() == 1 { "" } else { "s" },
-            self.base_description
-        );
-        let width = protocol
-            .steps
-            .iter()
-            .map(|step| step.name.len())
-            .max()
-            .unwrap_or(0);
+        let mut out = match self.by_flag {
+            true => format!("Plan: steps named by {}\n", self.base_description),
+            false => {
+                let count = self.changed.len();
+                let plural = if count == 1 { "" } else { "s" };
+                format!("Plan: {count} changed path{plural} since {}\n", self.base_description)
+            }
+        };
+        let width = protocol.steps.iter().map(|step| step.name.len()).max().unwrap_or(0);
         for decision in &self.decisions {
             let verb = if decision.run { "run " } else { "skip" };
-            out.push_str(&format!(
-                "  {verb}  {:width$}  {}\n",
-                protocol.steps[decision.step].name, decision.reason
-            ));
+            out.push_str(&format!("  {verb}  {:width$}  {}\n", protocol.steps[decision.step].name, decision.reason));
         }
         out
     }

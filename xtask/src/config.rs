@@ -87,8 +87,8 @@ impl Protocol {
         match path {
             None => Protocol::parse(DEFAULT_PROTOCOL, DEFAULT_PROTOCOL_NAME),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the protocol file {path}"))?;
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading the protocol file {path}"))?;
                 Protocol::parse(&text, path.as_str())
             }
         }
@@ -96,9 +96,14 @@ impl Protocol {
 
     pub fn parse(text: &str, file: &str) -> Result<Protocol> {
         let raw: RawProtocol = toml::from_str(text).map_err(|err| {
-            let line = err.span().map(|span| line_of(text, span.start));
-            let at = line.map(|line| format!(":{line}")).unwrap_or_default();
-            anyhow::anyhow!("{file}{at}: {}", err.message())
+            let message = err.message().replace('\n', ", ");
+            match err.span().map(|span| line_of(text, span.start)) {
+                Some(line) => {
+                    let source = text.lines().nth(line - 1).unwrap_or_default().trim();
+                    anyhow::anyhow!("{file}:{line}: {message} (in `{source}`)")
+                }
+                None => anyhow::anyhow!("{file}: {message}"),
+            }
         })?;
         Compiler { text, file }.protocol(raw)
     }
@@ -198,14 +203,8 @@ impl Compiler<'_> {
 
         let mut kinds: Vec<ErrorKind> = Vec::new();
         for raw_kind in raw.errors {
-            if kinds
-                .iter()
-                .any(|kind| kind.name == *raw_kind.kind.get_ref())
-            {
-                bail!(self.at(
-                    &raw_kind.kind,
-                    format!("error kind `{}` is defined twice", raw_kind.kind.get_ref())
-                ));
+            if kinds.iter().any(|kind| kind.name == *raw_kind.kind.get_ref()) {
+                bail!(self.at(&raw_kind.kind, format!("error kind `{}` is defined twice", raw_kind.kind.get_ref())));
             }
             let context = format!("error kind `{}`", raw_kind.kind.get_ref());
             for pattern in &raw_kind.patterns {
@@ -213,11 +212,7 @@ impl Compiler<'_> {
             }
             kinds.push(ErrorKind {
                 name: raw_kind.kind.into_inner(),
-                patterns: raw_kind
-                    .patterns
-                    .into_iter()
-                    .map(Spanned::into_inner)
-                    .collect(),
+                patterns: raw_kind.patterns.into_iter().map(Spanned::into_inner).collect(),
                 advice: raw_kind.advice,
             });
         }
@@ -231,28 +226,13 @@ impl Compiler<'_> {
         }
         let mut steps: Vec<Step> = Vec::new();
         for raw_step in raw_steps.into_inner() {
-            if steps
-                .iter()
-                .any(|step| step.name == *raw_step.name.get_ref())
-            {
-                bail!(self.at(
-                    &raw_step.name,
-                    format!("step `{}` is defined twice", raw_step.name.get_ref())
-                ));
+            if steps.iter().any(|step| step.name == *raw_step.name.get_ref()) {
+                bail!(self.at(&raw_step.name, format!("step `{}` is defined twice", raw_step.name.get_ref())));
             }
             steps.push(self.step(raw_step, &kinds, &settings)?);
         }
-        let rules = raw
-            .rules
-            .into_iter()
-            .map(|rule| self.path_rule(rule, &steps))
-            .collect::<Result<_>>()?;
-        Ok(Protocol {
-            settings,
-            kinds,
-            steps,
-            rules,
-        })
+        let rules = raw.rules.into_iter().map(|rule| self.path_rule(rule, &steps)).collect::<Result<_>>()?;
+        Ok(Protocol { settings, kinds, steps, rules })
     }
 
     fn path_rule(&self, raw: RawPathRule, steps: &[Step]) -> Result<PathRule> {
@@ -261,9 +241,7 @@ impl Compiler<'_> {
             let compiled = GlobBuilder::new(glob.get_ref())
                 .literal_separator(true)
                 .build()
-                .map_err(|err| {
-                    anyhow::anyhow!(self.at(glob, format!("bad glob in a `[[path]]` rule: {err}")))
-                })?;
+                .map_err(|err| anyhow::anyhow!(self.at(glob, format!("bad glob in a `[[path]]` rule: {err}"))))?;
             matcher.add(compiled);
         }
         let mut step_indices = Vec::new();
@@ -271,19 +249,14 @@ impl Compiler<'_> {
             let Some(index) = steps.iter().position(|step| step.name == *name.get_ref()) else {
                 bail!(self.at(
                     name,
-                    format!(
-                        "a `[[path]]` rule names step `{}`, which no `[[step]]` defines",
-                        name.get_ref()
-                    )
+                    format!("a `[[path]]` rule names step `{}`, which no `[[step]]` defines", name.get_ref())
                 ));
             };
             step_indices.push(index);
         }
         Ok(PathRule {
             globs: raw.globs.into_iter().map(Spanned::into_inner).collect(),
-            matcher: matcher
-                .build()
-                .context("compiling a `[[path]]` rule's globs")?,
+            matcher: matcher.build().context("compiling a `[[path]]` rule's globs")?,
             steps: step_indices,
             reason: raw.reason,
         })
@@ -296,7 +269,11 @@ impl Compiler<'_> {
                 let known: Vec<&str> = kinds.iter().map(|kind| kind.name.as_str()).collect();
                 anyhow::anyhow!(self.at(
                     reference,
-                    format!("step `{name}` names error kind `{}`, which no `[[error]]` defines (known: {})", reference.get_ref(), known.join(", "))
+                    format!(
+                        "step `{name}` names error kind `{}`, which no `[[error]]` defines (known: {})",
+                        reference.get_ref(),
+                        known.join(", ")
+                    )
                 ))
             })
         };
@@ -326,10 +303,7 @@ impl Compiler<'_> {
                 ));
             }
             let Some((program, args)) = raw_remediation.run.get_ref().split_first() else {
-                bail!(self.at(
-                    &raw_remediation.run,
-                    format!("step `{name}`: a remediation's `run` needs a program")
-                ));
+                bail!(self.at(&raw_remediation.run, format!("step `{name}`: a remediation's `run` needs a program")));
             };
             remediations.push(Remediation {
                 on,
@@ -343,8 +317,7 @@ impl Compiler<'_> {
         Ok(Step {
             success: self.regex_set(&raw.success, &format!("step `{name}` success"))?,
             ignore: self.regex_set(&raw.ignore, &format!("step `{name}` ignore"))?,
-            error_patterns: RegexSet::new(error_patterns)
-                .context("compiling the error patterns")?,
+            error_patterns: RegexSet::new(error_patterns).context("compiling the error patterns")?,
             error_pattern_kinds,
             remediations,
             timeout: raw.timeout.unwrap_or(settings.timeout),
@@ -355,9 +328,8 @@ impl Compiler<'_> {
     }
 
     fn regex(&self, pattern: &Spanned<String>, context: &str) -> Result<Regex> {
-        Regex::new(pattern.get_ref()).map_err(|err| {
-            anyhow::anyhow!(self.at(pattern, format!("bad pattern in {context}: {err}")))
-        })
+        Regex::new(pattern.get_ref())
+            .map_err(|err| anyhow::anyhow!(self.at(pattern, format!("bad pattern in {context}: {err}"))))
     }
 
     fn regex_set(&self, patterns: &[Spanned<String>], context: &str) -> Result<RegexSet> {
@@ -368,21 +340,13 @@ impl Compiler<'_> {
     }
 
     fn at<T>(&self, spanned: &Spanned<T>, message: String) -> String {
-        format!(
-            "{}:{}: {message}",
-            self.file,
-            line_of(self.text, spanned.span().start)
-        )
+        format!("{}:{}: {message}", self.file, line_of(self.text, spanned.span().start))
     }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&byte| byte == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset].iter().filter(|&&byte| byte == b'\n').count() + 1
 }
 
 /// Checks `--step` names against the protocol and returns the steps to run, in protocol order.
@@ -393,22 +357,11 @@ pub fn select_steps<'p>(protocol: &'p Protocol, names: &[String]) -> Result<Vec<
     let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
     for name in &wanted {
         if protocol.step(name).is_none() {
-            let known: Vec<&str> = protocol
-                .steps
-                .iter()
-                .map(|step| step.name.as_str())
-                .collect();
-            bail!(
-                "no step named `{name}` in the protocol (steps: {})",
-                known.join(", ")
-            );
+            let known: Vec<&str> = protocol.steps.iter().map(|step| step.name.as_str()).collect();
+            bail!("no step named `{name}` in the protocol (steps: {})", known.join(", "));
         }
     }
-    Ok(protocol
-        .steps
-        .iter()
-        .filter(|step| wanted.contains(step.name.as_str()))
-        .collect())
+    Ok(protocol.steps.iter().filter(|step| wanted.contains(step.name.as_str())).collect())
 }
 
 #[cfg(test)]
@@ -431,23 +384,13 @@ mod tests {
     #[test]
     fn the_default_protocol_is_the_seeds_four_steps() {
         let protocol = Protocol::load(None).unwrap();
-        let names: Vec<&str> = protocol
-            .steps
-            .iter()
-            .map(|step| step.name.as_str())
-            .collect();
-        assert_eq!(
-            names,
-            ["sync-wasm-client", "server", "internal-service", "ui"]
-        );
+        let names: Vec<&str> = protocol.steps.iter().map(|step| step.name.as_str()).collect();
+        assert_eq!(names, ["sync-wasm-client", "server", "internal-service", "ui"]);
         let first = &protocol.steps[0];
         assert_eq!(first.timeout.to_string(), "5m");
         assert_eq!(first.remediations.len(), 1);
         assert_eq!(first.remediations[0].program, "npm");
-        assert_eq!(
-            first.remediations[0].dir,
-            "citadel-internal-service/typescript-client"
-        );
+        assert_eq!(first.remediations[0].dir, "citadel-internal-service/typescript-client");
         assert_eq!(first.remediations[0].wait.to_string(), "10s");
     }
 
@@ -455,25 +398,15 @@ mod tests {
     fn a_toml_syntax_error_names_file_and_line() {
         let text = with_default("report_lines = 100", "report_lines = = 100");
         let line = line_containing(&text, "report_lines = =");
-        assert!(
-            error_of(&text).starts_with(&format!("sync.toml:{line}:")),
-            "{}",
-            error_of(&text)
-        );
+        assert!(error_of(&text).starts_with(&format!("sync.toml:{line}:")), "{}", error_of(&text));
     }
 
     #[test]
     fn an_unknown_key_names_file_line_and_key() {
-        let text = with_default(
-            "resource = \"server\"",
-            "resource = \"server\"\nresorce = 1",
-        );
+        let text = with_default("resource = \"server\"", "resource = \"server\"\nresorce = 1");
         let message = error_of(&text);
         let line = line_containing(&text, "resorce");
-        assert!(
-            message.starts_with(&format!("sync.toml:{line}:")),
-            "{message}"
-        );
+        assert!(message.starts_with(&format!("sync.toml:{line}:")), "{message}");
         assert!(message.contains("resorce"), "{message}");
     }
 
@@ -482,31 +415,17 @@ mod tests {
         let text = with_default("success = ['\\bready in\\b'", "success = ['(unclosed'");
         let message = error_of(&text);
         let line = line_containing(&text, "(unclosed");
-        assert!(
-            message.starts_with(&format!(
-                "sync.toml:{line}: bad pattern in step `ui` success"
-            )),
-            "{message}"
-        );
+        assert!(message.starts_with(&format!("sync.toml:{line}: bad pattern in step `ui` success")), "{message}");
     }
 
     #[test]
     fn duplicate_steps_and_unknown_kinds_are_refused() {
         let text = with_default("name = \"ui\"", "name = \"server\"");
         assert!(error_of(&text).contains("step `server` is defined twice"));
-        let text = with_default(
-            "errors = [\"npm\", \"build-failed\", \"error-line\"]",
-            "errors = [\"nmp\"]",
-        );
+        let text = with_default("errors = [\"npm\", \"build-failed\", \"error-line\"]", "errors = [\"nmp\"]");
         let message = error_of(&text);
-        assert!(
-            message.contains("names error kind `nmp`, which no `[[error]]` defines"),
-            "{message}"
-        );
-        assert!(
-            message.starts_with(&format!("sync.toml:{}:", line_containing(&text, "\"nmp\""))),
-            "{message}"
-        );
+        assert!(message.contains("names error kind `nmp`, which no `[[error]]` defines"), "{message}");
+        assert!(message.starts_with(&format!("sync.toml:{}:", line_containing(&text, "\"nmp\""))), "{message}");
     }
 
     #[test]
@@ -517,19 +436,11 @@ mod tests {
 
     #[test]
     fn a_path_rule_naming_an_unknown_step_is_refused() {
-        let text = with_default(
-            "steps = [\"server\"]\nreason = \"the server kernel\"",
-            "steps = [\"sever\"]\nreason = \"x\"",
-        );
+        let text =
+            with_default("steps = [\"server\"]\nreason = \"the server kernel\"", "steps = [\"sever\"]\nreason = \"x\"");
         let message = error_of(&text);
         assert!(message.contains("names step `sever`"), "{message}");
-        assert!(
-            message.starts_with(&format!(
-                "sync.toml:{}:",
-                line_containing(&text, "\"sever\"")
-            )),
-            "{message}"
-        );
+        assert!(message.starts_with(&format!("sync.toml:{}:", line_containing(&text, "\"sever\""))), "{message}");
     }
 
     #[test]
@@ -537,16 +448,8 @@ mod tests {
         let protocol = Protocol::load(None).unwrap();
         let names = ["ui".to_owned(), "server".to_owned()];
         let steps = select_steps(&protocol, &names).unwrap();
-        assert_eq!(
-            steps
-                .iter()
-                .map(|step| step.name.as_str())
-                .collect::<Vec<_>>(),
-            ["server", "ui"]
-        );
-        let message = select_steps(&protocol, &["sever".to_owned()])
-            .unwrap_err()
-            .to_string();
+        assert_eq!(steps.iter().map(|step| step.name.as_str()).collect::<Vec<_>>(), ["server", "ui"]);
+        let message = select_steps(&protocol, &["sever".to_owned()]).unwrap_err().to_string();
         assert!(message.contains("no step named `sever`"), "{message}");
     }
 }

@@ -16,10 +16,7 @@ use crate::flags;
 pub(crate) const FIXTURE: &str = "tests/fixtures/citadel";
 const SCENARIOS: [(&str, &str); 2] = [
     ("every build passes", "tests/scenarios/demo-happy.toml"),
-    (
-        "the server fails to compile",
-        "tests/scenarios/demo-failing.toml",
-    ),
+    ("the server fails to compile", "tests/scenarios/demo-failing.toml"),
 ];
 
 impl flags::Demo {
@@ -40,9 +37,7 @@ impl flags::Demo {
             make_workspace(sh, &project.join(FIXTURE), &workspace)?;
             let scenario = project.join(scenario);
             println!("\n=== Demo {}: {title} ===", index + 1);
-            println!(
-                "$ cargo xtask sync --root {workspace}   (Tilt stand-in scenario: {scenario})\n"
-            );
+            println!("$ cargo xtask sync --root {workspace}   (Tilt stand-in scenario: {scenario})\n");
             let state = demo.join(format!("tilt-state-{}", index + 1));
             let _ = fs::remove_dir_all(&state);
             let sync = cmd!(sh, "{xtask} sync --root {workspace}")
@@ -51,17 +46,11 @@ impl flags::Demo {
                 .env("TILT_STANDIN_STATE", &state)
                 .env_remove("TILT_PORT");
             // Progress (stderr) shows live; the report (stdout) is printed with the saved log.
-            let run = Command::from(sync)
-                .stderr(Stdio::inherit())
-                .output()
-                .context("running the sync")?;
+            let run = Command::from(sync).stderr(Stdio::inherit()).output().context("running the sync")?;
             print!("{}", String::from_utf8_lossy(&run.stdout));
             println!("(exit status {})", run.status.code().unwrap_or(-1));
             for log in error_logs(&workspace.join("logs"))? {
-                println!(
-                    "\n--- {log} ---\n{}",
-                    fs::read_to_string(&log).with_context(|| format!("reading {log}"))?
-                );
+                println!("\n--- {log} ---\n{}", fs::read_to_string(&log).with_context(|| format!("reading {log}"))?);
             }
         }
         println!("\nThe demo workspaces, and their logs/, are under {demo}.");
@@ -72,32 +61,27 @@ impl flags::Demo {
 /// A fresh copy of the fixture, committed as a git repository.
 pub(crate) fn make_workspace(sh: &Shell, fixture: &Utf8Path, workspace: &Utf8Path) -> Result<()> {
     if workspace.exists() {
-        fs::remove_dir_all(workspace)
-            .with_context(|| format!("removing the old demo {workspace}"))?;
+        fs::remove_dir_all(workspace).with_context(|| format!("removing the old demo {workspace}"))?;
     }
     copy_tree(fixture, workspace)?;
     let _dir = sh.push_dir(workspace);
-    cmd!(sh, "git init --quiet --initial-branch=main")
+    cmd!(sh, "git init --quiet --initial-branch=main").quiet().run()?;
+    cmd!(sh, "git add .").quiet().run()?;
+    cmd!(sh, "git -c user.name=Demo -c user.email=demo@example.com commit --quiet -m 'Citadel-shaped demo'")
         .quiet()
         .run()?;
-    cmd!(sh, "git add .").quiet().run()?;
-    cmd!(sh, "git -c user.name=Demo -c user.email=demo@example.com commit --quiet -m 'Citadel-shaped demo'").quiet().run()?;
     Ok(())
 }
 
 fn copy_tree(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
     fs::create_dir_all(to).with_context(|| format!("creating {to}"))?;
-    for entry in from
-        .read_dir_utf8()
-        .with_context(|| format!("reading {from}"))?
-    {
+    for entry in from.read_dir_utf8().with_context(|| format!("reading {from}"))? {
         let entry = entry?;
         let target = to.join(entry.file_name());
         if entry.file_type()?.is_dir() {
             copy_tree(entry.path(), &target)?;
         } else {
-            fs::copy(entry.path(), &target)
-                .with_context(|| format!("copying {} to {target}", entry.path()))?;
+            fs::copy(entry.path(), &target).with_context(|| format!("copying {} to {target}", entry.path()))?;
         }
     }
     Ok(())

@@ -13,15 +13,9 @@ impl FromStr for Duration {
 
     fn from_str(text: &str) -> Result<Duration, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let invalid = || {
-            format!(
-                "invalid duration `{text}`: write a whole number and a unit, e.g. 500ms, 30s, 5m"
-            )
-        };
+        let invalid = || format!("invalid duration `{text}`: write a whole number and a unit, e.g. 500ms, 30s, 5m");
         let number: u64 = number.parse().map_err(|_| invalid())?;
         let millis_per_unit = match unit {
             "ms" => 1,
@@ -60,33 +54,15 @@ mod tests {
 
     #[test]
     fn parses_the_written_forms() {
-        let cases = [
-            ("500ms", 500),
-            ("30s", 30_000),
-            ("5m", 300_000),
-            ("1h", 3_600_000),
-            ("0s", 0),
-        ];
+        let cases = [("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("0s", 0)];
         for (text, millis) in cases {
-            assert_eq!(
-                text.parse::<Duration>().unwrap().0.as_millis(),
-                millis,
-                "{text}"
-            );
+            assert_eq!(text.parse::<Duration>().unwrap().0.as_millis(), millis, "{text}");
         }
     }
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for text in [
-            "",
-            "5",
-            "m",
-            "1.5s",
-            "-1s",
-            "5 minutes",
-            "99999999999999999999h",
-        ] {
+        for text in ["", "5", "m", "1.5s", "-1s", "5 minutes", "99999999999999999999h"] {
             assert!(text.parse::<Duration>().is_err(), "{text}");
         }
     }

@@ -6,11 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::duration::Duration;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "cargo xtask",
-    bin_name = "cargo xtask",
-    about = "Automation for the Citadel workspace"
-)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Automation for the Citadel workspace")]
 pub struct Xtask {
     #[command(subcommand)]
     pub command: Command,
@@ -94,12 +90,7 @@ pub struct Sync {
     pub config: Option<Utf8PathBuf>,
 
     /// The Tilt executable
-    #[arg(
-        long,
-        value_name = "PROGRAM",
-        env = "SYNC_TILT",
-        default_value = "tilt"
-    )]
+    #[arg(long, value_name = "PROGRAM", env = "SYNC_TILT", default_value = "tilt")]
     pub tilt: Utf8PathBuf,
 
     /// Port of the Tilt instance to talk to (passed to every Tilt call)

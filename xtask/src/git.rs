@@ -57,45 +57,25 @@ impl<'a> Git<'a> {
                 .quiet()
                 .read()
                 .with_context(|| format!("--base {rev}: no such commit in {root}"))?;
-            return Ok(Base {
-                rev: resolved,
-                described: rev.to_owned(),
-            });
+            return Ok(Base { rev: resolved, described: rev.to_owned() });
         }
-        let head = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet HEAD")
+        let head = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet HEAD").quiet().ignore_stderr().read();
+        let Ok(head) = head else {
+            return Ok(Base { rev: self.empty_tree()?, described: "the empty tree (no commit yet)".to_owned() });
+        };
+        let upstream_ref = "@{upstream}";
+        let upstream = cmd!(self.sh, "git -C {root} rev-parse --abbrev-ref --symbolic-full-name {upstream_ref}")
             .quiet()
             .ignore_stderr()
             .read();
-        let Ok(head) = head else {
-            return Ok(Base {
-                rev: self.empty_tree()?,
-                described: "the empty tree (no commit yet)".to_owned(),
-            });
-        };
-        let upstream_ref = "@{upstream}";
-        let upstream = cmd!(
-            self.sh,
-            "git -C {root} rev-parse --abbrev-ref --symbolic-full-name {upstream_ref}"
-        )
-        .quiet()
-        .ignore_stderr()
-        .read();
         if let Ok(upstream) = upstream {
-            if let Ok(merge_base) = cmd!(self.sh, "git -C {root} merge-base HEAD {upstream}")
-                .quiet()
-                .ignore_stderr()
-                .read()
+            if let Ok(merge_base) =
+                cmd!(self.sh, "git -C {root} merge-base HEAD {upstream}").quiet().ignore_stderr().read()
             {
-                return Ok(Base {
-                    rev: merge_base,
-                    described: format!("the merge-base with {upstream}"),
-                });
+                return Ok(Base { rev: merge_base, described: format!("the merge-base with {upstream}") });
             }
         }
-        Ok(Base {
-            rev: head,
-            described: "HEAD (no upstream)".to_owned(),
-        })
+        Ok(Base { rev: head, described: "HEAD (no upstream)".to_owned() })
     }
 
     fn empty_tree(&self) -> Result<String> {
@@ -139,31 +119,18 @@ impl<'a> Git<'a> {
     fn has_commit(&self, sha: &str) -> bool {
         let root = self.root;
         let commit = format!("{sha}^{{commit}}");
-        cmd!(self.sh, "git -C {root} cat-file -e {commit}")
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .is_ok()
+        cmd!(self.sh, "git -C {root} cat-file -e {commit}").quiet().ignore_stderr().run().is_ok()
     }
 
     /// For a new branch: the parent of the oldest commit no remote has (or the empty tree).
     fn first_unpushed_parent(&self, local: &str) -> Result<String> {
         let root = self.root;
-        let unpushed = cmd!(
-            self.sh,
-            "git -C {root} rev-list --reverse {local} --not --remotes"
-        )
-        .quiet()
-        .read()?;
+        let unpushed = cmd!(self.sh, "git -C {root} rev-list --reverse {local} --not --remotes").quiet().read()?;
         let Some(oldest) = unpushed.lines().next() else {
             return Ok(local.to_owned());
         };
         let parent = format!("{oldest}^");
-        match cmd!(self.sh, "git -C {root} rev-parse --verify --quiet {parent}")
-            .quiet()
-            .ignore_stderr()
-            .read()
-        {
+        match cmd!(self.sh, "git -C {root} rev-parse --verify --quiet {parent}").quiet().ignore_stderr().read() {
             Ok(parent) => Ok(parent),
             Err(_) => self.empty_tree(),
         }
@@ -180,33 +147,16 @@ impl<'a> Git<'a> {
     ) -> Result<()> {
         let files: Vec<String> = match from {
             Some(from) => {
-                let diff = cmd!(
-                    self.sh,
-                    "git -C {dir} diff --raw -z --no-renames --ignore-submodules=all {from}"
-                )
-                .quiet()
-                .read()
-                .with_context(|| format!("reading `git diff {from}` in {dir}"))?;
+                let diff = cmd!(self.sh, "git -C {dir} diff --raw -z --no-renames --ignore-submodules=all {from}")
+                    .quiet()
+                    .read()
+                    .with_context(|| format!("reading `git diff {from}` in {dir}"))?;
                 // Submodules are looked into below, whatever their pointer did.
-                raw_diff(&diff)
-                    .into_iter()
-                    .filter(|entry| !entry.is_gitlink())
-                    .map(|entry| entry.path)
-                    .collect()
+                raw_diff(&diff).into_iter().filter(|entry| !entry.is_gitlink()).map(|entry| entry.path).collect()
             }
-            None => cmd!(self.sh, "git -C {dir} ls-files -z")
-                .quiet()
-                .read()?
-                .split('\0')
-                .map(str::to_owned)
-                .collect(),
+            None => cmd!(self.sh, "git -C {dir} ls-files -z").quiet().read()?.split('\0').map(str::to_owned).collect(),
         };
-        let untracked = cmd!(
-            self.sh,
-            "git -C {dir} ls-files -z --others --exclude-standard"
-        )
-        .quiet()
-        .read()?;
+        let untracked = cmd!(self.sh, "git -C {dir} ls-files -z --others --exclude-standard").quiet().read()?;
         let untracked = untracked.split('\0').map(str::to_owned);
         changed.extend(
             files
@@ -226,9 +176,7 @@ impl<'a> Git<'a> {
             if !is_checked_out(&sub_dir) {
                 continue; // not checked out: nothing in it can have changed here
             }
-            let pointer_known = pointer
-                .as_deref()
-                .is_none_or(|sha| self.has_commit_in(&sub_dir, sha));
+            let pointer_known = pointer.as_deref().is_none_or(|sha| self.has_commit_in(&sub_dir, sha));
             if pointer_known {
                 self.worktree_changes(&sub_dir, &sub_prefix, pointer.as_deref(), changed)?;
             } else {
@@ -249,13 +197,10 @@ impl<'a> Git<'a> {
         to: &str,
         changed: &mut BTreeSet<String>,
     ) -> Result<()> {
-        let diff = cmd!(
-            self.sh,
-            "git -C {dir} diff --raw -z --no-renames {from} {to}"
-        )
-        .quiet()
-        .read()
-        .with_context(|| format!("reading `git diff {from} {to}` in {dir}"))?;
+        let diff = cmd!(self.sh, "git -C {dir} diff --raw -z --no-renames {from} {to}")
+            .quiet()
+            .read()
+            .with_context(|| format!("reading `git diff {from} {to}` in {dir}"))?;
         for entry in raw_diff(&diff) {
             let sub_dir = dir.join(&entry.path);
             let expandable = entry.is_gitlink()
@@ -265,13 +210,7 @@ impl<'a> Git<'a> {
                     .all(|sha| !is_zero(sha) && self.has_commit_in(&sub_dir, sha));
             if expandable {
                 let sub_prefix = format!("{prefix}{}/", entry.path);
-                self.commit_changes(
-                    &sub_dir,
-                    &sub_prefix,
-                    &entry.old_sha,
-                    &entry.new_sha,
-                    changed,
-                )?;
+                self.commit_changes(&sub_dir, &sub_prefix, &entry.old_sha, &entry.new_sha, changed)?;
             } else {
                 changed.insert(format!("{prefix}{}", entry.path));
             }
@@ -281,18 +220,12 @@ impl<'a> Git<'a> {
 
     fn has_commit_in(&self, dir: &Utf8Path, sha: &str) -> bool {
         let commit = format!("{sha}^{{commit}}");
-        cmd!(self.sh, "git -C {dir} cat-file -e {commit}")
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .is_ok()
+        cmd!(self.sh, "git -C {dir} cat-file -e {commit}").quiet().ignore_stderr().run().is_ok()
     }
 
     /// The submodules registered in the index of the repository at `dir`.
     fn submodules(&self, dir: &Utf8Path) -> Result<Vec<String>> {
-        let staged = cmd!(self.sh, "git -C {dir} ls-files -z --stage")
-            .quiet()
-            .read()?;
+        let staged = cmd!(self.sh, "git -C {dir} ls-files -z --stage").quiet().read()?;
         Ok(staged
             .split('\0')
             .filter_map(|entry| {
@@ -304,14 +237,10 @@ impl<'a> Git<'a> {
 
     /// The commit the submodule at `path` pointed to in `rev`, if it existed there.
     fn pointer_at(&self, dir: &Utf8Path, rev: &str, path: &str) -> Result<Option<String>> {
-        let entry = cmd!(self.sh, "git -C {dir} ls-tree -z {rev} -- {path}")
-            .quiet()
-            .read()?;
+        let entry = cmd!(self.sh, "git -C {dir} ls-tree -z {rev} -- {path}").quiet().read()?;
         Ok(entry.split_once('\t').and_then(|(meta, _)| {
             let mut fields = meta.split(' ');
-            (fields.next() == Some(GITLINK_MODE))
-                .then(|| fields.nth(1).map(str::to_owned))
-                .flatten()
+            (fields.next() == Some(GITLINK_MODE)).then(|| fields.nth(1).map(str::to_owned)).flatten()
         }))
     }
 
@@ -323,44 +252,23 @@ impl<'a> Git<'a> {
         Ok(Fingerprint { trees })
     }
 
-    fn fingerprint_into(
-        &self,
-        dir: &Utf8Path,
-        prefix: &str,
-        trees: &mut BTreeMap<String, String>,
-    ) -> Result<()> {
+    fn fingerprint_into(&self, dir: &Utf8Path, prefix: &str, trees: &mut BTreeMap<String, String>) -> Result<()> {
         let real_index = Utf8PathBuf::from(
-            cmd!(
-                self.sh,
-                "git -C {dir} rev-parse --path-format=absolute --git-path index"
-            )
-            .quiet()
-            .read()?,
+            cmd!(self.sh, "git -C {dir} rev-parse --path-format=absolute --git-path index").quiet().read()?,
         );
-        let temp_index = std::env::temp_dir().join(format!(
-            "xtask-sync-index-{}-{}",
-            std::process::id(),
-            trees.len()
-        ));
+        let temp_index = std::env::temp_dir().join(format!("xtask-sync-index-{}-{}", std::process::id(), trees.len()));
         // Starting from a copy of the real index lets git reuse its cached file hashes.
         if real_index.exists() {
-            std::fs::copy(&real_index, &temp_index)
-                .with_context(|| format!("copying {real_index}"))?;
+            std::fs::copy(&real_index, &temp_index).with_context(|| format!("copying {real_index}"))?;
         }
         let tree = cmd!(self.sh, "git -C {dir} add --all --ignore-errors")
             .env("GIT_INDEX_FILE", &temp_index)
             .quiet()
             .ignore_stderr()
             .run()
-            .and_then(|()| {
-                cmd!(self.sh, "git -C {dir} write-tree")
-                    .env("GIT_INDEX_FILE", &temp_index)
-                    .quiet()
-                    .read()
-            });
+            .and_then(|()| cmd!(self.sh, "git -C {dir} write-tree").env("GIT_INDEX_FILE", &temp_index).quiet().read());
         let _ = std::fs::remove_file(&temp_index);
-        let tree =
-            tree.with_context(|| format!("writing the working tree of {dir} as a git tree"))?;
+        let tree = tree.with_context(|| format!("writing the working tree of {dir} as a git tree"))?;
         trees.insert(prefix.trim_end_matches('/').to_owned(), tree);
         for submodule in self.submodules(dir)? {
             let sub_dir = dir.join(&submodule);
@@ -376,28 +284,15 @@ impl<'a> Git<'a> {
         let mut changed = BTreeSet::new();
         let repositories: BTreeSet<&String> = old.trees.keys().chain(new.trees.keys()).collect();
         for repository in &repositories {
-            let dir = if repository.is_empty() {
-                self.root.to_owned()
-            } else {
-                self.root.join(repository)
-            };
-            let prefix = if repository.is_empty() {
-                String::new()
-            } else {
-                format!("{repository}/")
-            };
+            let dir = if repository.is_empty() { self.root.to_owned() } else { self.root.join(repository) };
+            let prefix = if repository.is_empty() { String::new() } else { format!("{repository}/") };
             match (old.trees.get(*repository), new.trees.get(*repository)) {
                 (Some(old_tree), Some(new_tree)) if old_tree == new_tree => {}
                 (Some(old_tree), Some(new_tree)) => {
-                    let diff = cmd!(
-                        self.sh,
-                        "git -C {dir} diff-tree -r -z --raw --no-renames {old_tree} {new_tree}"
-                    )
-                    .quiet()
-                    .read()
-                    .with_context(|| {
-                        format!("comparing the workspace with the last successful sync in {dir}")
-                    })?;
+                    let diff = cmd!(self.sh, "git -C {dir} diff-tree -r -z --raw --no-renames {old_tree} {new_tree}")
+                        .quiet()
+                        .read()
+                        .with_context(|| format!("comparing the workspace with the last successful sync in {dir}"))?;
                     // A submodule's pointer is its own fingerprint's business.
                     changed.extend(
                         raw_diff(&diff)
@@ -408,21 +303,11 @@ impl<'a> Git<'a> {
                 }
                 // A submodule appeared or went away: all of it changed.
                 (Some(tree), None) | (None, Some(tree)) => {
-                    let dir = if dir.exists() {
-                        dir
-                    } else {
-                        self.root.to_owned()
-                    };
-                    match cmd!(self.sh, "git -C {dir} ls-tree -r -z --name-only {tree}")
-                        .quiet()
-                        .ignore_stderr()
-                        .read()
+                    let dir = if dir.exists() { dir } else { self.root.to_owned() };
+                    match cmd!(self.sh, "git -C {dir} ls-tree -r -z --name-only {tree}").quiet().ignore_stderr().read()
                     {
                         Ok(files) => changed.extend(
-                            files
-                                .split('\0')
-                                .filter(|path| !path.is_empty())
-                                .map(|path| format!("{prefix}{path}")),
+                            files.split('\0').filter(|path| !path.is_empty()).map(|path| format!("{prefix}{path}")),
                         ),
                         Err(_) => {
                             changed.insert(repository.to_string());
@@ -445,10 +330,7 @@ fn is_zero(sha: &str) -> bool {
 }
 
 fn without_own_output(changed: BTreeSet<String>) -> Vec<String> {
-    changed
-        .into_iter()
-        .filter(|path| !path.starts_with(OWN_OUTPUT))
-        .collect()
+    changed.into_iter().filter(|path| !path.starts_with(OWN_OUTPUT)).collect()
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -501,19 +383,14 @@ mod tests {
         assert_eq!(entries[0].path, "src/lib.rs");
         assert!(!entries[0].is_gitlink());
         assert!(entries[1].is_gitlink());
-        assert_eq!(
-            (entries[1].old_sha.as_str(), entries[1].new_sha.as_str()),
-            ("ccc", "ddd")
-        );
+        assert_eq!((entries[1].old_sha.as_str(), entries[1].new_sha.as_str()), ("ccc", "ddd"));
         assert!(raw_diff("").is_empty());
     }
 
     #[test]
     fn the_tools_own_logs_never_count() {
-        let changed: BTreeSet<String> = ["logs/sync-status.json", "src/lib.rs", "catalogs/x"]
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
+        let changed: BTreeSet<String> =
+            ["logs/sync-status.json", "src/lib.rs", "catalogs/x"].iter().map(|p| p.to_string()).collect();
         assert_eq!(without_own_output(changed), ["catalogs/x", "src/lib.rs"]);
     }
 }

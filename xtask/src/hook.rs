@@ -46,16 +46,11 @@ struct Hooks {
 impl Hooks {
     fn find(sh: &Shell, root: &Option<Utf8PathBuf>) -> Result<Hooks> {
         let root = root.clone().unwrap_or_else(crate::project_root);
-        let dir = cmd!(
-            sh,
-            "git -C {root} rev-parse --path-format=absolute --git-path hooks"
-        )
-        .quiet()
-        .read()
-        .with_context(|| format!("{root} is not a git repository: no hook to install"))?;
-        Ok(Hooks {
-            dir: Utf8PathBuf::from(dir),
-        })
+        let dir = cmd!(sh, "git -C {root} rev-parse --path-format=absolute --git-path hooks")
+            .quiet()
+            .read()
+            .with_context(|| format!("{root} is not a git repository: no hook to install"))?;
+        Ok(Hooks { dir: Utf8PathBuf::from(dir) })
     }
 
     fn hook(&self) -> Utf8PathBuf {
@@ -83,17 +78,16 @@ impl flags::InstallHook {
                      aside to chain to: remove or merge one of them, or pass --force to replace {previous} with {hook}"
                 );
             }
-            fs::rename(&hook, &previous)
-                .with_context(|| format!("moving {hook} aside to {previous}"))?;
-            println!(
-                "kept the existing hook as {previous}: it runs first, and can still stop a push"
-            );
+            fs::rename(&hook, &previous).with_context(|| format!("moving {hook} aside to {previous}"))?;
+            println!("kept the existing hook as {previous}: it runs first, and can still stop a push");
         }
         let updating = hook.exists();
         fs::write(&hook, hook_script(self.strict)).with_context(|| format!("writing {hook}"))?;
         make_executable(&hook)?;
         let verb = if updating { "updated" } else { "installed" };
-        println!("{verb} the pre-push hook {hook}: a push now syncs what it changes (undo: cargo xtask uninstall-hook)");
+        println!(
+            "{verb} the pre-push hook {hook}: a push now syncs what it changes (undo: cargo xtask uninstall-hook)"
+        );
         Ok(())
     }
 }
@@ -109,8 +103,7 @@ impl flags::UninstallHook {
             fs::remove_file(&hook).with_context(|| format!("removing {hook}"))?;
         }
         if previous.exists() {
-            fs::rename(&previous, &hook)
-                .with_context(|| format!("restoring {previous} to {hook}"))?;
+            fs::rename(&previous, &hook).with_context(|| format!("restoring {previous} to {hook}"))?;
             println!("restored the previous pre-push hook {hook}");
         } else {
             println!("removed the pre-push hook {hook}");
@@ -121,9 +114,7 @@ impl flags::UninstallHook {
 
 fn make_executable(path: &Utf8Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let mut permissions = fs::metadata(path)
-        .with_context(|| format!("reading {path}"))?
-        .permissions();
+    let mut permissions = fs::metadata(path).with_context(|| format!("reading {path}"))?.permissions();
     permissions.set_mode(permissions.mode() | 0o755);
     fs::set_permissions(path, permissions).with_context(|| format!("making {path} executable"))
 }

@@ -23,11 +23,7 @@ const REDRAW_EVERY: Duration = Duration::from_millis(100);
 
 impl Live {
     pub fn new(verbose: bool) -> Live {
-        Live {
-            terminal: io::stderr().is_terminal(),
-            verbose,
-            current: None,
-        }
+        Live { terminal: io::stderr().is_terminal(), verbose, current: None }
     }
 
     pub fn verbose(&self) -> bool {
@@ -42,12 +38,7 @@ impl Live {
         if !self.terminal {
             eprintln!("{label}: triggered");
         }
-        self.current = Some(Current {
-            label,
-            started: Instant::now(),
-            last_line: String::new(),
-            drawn: None,
-        });
+        self.current = Some(Current { label, started: Instant::now(), last_line: String::new(), drawn: None });
         self.draw(true);
     }
 
@@ -73,11 +64,7 @@ impl Live {
     pub fn step_finished(&mut self, verdict: &str) {
         self.clear();
         if let Some(current) = self.current.take() {
-            eprintln!(
-                "{}: {verdict} after {:.1}s",
-                current.label,
-                current.started.elapsed().as_secs_f64()
-            );
+            eprintln!("{}: {verdict} after {:.1}s", current.label, current.started.elapsed().as_secs_f64());
         }
     }
 
@@ -88,22 +75,13 @@ impl Live {
         let Some(current) = &mut self.current else {
             return;
         };
-        if !force
-            && current
-                .drawn
-                .is_some_and(|drawn| drawn.elapsed() < REDRAW_EVERY)
-        {
+        if !force && current.drawn.is_some_and(|drawn| drawn.elapsed() < REDRAW_EVERY) {
             return;
         }
         current.drawn = Some(Instant::now());
         let last: String = current.last_line.chars().take(80).collect();
         let mut stderr = io::stderr().lock();
-        let _ = write!(
-            stderr,
-            "\r\x1b[2K{} {:.1}s │ {last}",
-            current.label,
-            current.started.elapsed().as_secs_f64()
-        );
+        let _ = write!(stderr, "\r\x1b[2K{} {:.1}s │ {last}", current.label, current.started.elapsed().as_secs_f64());
         let _ = stderr.flush();
     }
 

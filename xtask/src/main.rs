@@ -26,17 +26,13 @@ use xshell::Shell;
 
 fn main() -> ExitCode {
     let flags = flags::Xtask::parse();
-    let outcome = Shell::new()
-        .context("starting a shell")
-        .and_then(|sh| match flags.command {
-            flags::Command::Sync(sync) => sync.run(&sh),
-            flags::Command::Demo(demo) => demo.run(&sh).map(|()| ExitCode::SUCCESS),
-            flags::Command::InstallHook(install) => install.run(&sh).map(|()| ExitCode::SUCCESS),
-            flags::Command::UninstallHook(uninstall) => {
-                uninstall.run(&sh).map(|()| ExitCode::SUCCESS)
-            }
-            flags::Command::Bench(bench) => bench.run(&sh).map(|()| ExitCode::SUCCESS),
-        });
+    let outcome = Shell::new().context("starting a shell").and_then(|sh| match flags.command {
+        flags::Command::Sync(sync) => sync.run(&sh),
+        flags::Command::Demo(demo) => demo.run(&sh).map(|()| ExitCode::SUCCESS),
+        flags::Command::InstallHook(install) => install.run(&sh).map(|()| ExitCode::SUCCESS),
+        flags::Command::UninstallHook(uninstall) => uninstall.run(&sh).map(|()| ExitCode::SUCCESS),
+        flags::Command::Bench(bench) => bench.run(&sh).map(|()| ExitCode::SUCCESS),
+    });
     match outcome {
         Ok(code) => code,
         Err(err) => {
@@ -49,8 +45,5 @@ fn main() -> ExitCode {
 /// The workspace holding this xtask crate.
 fn project_root() -> Utf8PathBuf {
     let manifest_dir = Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(Utf8PathBuf::from)
-        .unwrap_or(manifest_dir)
+    manifest_dir.parent().map(Utf8PathBuf::from).unwrap_or(manifest_dir)
 }

@@ -17,16 +17,12 @@ pub fn plan(protocol: &Protocol, changed: &[String]) -> Vec<StepDecision> {
     let mut reasons: Vec<Option<String>> = vec![None; protocol.steps.len()];
     let mut unclaimed: Option<&str> = None;
     for path in changed {
-        let claim = protocol
-            .rules
-            .iter()
-            .find_map(|rule| Some((rule, rule.matcher.matches(path).into_iter().next()?)));
+        let claim = protocol.rules.iter().find_map(|rule| Some((rule, rule.matcher.matches(path).into_iter().next()?)));
         match claim {
             Some((rule, glob)) => {
                 for &step in &rule.steps {
-                    reasons[step].get_or_insert_with(|| {
-                        format!("`{path}` matches `{}` ({})", rule.globs[glob], rule.reason)
-                    });
+                    reasons[step]
+                        .get_or_insert_with(|| format!("`{path}` matches `{}` ({})", rule.globs[glob], rule.reason));
                 }
             }
             None => {
@@ -37,11 +33,7 @@ pub fn plan(protocol: &Protocol, changed: &[String]) -> Vec<StepDecision> {
     if let Some(path) = unclaimed {
         let reason = format!("no rule claims `{path}`: every step, to be safe");
         return (0..protocol.steps.len())
-            .map(|step| StepDecision {
-                step,
-                run: true,
-                reason: reason.clone(),
-            })
+            .map(|step| StepDecision { step, run: true, reason: reason.clone() })
             .collect();
     }
     let any_runs = reasons.iter().any(Option::is_some);
@@ -51,21 +43,11 @@ pub fn plan(protocol: &Protocol, changed: &[String]) -> Vec<StepDecision> {
         .zip(reasons)
         .enumerate()
         .map(|(step, (definition, reason))| match reason {
-            Some(reason) => StepDecision {
-                step,
-                run: true,
-                reason,
-            },
-            None if definition.with_any_step && any_runs => StepDecision {
-                step,
-                run: true,
-                reason: "runs whenever another step runs".to_owned(),
-            },
-            None => StepDecision {
-                step,
-                run: false,
-                reason: "no matching change".to_owned(),
-            },
+            Some(reason) => StepDecision { step, run: true, reason },
+            None if definition.with_any_step && any_runs => {
+                StepDecision { step, run: true, reason: "runs whenever another step runs".to_owned() }
+            }
+            None => StepDecision { step, run: false, reason: "no matching change".to_owned() },
         })
         .collect()
 }
@@ -78,11 +60,7 @@ mod tests {
         let protocol = Protocol::load(None).unwrap();
         let changed: Vec<String> = changed.iter().map(|path| (*path).to_owned()).collect();
         let names = ["sync-wasm-client", "server", "internal-service", "ui"];
-        plan(&protocol, &changed)
-            .iter()
-            .filter(|decision| decision.run)
-            .map(|decision| names[decision.step])
-            .collect()
+        plan(&protocol, &changed).iter().filter(|decision| decision.run).map(|decision| names[decision.step]).collect()
     }
 
     #[test]
@@ -90,40 +68,18 @@ mod tests {
         let all = vec!["sync-wasm-client", "server", "internal-service", "ui"];
         let cases: Vec<(&[&str], Vec<&str>)> = vec![
             (&["citadel-workspace-types/src/lib.rs"], all.clone()),
-            (
-                &["citadel-workspace-server-kernel/src/kernel.rs"],
-                vec!["server", "ui"],
-            ),
-            (
-                &["citadel-internal-service/src/lib.rs"],
-                vec!["internal-service", "ui"],
-            ),
-            (
-                &["citadel-workspace-internal-service/src/main.rs"],
-                vec!["internal-service", "ui"],
-            ),
-            (
-                &["citadel-internal-service"],
-                vec!["internal-service", "ui"],
-            ),
+            (&["citadel-workspace-server-kernel/src/kernel.rs"], vec!["server", "ui"]),
+            (&["citadel-internal-service/src/lib.rs"], vec!["internal-service", "ui"]),
+            (&["citadel-workspace-internal-service/src/main.rs"], vec!["internal-service", "ui"]),
+            (&["citadel-internal-service"], vec!["internal-service", "ui"]),
             (
                 &["citadel-internal-service/typescript-client/src/index.ts"],
                 vec!["sync-wasm-client", "internal-service", "ui"],
             ),
-            (
-                &["citadel-workspace-client-ts/src/index.ts"],
-                vec!["sync-wasm-client", "ui"],
-            ),
+            (&["citadel-workspace-client-ts/src/index.ts"], vec!["sync-wasm-client", "ui"]),
             (&["Cargo.lock"], vec!["server", "internal-service", "ui"]),
             (&["citadel-workspaces/src/App.tsx"], vec![]),
-            (
-                &[
-                    "README.md",
-                    "docs/guide/setup.txt",
-                    "citadel-workspace-server-kernel/README.md",
-                ],
-                vec![],
-            ),
+            (&["README.md", "docs/guide/setup.txt", "citadel-workspace-server-kernel/README.md"], vec![]),
             (&[], vec![]),
             (&["Tiltfile"], all.clone()),
             (&["citadel-workspaces/src/App.tsx", "x/y.rs"], all.clone()),
@@ -148,7 +104,8 @@ mod tests {
         );
         assert_eq!(decisions[3].reason, "runs whenever another step runs");
         let unknown = plan(&protocol, &["x/y.rs".to_owned()]);
-        assert!(unknown.iter().all(|decision| decision.run
-            && decision.reason == "no rule claims `x/y.rs`: every step, to be safe"));
+        assert!(unknown
+            .iter()
+            .all(|decision| decision.run && decision.reason == "no rule claims `x/y.rs`: every step, to be safe"));
     }
 }

@@ -62,10 +62,7 @@ pub struct RunReport {
 impl RunReport {
     /// The failed step and its number in the protocol.
     fn failed_step(&self) -> Option<(usize, &StepReport)> {
-        self.steps
-            .iter()
-            .enumerate()
-            .find(|(_, step)| matches!(step.outcome, Outcome::Failed | Outcome::Timeout))
+        self.steps.iter().enumerate().find(|(_, step)| matches!(step.outcome, Outcome::Failed | Outcome::Timeout))
     }
 
     pub fn succeeded(&self) -> bool {
@@ -83,15 +80,9 @@ impl RunReport {
     pub fn text(&self) -> String {
         let mut out = String::new();
         let Some((index, step)) = self.failed_step() else {
-            let affected: Vec<&str> = self
-                .steps
-                .iter()
-                .filter(|step| step.outcome == Outcome::Ok)
-                .map(|step| step.name.as_str())
-                .collect();
-            out.push_str(
-                "SUCCESS: The sync and deploy process completed successfully for all services\n",
-            );
+            let affected: Vec<&str> =
+                self.steps.iter().filter(|step| step.outcome == Outcome::Ok).map(|step| step.name.as_str()).collect();
+            out.push_str("SUCCESS: The sync and deploy process completed successfully for all services\n");
             out.push_str(&format!("Affected services: {}\n", affected.join(", ")));
             return out;
         };
@@ -110,11 +101,7 @@ impl RunReport {
             None => {}
         }
         if !step.tail.is_empty() {
-            out.push_str(&format!(
-                "--- last {} lines of {}'s log ---\n",
-                step.tail.len(),
-                step.resource
-            ));
+            out.push_str(&format!("--- last {} lines of {}'s log ---\n", step.tail.len(), step.resource));
             for line in &step.tail {
                 out.push_str(line);
                 out.push('\n');
@@ -184,11 +171,8 @@ impl LogDir {
         fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
         let ignore = dir.join(".gitignore");
         if !ignore.exists() {
-            fs::write(
-                &ignore,
-                "# Written by `cargo xtask sync`: its logs are not part of the repository.\n*\n",
-            )
-            .with_context(|| format!("writing {ignore}"))?;
+            fs::write(&ignore, "# Written by `cargo xtask sync`: its logs are not part of the repository.\n*\n")
+                .with_context(|| format!("writing {ignore}"))?;
         }
         Ok(LogDir { dir })
     }
@@ -208,9 +192,7 @@ impl LogDir {
         loop {
             match file.try_lock() {
                 Ok(()) => break,
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    thread::sleep(Duration::from_millis(100))
-                }
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
                 Err(TryLockError::WouldBlock) => {
                     let holder = fs::read_to_string(&path).unwrap_or_default();
                     bail!(
@@ -218,9 +200,7 @@ impl LogDir {
                         holder.trim()
                     );
                 }
-                Err(TryLockError::Error(err)) => {
-                    return Err(err).with_context(|| format!("locking {path}"))
-                }
+                Err(TryLockError::Error(err)) => return Err(err).with_context(|| format!("locking {path}")),
             }
         }
         file.set_len(0)
@@ -263,33 +243,22 @@ impl LogDir {
 
     /// Writes `sync-error-<UTC time>.log` (with a suffix if that name is taken in the same
     /// second): what decided, then the step's whole log since its trigger.
-    pub fn write_error_log(
-        &self,
-        heading: &str,
-        step_log: Option<&Utf8Path>,
-    ) -> io::Result<Utf8PathBuf> {
-        let stamp = utc_now(format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ));
+    pub fn write_error_log(&self, heading: &str, step_log: Option<&Utf8Path>) -> io::Result<Utf8PathBuf> {
+        let stamp = utc_now(format_description!("[year][month][day]T[hour][minute][second]Z"));
         let (path, mut file) = (1..)
             .map(|n| match n {
                 1 => self.dir.join(format!("sync-error-{stamp}.log")),
                 n => self.dir.join(format!("sync-error-{stamp}-{n}.log")),
             })
-            .find_map(
-                |path| match OpenOptions::new().write(true).create_new(true).open(&path) {
-                    Ok(file) => Some(Ok((path, file))),
-                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => None,
-                    Err(err) => Some(Err(err)),
-                },
-            )
+            .find_map(|path| match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => Some(Ok((path, file))),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => None,
+                Err(err) => Some(Err(err)),
+            })
             .unwrap_or_else(|| Err(io::Error::other("no free log name")))?;
         file.write_all(heading.as_bytes())?;
         if let Some(step_log) = step_log {
-            writeln!(
-                file,
-                "--- the step's log since its trigger ({step_log}) ---"
-            )?;
+            writeln!(file, "--- the step's log since its trigger ({step_log}) ---")?;
             io::copy(&mut File::open(step_log)?, &mut file)?;
         }
         file.flush()?;

@@ -93,7 +93,11 @@ mod tests {
         let protocol = Protocol::load(None).unwrap();
         let cases = [
             ("server", "error[E0425]: cannot find value `x` in this scope", "rust-compile"),
-            ("server", "error: could not compile `citadel-workspace-server-kernel` (bin) due to 1 previous error", "rust-compile"),
+            (
+                "server",
+                "error: could not compile `citadel-workspace-server-kernel` (bin) due to 1 previous error",
+                "rust-compile",
+            ),
             ("server", "error: linking with `cc` failed: exit status: 1", "build-failed"),
             ("server", "error: failed to run custom build command for `ring`", "build-failed"),
             ("server", "Error: Address already in use", "error-line"),
@@ -105,7 +109,11 @@ mod tests {
             ("server", "Container citadel-server exited with code 137", "build-failed"),
             ("server", "process exited with exit code 1", "build-failed"),
             ("sync-wasm-client", "error TS2688: Cannot find type definition file for 'node'.", "missing-node-types"),
-            ("sync-wasm-client", "  The file is in the program because: Cannot find type definition file for 'node'", "missing-node-types"),
+            (
+                "sync-wasm-client",
+                "  The file is in the program because: Cannot find type definition file for 'node'",
+                "missing-node-types",
+            ),
             ("sync-wasm-client", "npm error Missing script: \"build\"", "missing-build-script"),
             ("sync-wasm-client", "npm ERR! Missing script: 'build'", "missing-build-script"),
             ("sync-wasm-client", "npm error code ELIFECYCLE", "npm"),
@@ -134,7 +142,10 @@ mod tests {
             ("server", "Container citadel-server exited with code 0"),
             ("server", "INFO citadel: handled 0 errors, 0 failures"),
             ("sync-wasm-client", "found 0 vulnerabilities, 0 errors"),
-            ("sync-wasm-client", "\x1b[1;33m[WARNING]\x1b[0m generate_types.sh not found, skipping TypeScript type generation"),
+            (
+                "sync-wasm-client",
+                "\x1b[1;33m[WARNING]\x1b[0m generate_types.sh not found, skipping TypeScript type generation",
+            ),
             ("sync-wasm-client", "\x1b[1;33m[WARNING]\x1b[0m package.json missing 'build' script - regenerating..."),
             ("sync-wasm-client", "    Finished `release` profile [optimized] target(s) in 41.20s"),
             ("sync-wasm-client", "added 212 packages, and audited 213 packages in 3s"),
@@ -142,11 +153,7 @@ mod tests {
             ("ui", ""),
         ];
         for (step, line) in cases {
-            assert_eq!(
-                verdict_name(&protocol, step, line),
-                "benign",
-                "{step}: {line}"
-            );
+            assert_eq!(verdict_name(&protocol, step, line), "benign", "{step}: {line}");
         }
     }
 
@@ -156,29 +163,25 @@ mod tests {
         let cases = [
             ("sync-wasm-client", "\x1b[0;32m[INFO]\x1b[0m WASM client synchronization complete!"),
             ("server", "     Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`"),
-            ("internal-service", "     Running `target/debug/citadel-workspace-internal-service --bind '0.0.0.0:12345'`"),
+            (
+                "internal-service",
+                "     Running `target/debug/citadel-workspace-internal-service --bind '0.0.0.0:12345'`",
+            ),
             ("ui", "  VITE v5.4.2  ready in 412 ms"),
             ("ui", "  ➜  Local:   http://localhost:5173/"),
         ];
         for (step, line) in cases {
-            assert_eq!(
-                verdict_name(&protocol, step, line),
-                "success",
-                "{step}: {line}"
-            );
+            assert_eq!(verdict_name(&protocol, step, line), "success", "{step}: {line}");
         }
         // cargo finishing is not the end of step 1: the script goes on for minutes.
+        assert_eq!(verdict_name(&protocol, "sync-wasm-client", "    Finished `release` profile"), "benign");
+        // Another step's success line is not this step's.
         assert_eq!(
             verdict_name(
                 &protocol,
-                "sync-wasm-client",
-                "    Finished `release` profile"
+                "internal-service",
+                "Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`"
             ),
-            "benign"
-        );
-        // Another step's success line is not this step's.
-        assert_eq!(
-            verdict_name(&protocol, "internal-service", "Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`"),
             "benign"
         );
     }

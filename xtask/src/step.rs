@@ -57,6 +57,8 @@ pub enum Failure {
     },
     /// Our build finished but its container then exited with an error.
     ContainerFailed,
+    /// The watch ended without a verdict.
+    Uncertain,
     /// Another build of the resource started before ours printed its success line.
     Superseded {
         by: u64,
@@ -98,15 +100,7 @@ pub struct Watch<'s> {
 
 impl<'s> Watch<'s> {
     pub fn new(step: &'s Step, baseline: Baseline, tail_len: usize) -> Watch<'s> {
-        Watch {
-            step,
-            baseline,
-            ours: None,
-            success: None,
-            failure: None,
-            tail: VecDeque::new(),
-            tail_len,
-        }
+        Watch { step, baseline, ours: None, success: None, failure: None, tail: VecDeque::new(), tail_len }
     }
 
     /// Whether the line comes from a build started after our trigger (the step's log keeps it).
@@ -159,12 +153,7 @@ impl<'s> Watch<'s> {
         match verdict {
             Verdict::Benign => {}
             // An error wins even after the success line: the script goes on after its failures.
-            Verdict::Error(kind) => {
-                return self.fail(Failure::Error {
-                    kind,
-                    line: text.to_owned(),
-                })
-            }
+            Verdict::Error(kind) => return self.fail(Failure::Error { kind, line: text.to_owned() }),
             Verdict::Success => {
                 self.success.get_or_insert_with(|| text.to_owned());
             }
@@ -179,16 +168,11 @@ impl<'s> Watch<'s> {
         if self.failure.is_some() {
             return self.progress();
         }
-        let ours = status
-            .finished
-            .iter()
-            .filter(|build| build.number > self.baseline.status)
-            .min_by_key(|build| build.number);
+        let ours =
+            status.finished.iter().filter(|build| build.number > self.baseline.status).min_by_key(|build| build.number);
         if let Some(build) = ours {
             if let Some(error) = &build.error {
-                return self.fail(Failure::TiltRecorded {
-                    error: error.clone(),
-                });
+                return self.fail(Failure::TiltRecorded { error: error.clone() });
             }
             if status.runtime_failed && status.current.is_none() {
                 return self.fail(Failure::ContainerFailed);
@@ -200,20 +184,14 @@ impl<'s> Watch<'s> {
 
 /// What to do about a failure: the step's remediation for that error kind, if it has one and
 /// has not used it yet in this run.
-pub fn remediation_for<'s>(
-    step: &'s Step,
-    failure: &Failure,
-    used: &HashSet<KindId>,
-) -> Option<&'s Remediation> {
+pub fn remediation_for<'s>(step: &'s Step, failure: &Failure, used: &HashSet<KindId>) -> Option<&'s Remediation> {
     let Failure::Error { kind, .. } = failure else {
         return None;
     };
     if used.contains(kind) {
         return None;
     }
-    step.remediations
-        .iter()
-        .find(|remediation| remediation.on == *kind)
+    step.remediations.iter().find(|remediation| remediation.on == *kind)
 }
 
 #[cfg(test)]
@@ -222,30 +200,18 @@ mod tests {
     use crate::config::Protocol;
 
     fn line(build: u64, text: &str) -> LogLine {
-        LogLine {
-            build,
-            header: false,
-            text: text.to_owned(),
-        }
+        LogLine { build, header: false, text: text.to_owned() }
     }
 
     fn at(build: u64) -> Baseline {
-        Baseline {
-            log: build,
-            status: build,
-        }
+        Baseline { log: build, status: build }
     }
 
     fn header(build: u64) -> LogLine {
-        LogLine {
-            build,
-            header: true,
-            text: "CLI Trigger".to_owned(),
-        }
+        LogLine { build, header: true, text: "CLI Trigger".to_owned() }
     }
 
-    const RUNNING: &str =
-        "Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`";
+    const RUNNING: &str = "Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`";
 
     fn feed(watch: &mut Watch, lines: &[LogLine]) -> Progress {
         let mut progress = Progress::Watching;
@@ -259,17 +225,10 @@ mod tests {
     fn earlier_builds_neither_fail_nor_pass_ours() {
         let protocol = Protocol::load(None).unwrap();
         let mut watch = Watch::new(protocol.step("server").unwrap(), at(4), 100);
-        let old = [
-            header(3),
-            line(3, "error[E0425]: cannot find value"),
-            line(4, RUNNING),
-        ];
+        let old = [header(3), line(3, "error[E0425]: cannot find value"), line(4, RUNNING)];
         assert_eq!(feed(&mut watch, &old), Progress::Watching);
         let ours = [header(5), line(5, "Compiling server"), line(5, RUNNING)];
-        assert_eq!(
-            feed(&mut watch, &ours),
-            Progress::Succeeded(RUNNING.to_owned())
-        );
+        assert_eq!(feed(&mut watch, &ours), Progress::Succeeded(RUNNING.to_owned()));
     }
 
     #[test]
@@ -282,10 +241,7 @@ mod tests {
             line(1, "[INFO] WASM client synchronization complete!"),
             line(1, "\x1b[0;31m[ERROR]\x1b[0m late failure"),
         ];
-        assert!(matches!(
-            feed(&mut watch, &lines),
-            Progress::Failed(Failure::Error { .. })
-        ));
+        assert!(matches!(feed(&mut watch, &lines), Progress::Failed(Failure::Error { .. })));
     }
 
     #[test]
@@ -293,10 +249,7 @@ mod tests {
         let protocol = Protocol::load(None).unwrap();
         let mut watch = Watch::new(protocol.step("server").unwrap(), at(2), 100);
         let lines = [header(3), line(3, "Compiling"), header(4), line(4, RUNNING)];
-        assert_eq!(
-            feed(&mut watch, &lines),
-            Progress::Failed(Failure::Superseded { by: 4 })
-        );
+        assert_eq!(feed(&mut watch, &lines), Progress::Failed(Failure::Superseded { by: 4 }));
     }
 
     #[test]
@@ -305,30 +258,15 @@ mod tests {
         let mut watch = Watch::new(protocol.step("server").unwrap(), at(2), 100);
         let mut status = BuildStatus {
             current: None,
-            finished: vec![FinishedBuild {
-                number: 2,
-                error: Some("old".to_owned()),
-            }],
+            finished: vec![FinishedBuild { number: 2, error: Some("old".to_owned()) }],
             queued: false,
             runtime_failed: true,
         };
+        assert_eq!(watch.on_status(&status), Progress::Watching, "the old build's failure is not ours");
+        status.finished.insert(0, FinishedBuild { number: 3, error: Some("exit status 1".to_owned()) });
         assert_eq!(
             watch.on_status(&status),
-            Progress::Watching,
-            "the old build's failure is not ours"
-        );
-        status.finished.insert(
-            0,
-            FinishedBuild {
-                number: 3,
-                error: Some("exit status 1".to_owned()),
-            },
-        );
-        assert_eq!(
-            watch.on_status(&status),
-            Progress::Failed(Failure::TiltRecorded {
-                error: "exit status 1".to_owned()
-            })
+            Progress::Failed(Failure::TiltRecorded { error: "exit status 1".to_owned() })
         );
     }
 
@@ -336,34 +274,21 @@ mod tests {
     fn a_failed_container_counts_only_once_our_build_finished() {
         let protocol = Protocol::load(None).unwrap();
         let mut watch = Watch::new(protocol.step("sync-wasm-client").unwrap(), at(2), 100);
-        let running = BuildStatus {
-            current: Some(3),
-            runtime_failed: true,
-            ..BuildStatus::default()
-        };
+        let running = BuildStatus { current: Some(3), runtime_failed: true, ..BuildStatus::default() };
         assert_eq!(watch.on_status(&running), Progress::Watching);
         let finished = BuildStatus {
-            finished: vec![FinishedBuild {
-                number: 3,
-                error: None,
-            }],
+            finished: vec![FinishedBuild { number: 3, error: None }],
             runtime_failed: true,
             ..BuildStatus::default()
         };
-        assert_eq!(
-            watch.on_status(&finished),
-            Progress::Failed(Failure::ContainerFailed)
-        );
+        assert_eq!(watch.on_status(&finished), Progress::Failed(Failure::ContainerFailed));
     }
 
     #[test]
     fn the_newest_build_includes_the_running_one() {
         let status = BuildStatus {
             current: Some(7),
-            finished: vec![FinishedBuild {
-                number: 6,
-                error: None,
-            }],
+            finished: vec![FinishedBuild { number: 6, error: None }],
             queued: true,
             runtime_failed: false,
         };
@@ -375,10 +300,7 @@ mod tests {
     fn the_tail_keeps_the_last_lines_of_our_build() {
         let protocol = Protocol::load(None).unwrap();
         let mut watch = Watch::new(protocol.step("server").unwrap(), at(0), 2);
-        feed(
-            &mut watch,
-            &[header(1), line(1, "a"), line(1, "b"), line(1, "c")],
-        );
+        feed(&mut watch, &[header(1), line(1, "a"), line(1, "b"), line(1, "c")]);
         assert_eq!(watch.tail().collect::<Vec<_>>(), ["b", "c"]);
     }
 
@@ -386,27 +308,13 @@ mod tests {
     fn a_remediation_is_used_once_per_error_kind() {
         let protocol = Protocol::load(None).unwrap();
         let step = protocol.step("sync-wasm-client").unwrap();
-        let kind = |name: &str| {
-            KindId(
-                protocol
-                    .kinds
-                    .iter()
-                    .position(|kind| kind.name == name)
-                    .unwrap(),
-            )
-        };
-        let ts2688 = Failure::Error {
-            kind: kind("missing-node-types"),
-            line: "TS2688".to_owned(),
-        };
+        let kind = |name: &str| KindId(protocol.kinds.iter().position(|kind| kind.name == name).unwrap());
+        let ts2688 = Failure::Error { kind: kind("missing-node-types"), line: "TS2688".to_owned() };
         let mut used = HashSet::new();
         assert!(remediation_for(step, &ts2688, &used).is_some());
         used.insert(kind("missing-node-types"));
         assert!(remediation_for(step, &ts2688, &used).is_none());
-        let rust = Failure::Error {
-            kind: kind("rust-compile"),
-            line: "error[E0425]".to_owned(),
-        };
+        let rust = Failure::Error { kind: kind("rust-compile"), line: "error[E0425]".to_owned() };
         assert!(remediation_for(step, &rust, &HashSet::new()).is_none());
         assert!(remediation_for(step, &Failure::Timeout, &HashSet::new()).is_none());
     }

@@ -52,48 +52,35 @@ impl flags::Sync {
         let root = self.root()?;
         let mut protocol = Protocol::load(self.config.as_deref())?;
         if let Some(timeout) = self.timeout {
-            protocol
-                .steps
-                .iter_mut()
-                .for_each(|step| step.timeout = timeout);
+            protocol.steps.iter_mut().for_each(|step| step.timeout = timeout);
         }
         if let Some(poll) = self.poll {
             protocol.settings.poll = poll;
         }
 
         sh.change_dir(&root);
-        let (logs, log_problem) = match LogDir::open(&root) {
-            Ok(logs) => (Some(logs), None),
-            Err(err) => (None, Some(format!("{err:#}"))),
-        };
-        let _lock = logs
-            .as_ref()
-            .map(|logs| logs.lock(Duration::from_secs(2)))
-            .transpose()?;
+        // Without a usable logs/ the sync still runs and reports; it says what was not saved.
+        let logs = LogDir::open(&root).map_err(|err| format!("{err:#}"));
+        let _lock = logs.as_ref().ok().map(|logs| logs.lock(Duration::from_secs(2))).transpose()?;
 
-        let selection = changes::select(self, &protocol, sh, &root, logs.as_ref())?;
+        let selection = changes::select(self, &protocol, sh, &root, logs.as_ref().ok())?;
         if self.plan {
             match self.json {
-                true => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&selection.plan_json(&protocol))?
-                ),
+                true => println!("{}", serde_json::to_string_pretty(&selection.plan_json(&protocol))?),
                 false => print!("{}", selection.plan_text(&protocol)),
             }
             return Ok(ExitCode::SUCCESS);
         }
         if selection.already_in_sync || selection.steps.is_empty() {
             let message = match selection.already_in_sync {
-                true => "SUCCESS: Already in sync: nothing changed since the last successful sync"
-                    .to_owned(),
+                true => "SUCCESS: Already in sync: nothing changed since the last successful sync".to_owned(),
                 false => format!(
                     "SUCCESS: Nothing to rebuild: no change since {} needs a service rebuilt",
                     selection.base_description
                 ),
             };
-            if let (Some(logs), Some(fingerprint)) = (&logs, &selection.fingerprint) {
-                logs.write_fingerprint(fingerprint)
-                    .with_context(|| format!("recording the sync in {}", logs.dir))?;
+            if let (Ok(logs), Some(fingerprint)) = (&logs, &selection.fingerprint) {
+                logs.write_fingerprint(fingerprint).with_context(|| format!("recording the sync in {}", logs.dir))?;
             }
             match self.json {
                 true => println!(
@@ -104,16 +91,11 @@ impl flags::Sync {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if !self.json {
+        if !self.json && !selection.by_flag {
             eprint!("{}", selection.plan_text(&protocol));
         }
         let steps = &selection.steps;
-        let tilt = Tilt::new(
-            sh,
-            self.tilt.clone(),
-            self.tilt_port,
-            protocol.settings.tilt_call_timeout.0,
-        );
+        let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
 
         let (sender, events) = mpsc::sync_channel(4096);
         let interrupt = sender.clone();
@@ -129,9 +111,13 @@ impl flags::Sync {
         if live.verbose() {
             let poll = protocol.settings.poll;
             let how = match (follow, json_logs) {
-                (true, _) => "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)".to_owned(),
+                (true, _) => {
+                    "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)".to_owned()
+                }
                 (false, true) => format!("--no-stream: polling `tilt logs` every {poll}"),
-                (false, false) => format!("this Tilt has no `logs --json` (older than 0.36.1): polling `tilt logs` every {poll}"),
+                (false, false) => {
+                    format!("this Tilt has no `logs --json` (older than 0.36.1): polling `tilt logs` every {poll}")
+                }
             };
             live.note(&format!("sync: {how}"));
         }
@@ -150,34 +136,26 @@ impl flags::Sync {
             events,
             follow,
             settle: self.settle.map(|settle| settle.0).unwrap_or_default(),
-            logs: logs.as_ref(),
+            logs: logs.as_ref().map_err(String::as_str),
             live,
         };
-        let mut report = runner.run(steps);
-        if report.error_log.is_none() && !report.succeeded() {
-            report.error_log = log_problem.clone().map(Err);
-        }
-        if let Some(logs) = &logs {
-            if let (true, Some(fingerprint)) = (report.succeeded(), &selection.fingerprint) {
-                if let Err(err) = logs.write_fingerprint(fingerprint) {
-                    eprintln!("warning: could not record this sync in {}: {err}", logs.dir);
+        let report = runner.run(steps);
+        match &logs {
+            Ok(logs) => {
+                if let (true, Some(fingerprint)) = (report.succeeded(), &selection.fingerprint) {
+                    if let Err(err) = logs.write_fingerprint(fingerprint) {
+                        eprintln!("warning: could not record this sync in {}: {err}", logs.dir);
+                    }
+                }
+                if let Err(err) = logs.write_status(&report) {
+                    eprintln!("warning: could not write {}/sync-status.json: {err}", logs.dir);
                 }
             }
-            if let Err(err) = logs.write_status(&report) {
-                eprintln!(
-                    "warning: could not write {}/sync-status.json: {err}",
-                    logs.dir
-                );
-            }
-        } else if let Some(problem) = &log_problem {
-            eprintln!("warning: no logs were saved: {problem}");
+            Err(problem) => eprintln!("warning: no logs were saved: {problem}"),
         }
 
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report.json()).context("printing the report")?
-            );
+            println!("{}", serde_json::to_string_pretty(&report.json()).context("printing the report")?);
         } else {
             print!("{}", report.text());
         }
@@ -194,9 +172,7 @@ impl flags::Sync {
             Some(root) => root.clone(),
             None => crate::project_root(),
         };
-        let root = root
-            .canonicalize_utf8()
-            .with_context(|| format!("the workspace root {root} does not exist"))?;
+        let root = root.canonicalize_utf8().with_context(|| format!("the workspace root {root} does not exist"))?;
         if !root.is_dir() {
             bail!("the workspace root {root} is not a directory");
         }
@@ -217,19 +193,12 @@ fn preflight(tilt: &Tilt, steps: &[&Step], root: &Utf8Path) -> Result<bool> {
     if !missing.is_empty() {
         bail!(
             "Tilt has no resource named {}: fix the protocol file, or the Tiltfile (Tilt has: {})",
-            missing
-                .iter()
-                .map(|name| format!("`{name}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
             resources.join(", ")
         );
     }
     let tiltfile = tilt.tiltfile()?;
-    let watched = tiltfile
-        .parent()
-        .and_then(|dir| dir.canonicalize_utf8().ok())
-        .unwrap_or_else(|| tiltfile.clone());
+    let watched = tiltfile.parent().and_then(|dir| dir.canonicalize_utf8().ok()).unwrap_or_else(|| tiltfile.clone());
     if watched != root {
         bail!(
             "the Tilt on this port runs another checkout: {tiltfile}, not this workspace {root}. Its builds say \
@@ -250,7 +219,8 @@ struct Runner<'a> {
     follow: bool,
     /// A fixed wait after each trigger (the seed protocol waits 5 s).
     settle: Duration,
-    logs: Option<&'a LogDir>,
+    /// The logs directory, or why it is not usable.
+    logs: Result<&'a LogDir, &'a str>,
     live: Live,
 }
 
@@ -263,11 +233,7 @@ struct StepLog {
 /// Where the next log line comes from: the run's JSON stream, or `tilt logs` polled.
 enum Source {
     Stream,
-    Poll {
-        pending: VecDeque<LogLine>,
-        seen: usize,
-        next_poll: Instant,
-    },
+    Poll { pending: VecDeque<LogLine>, seen: usize, next_poll: Instant },
 }
 
 enum Next {
@@ -280,11 +246,7 @@ impl Runner<'_> {
     /// Runs the selected steps in protocol order; a step is numbered by its place in the
     /// protocol (the seed's "Step 2" is always the server), unselected steps are `skipped`.
     fn run(&mut self, selected: &[&Step]) -> RunReport {
-        let mut report = RunReport {
-            steps: Vec::new(),
-            interrupted: false,
-            error_log: None,
-        };
+        let mut report = RunReport { steps: Vec::new(), interrupted: false, error_log: None };
         let mut ordinal = 0;
         for (index, step) in self.protocol.steps.iter().enumerate() {
             if !selected.iter().any(|chosen| std::ptr::eq(*chosen, step)) {
@@ -296,14 +258,12 @@ impl Runner<'_> {
                 continue;
             }
             ordinal += 1;
-            self.live
-                .step_started(ordinal, selected.len(), &step.name, &step.resource);
+            self.live.step_started(ordinal, selected.len(), &step.name, &step.resource);
             let (step_report, failure) = self.run_step(index + 1, step);
             self.live.step_finished(step_report.outcome.as_str());
             if let Some(failure) = failure {
                 report.interrupted = failure == Failure::Interrupted;
-                report.error_log =
-                    Some(self.save_error_log(index + 1, step, &step_report, &failure));
+                report.error_log = Some(self.save_error_log(index + 1, step, &step_report, &failure));
             }
             report.steps.push(step_report);
         }
@@ -349,11 +309,10 @@ impl Runner<'_> {
                 };
                 (Outcome::Failed, line, Some(failure))
             }
-            Progress::Watching => unreachable!("watch_build returns a decision"),
+            // watch_build always decides; were it not to, unsure means failure.
+            Progress::Watching => (Outcome::Failed, None, Some(Failure::Uncertain)),
         };
-        let cause = failure
-            .as_ref()
-            .map(|failure| self.cause(number, step, failure, &used, &remediations));
+        let cause = failure.as_ref().map(|failure| self.cause(number, step, failure, &used, &remediations));
         let report = StepReport {
             name: step.name.clone(),
             resource: step.resource.clone(),
@@ -369,17 +328,11 @@ impl Runner<'_> {
     }
 
     fn open_step_log(&mut self, step: &Step) -> Option<StepLog> {
-        let logs = self.logs?;
+        let logs = self.logs.ok()?;
         match logs.step_log(&step.name) {
-            Ok((path, file)) => Some(StepLog {
-                path,
-                file: BufWriter::new(file),
-            }),
+            Ok((path, file)) => Some(StepLog { path, file: BufWriter::new(file) }),
             Err(err) => {
-                self.live.note(&format!(
-                    "warning: cannot write {}/{}.log: {err}",
-                    logs.dir, step.name
-                ));
+                self.live.note(&format!("warning: cannot write {}/{}.log: {err}", logs.dir, step.name));
                 None
             }
         }
@@ -444,40 +397,18 @@ impl Runner<'_> {
     /// Reads where our build will start (Tilt's newest build now), then triggers.
     fn baseline_and_trigger(&mut self, step: &Step) -> Result<(Baseline, Source), Failure> {
         let call_failed = |err: anyhow::Error| Failure::TiltCall(format!("{err:#}"));
-        let status = self
-            .tilt
-            .status(&step.resource)
-            .map_err(call_failed)?
-            .newest_build();
+        let status = self.tilt.status(&step.resource).map_err(call_failed)?.newest_build();
         let (baseline, source) = if self.follow {
-            (
-                Baseline {
-                    log: status,
-                    status,
-                },
-                Source::Stream,
-            )
+            (Baseline { log: status, status }, Source::Stream)
         } else {
-            let text = self
-                .tilt
-                .logs(&step.resource)
-                .map_err(|err| call_failed(err.into()))?;
+            let text = self.tilt.logs(&step.resource).map_err(|err| call_failed(err.into()))?;
             let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
             let log = lines.last().map_or(0, |line| line.build);
             // The first look is right after the trigger (and the settle wait, if any).
             let next_poll = Instant::now();
-            (
-                Baseline { log, status },
-                Source::Poll {
-                    pending: VecDeque::new(),
-                    seen: lines.len(),
-                    next_poll,
-                },
-            )
+            (Baseline { log, status }, Source::Poll { pending: VecDeque::new(), seen: lines.len(), next_poll })
         };
-        self.tilt
-            .trigger(&step.resource)
-            .map_err(|err| call_failed(err.into()))?;
+        self.tilt.trigger(&step.resource).map_err(|err| call_failed(err.into()))?;
         // Asked for explicitly (to reproduce the seed protocol): lines that arrive meanwhile wait
         // in the channel and are judged after it.
         thread::sleep(self.settle);
@@ -488,12 +419,7 @@ impl Runner<'_> {
     fn next_line(&mut self, step: &Step, source: &mut Source, until: Instant) -> Next {
         loop {
             let now = Instant::now();
-            if let Source::Poll {
-                pending,
-                seen,
-                next_poll,
-            } = source
-            {
+            if let Source::Poll { pending, seen, next_poll } = source {
                 if let Some(line) = pending.pop_front() {
                     return Next::Line(line);
                 }
@@ -501,14 +427,11 @@ impl Runner<'_> {
                     *next_poll = now + self.protocol.settings.poll.0;
                     match self.tilt.logs(&step.resource) {
                         Ok(text) => {
-                            let lines =
-                                parse_plain_log(&text, &self.protocol.settings.build_header);
+                            let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
                             pending.extend(lines.into_iter().skip(*seen));
                             *seen += pending.len();
                         }
-                        Err(TiltError::NotRunning { .. }) => {
-                            return Next::Failed(Failure::TiltGone)
-                        }
+                        Err(TiltError::NotRunning { .. }) => return Next::Failed(Failure::TiltGone),
                         Err(err) => return Next::Failed(Failure::TiltCall(err.to_string())),
                     }
                     continue;
@@ -518,18 +441,11 @@ impl Runner<'_> {
                 Source::Poll { next_poll, .. } => until.min(*next_poll),
                 Source::Stream => until,
             };
-            match self
-                .events
-                .recv_timeout(wake.saturating_duration_since(now))
-            {
-                Ok(Event::Line { resource, line }) if resource == step.resource => {
-                    return Next::Line(line)
-                }
+            match self.events.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(Event::Line { resource, line }) if resource == step.resource => return Next::Line(line),
                 Ok(Event::Line { .. }) => {}
                 Ok(Event::Interrupted) => return Next::Failed(Failure::Interrupted),
-                Ok(Event::StreamEnded { detail }) => {
-                    return Next::Failed(self.stream_ended(detail))
-                }
+                Ok(Event::StreamEnded { detail }) => return Next::Failed(self.stream_ended(detail)),
                 Err(RecvTimeoutError::Timeout) if Instant::now() >= until => return Next::Idle,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Next::Failed(Failure::TiltGone),
@@ -551,13 +467,7 @@ impl Runner<'_> {
 
     /// Our build printed its success line: before moving on, ask Tilt for its record of the
     /// build and judge every line that arrived meanwhile, so that a late error still wins.
-    fn settle(
-        &mut self,
-        step: &Step,
-        watch: &mut Watch,
-        source: &mut Source,
-        mut log: Option<&mut StepLog>,
-    ) {
+    fn settle(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
         match self.tilt.status(&step.resource) {
             Ok(status) => watch.on_status(&status),
             Err(err) => watch.fail(Failure::TiltCall(format!("{err:#}"))),
@@ -568,9 +478,7 @@ impl Runner<'_> {
             Source::Stream => {
                 while let Ok(event) = self.events.try_recv() {
                     match event {
-                        Event::Line { resource, line } if resource == step.resource => {
-                            arrived.push(line)
-                        }
+                        Event::Line { resource, line } if resource == step.resource => arrived.push(line),
                         Event::Line { .. } => {}
                         Event::Interrupted => {
                             watch.fail(Failure::Interrupted);
@@ -608,17 +516,12 @@ impl Runner<'_> {
         let described = describe(remediation);
         let dir = self.root.join(&remediation.dir);
         if !dir.is_dir() {
-            return Err(Failure::RemediationFailed(format!(
-                "{described}: the directory {dir} does not exist"
-            )));
+            return Err(Failure::RemediationFailed(format!("{described}: the directory {dir} does not exist")));
         }
         let program = &remediation.program;
         let args = &remediation.args;
         let _dir = self.sh.push_dir(&dir);
-        let output = cmd!(self.sh, "{program} {args...}")
-            .quiet()
-            .ignore_status()
-            .output();
+        let output = cmd!(self.sh, "{program} {args...}").quiet().ignore_status().output();
         let output = match output {
             Ok(output) => output,
             Err(err) => {
@@ -638,42 +541,25 @@ impl Runner<'_> {
         }
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr
-                .lines()
-                .rev()
-                .find(|line| !line.trim().is_empty())
-                .unwrap_or("no message");
-            return Err(Failure::RemediationFailed(format!(
-                "{described}: exited with {}: {last}",
-                output.status
-            )));
+            let last = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("no message");
+            return Err(Failure::RemediationFailed(format!("{described}: exited with {}: {last}", output.status)));
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
             return Err(Failure::Interrupted);
         }
-        self.pause(
-            remediation
-                .wait
-                .0
-                .min(deadline.saturating_duration_since(Instant::now())),
-        )
+        self.pause(remediation.wait.0.min(deadline.saturating_duration_since(Instant::now())))
     }
 
     /// Waits, but not through Ctrl-C or Tilt going away.
     fn pause(&mut self, length: Duration) -> Result<(), Failure> {
         let until = Instant::now() + length;
         loop {
-            match self
-                .events
-                .recv_timeout(until.saturating_duration_since(Instant::now()))
-            {
+            match self.events.recv_timeout(until.saturating_duration_since(Instant::now())) {
                 Ok(Event::Line { .. }) => {}
                 Ok(Event::Interrupted) => return Err(Failure::Interrupted),
                 Ok(Event::StreamEnded { detail }) => return Err(self.stream_ended(detail)),
                 Err(RecvTimeoutError::Timeout) => return Ok(()),
-                Err(RecvTimeoutError::Disconnected) if self.follow => {
-                    return Err(Failure::TiltGone)
-                }
+                Err(RecvTimeoutError::Disconnected) if self.follow => return Err(Failure::TiltGone),
                 Err(RecvTimeoutError::Disconnected) => {
                     thread::sleep(until.saturating_duration_since(Instant::now()));
                     return Ok(());
@@ -710,6 +596,7 @@ impl Runner<'_> {
             Failure::ContainerFailed => {
                 format!("{failed} {resource}'s container exited with an error after its build (Tilt's runtime status: error)")
             }
+            Failure::Uncertain => format!("{failed} Uncertain if step completed - stopping for safety ({resource})"),
             Failure::Superseded { by } => format!(
                 "{failed} Uncertain if step completed - stopping for safety: another build of {resource} (build {by}) \
                  started before ours printed its success line"
@@ -730,9 +617,7 @@ impl Runner<'_> {
         report: &StepReport,
         failure: &Failure,
     ) -> Result<Utf8PathBuf, String> {
-        let Some(logs) = self.logs else {
-            return Err("the logs directory is not available".to_owned());
-        };
+        let logs = self.logs.map_err(str::to_owned)?;
         let mut heading = format!(
             "cargo xtask sync: Step {number} ({}) failed\nstep: {number} {}\nresource: {}\ncause: {}\n",
             step.name,
@@ -747,10 +632,8 @@ impl Runner<'_> {
                 .iter()
                 .find(|pattern| regex::Regex::new(pattern).is_ok_and(|regex| regex.is_match(line)))
                 .map_or("?", String::as_str);
-            heading.push_str(&format!(
-                "rule: error kind `{}`, pattern `{pattern}`\ndeciding line: {line}\n",
-                kind.name
-            ));
+            heading
+                .push_str(&format!("rule: error kind `{}`, pattern `{pattern}`\ndeciding line: {line}\n", kind.name));
         }
         for remediation in &report.remediations {
             heading.push_str(&format!("remediation applied: {remediation}\n"));
@@ -777,10 +660,6 @@ fn unstarted(step: &Step, outcome: Outcome) -> StepReport {
 fn describe(remediation: &Remediation) -> String {
     let mut command = vec![remediation.program.as_str()];
     command.extend(remediation.args.iter().map(String::as_str));
-    let dir = if remediation.dir.as_str().is_empty() {
-        "."
-    } else {
-        remediation.dir.as_str()
-    };
+    let dir = if remediation.dir.as_str().is_empty() { "." } else { remediation.dir.as_str() };
     format!("`{}` in {dir}", command.join(" "))
 }

@@ -57,11 +57,7 @@ impl fmt::Display for TiltError {
                 first_line(stderr)
             ),
             TiltError::Hung { call, after } => {
-                write!(
-                    f,
-                    "`{call}` did not answer within {}s and was killed",
-                    after.as_secs_f32()
-                )
+                write!(f, "`{call}` did not answer within {}s and was killed", after.as_secs_f32())
             }
             TiltError::Failed { call, stderr } => {
                 write!(f, "`{call}` failed: {}", first_line(stderr))
@@ -73,10 +69,7 @@ impl fmt::Display for TiltError {
 impl std::error::Error for TiltError {}
 
 fn first_line(text: &str) -> &str {
-    text.lines()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("no message")
-        .trim()
+    text.lines().find(|line| !line.trim().is_empty()).unwrap_or("no message").trim()
 }
 
 /// An event of the run, in the order it happened: log lines from the stream, the stream's
@@ -89,34 +82,18 @@ pub enum Event {
 }
 
 impl<'a> Tilt<'a> {
-    pub fn new(
-        sh: &'a Shell,
-        program: Utf8PathBuf,
-        port: Option<u16>,
-        call_timeout: Duration,
-    ) -> Tilt<'a> {
-        Tilt {
-            sh,
-            program,
-            port,
-            call_timeout,
-        }
+    pub fn new(sh: &'a Shell, program: Utf8PathBuf, port: Option<u16>, call_timeout: Duration) -> Tilt<'a> {
+        Tilt { sh, program, port, call_timeout }
     }
 
     /// `--port N` for the calls that talk to a running Tilt.
     fn port_args(&self) -> Vec<String> {
-        self.port
-            .map(|port| vec!["--port".to_owned(), port.to_string()])
-            .unwrap_or_default()
+        self.port.map(|port| vec!["--port".to_owned(), port.to_string()]).unwrap_or_default()
     }
 
     fn command(&self, args: &[&str], with_port: bool) -> Command {
         let program = &self.program;
-        let port = if with_port {
-            self.port_args()
-        } else {
-            Vec::new()
-        };
+        let port = if with_port { self.port_args() } else { Vec::new() };
         cmd!(self.sh, "{program} {args...} {port...}").into()
     }
 
@@ -128,20 +105,12 @@ impl<'a> Tilt<'a> {
     fn call_with(&self, args: &[&str], with_port: bool) -> Result<String, TiltError> {
         let call = format!("tilt {}", args.join(" "));
         let mut command = self.command(args, with_port);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .map_err(|err| self.spawn_error(&call, err))?;
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|err| self.spawn_error(&call, err))?;
         let stdout = read_in_background(child.stdout.take());
         let stderr = read_in_background(child.stderr.take());
-        let status =
-            wait_bounded(&mut child, &stdout.done, self.call_timeout).ok_or(TiltError::Hung {
-                call: call.clone(),
-                after: self.call_timeout,
-            })?;
+        let status = wait_bounded(&mut child, &stdout.done, self.call_timeout)
+            .ok_or(TiltError::Hung { call: call.clone(), after: self.call_timeout })?;
         let stdout = stdout.text();
         let stderr = stderr.text();
         if status.success() {
@@ -152,28 +121,16 @@ impl<'a> Tilt<'a> {
 
     fn spawn_error(&self, call: &str, err: std::io::Error) -> TiltError {
         if err.kind() == std::io::ErrorKind::NotFound {
-            TiltError::NotInstalled {
-                program: self.program.clone(),
-            }
+            TiltError::NotInstalled { program: self.program.clone() }
         } else {
-            TiltError::Failed {
-                call: call.to_owned(),
-                stderr: err.to_string(),
-            }
+            TiltError::Failed { call: call.to_owned(), stderr: err.to_string() }
         }
     }
 
     fn call_error(&self, call: String, stderr: String) -> TiltError {
-        let refused = [
-            "connection refused",
-            "No tilt apiserver found",
-            "Could not connect to Tilt",
-        ];
+        let refused = ["connection refused", "No tilt apiserver found", "Could not connect to Tilt"];
         if refused.iter().any(|text| stderr.contains(text)) {
-            TiltError::NotRunning {
-                port: self.port.unwrap_or(10350),
-                stderr,
-            }
+            TiltError::NotRunning { port: self.port.unwrap_or(10350), stderr }
         } else {
             TiltError::Failed { call, stderr }
         }
@@ -198,13 +155,7 @@ impl<'a> Tilt<'a> {
 
     /// The Tiltfile this Tilt runs: it tells which checkout its builds come from.
     pub fn tiltfile(&self) -> Result<Utf8PathBuf, TiltError> {
-        let path = self.call(&[
-            "get",
-            "tiltfile",
-            "(Tiltfile)",
-            "-o",
-            "jsonpath={.spec.path}",
-        ])?;
+        let path = self.call(&["get", "tiltfile", "(Tiltfile)", "-o", "jsonpath={.spec.path}"])?;
         Ok(Utf8PathBuf::from(path.trim()))
     }
 
@@ -224,22 +175,13 @@ impl<'a> Tilt<'a> {
 
     /// Follows the resources' logs as JSON: the history, then new lines as Tilt writes them,
     /// each sent as an `Event` placed in its build.
-    pub fn follow(
-        &self,
-        resources: &[&str],
-        events: SyncSender<Event>,
-    ) -> Result<LogStream, TiltError> {
+    pub fn follow(&self, resources: &[&str], events: SyncSender<Event>) -> Result<LogStream, TiltError> {
         let mut args = vec!["logs", "--follow", "--json"];
         args.extend_from_slice(resources);
         let call = format!("tilt {}", args.join(" "));
         let mut command = self.command(&args, true);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .map_err(|err| self.spawn_error(&call, err))?;
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|err| self.spawn_error(&call, err))?;
         let stderr = read_in_background(child.stderr.take());
         let stdout = child.stdout.take();
         let wanted: Vec<String> = resources.iter().map(|name| (*name).to_owned()).collect();
@@ -249,14 +191,9 @@ impl<'a> Tilt<'a> {
             }
             let detail = stderr.text();
             // The receiver may be gone already: the run is over.
-            let _ = events.send(Event::StreamEnded {
-                detail: first_line(&detail).to_owned(),
-            });
+            let _ = events.send(Event::StreamEnded { detail: first_line(&detail).to_owned() });
         });
-        Ok(LogStream {
-            child,
-            reader: Some(reader),
-        })
+        Ok(LogStream { child, reader: Some(reader) })
     }
 }
 
@@ -286,10 +223,7 @@ struct Background {
 
 impl Background {
     fn text(self) -> String {
-        let bytes = self
-            .handle
-            .and_then(|handle| handle.join().ok())
-            .unwrap_or_default();
+        let bytes = self.handle.and_then(|handle| handle.join().ok()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
@@ -347,11 +281,7 @@ struct JsonLine {
 /// Reads `tilt logs --json` lines and sends those of `wanted` resources, each placed in its
 /// build: a `build:N` span names it; runtime output (`dc:…`, `localserve:…`) belongs to the
 /// resource's latest build.
-pub(crate) fn forward_json_lines(
-    mut reader: impl BufRead,
-    wanted: &[String],
-    events: &SyncSender<Event>,
-) {
+pub(crate) fn forward_json_lines(mut reader: impl BufRead, wanted: &[String], events: &SyncSender<Event>) {
     let mut latest_build: HashMap<String, u64> = HashMap::new();
     let mut raw = Vec::new();
     while let Ok(Some(length)) = read_capped_line(&mut reader, &mut raw, MAX_JSON_LINE) {
@@ -374,18 +304,8 @@ pub(crate) fn forward_json_lines(
         let header = json.build_event == "init";
         let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
         for text in message.split('\n') {
-            let line = LogLine {
-                build,
-                header,
-                text: log_text(text),
-            };
-            if events
-                .send(Event::Line {
-                    resource: json.resource.clone(),
-                    line,
-                })
-                .is_err()
-            {
+            let line = LogLine { build, header, text: log_text(text) };
+            if events.send(Event::Line { resource: json.resource.clone(), line }).is_err() {
                 return;
             }
         }
@@ -419,11 +339,7 @@ impl JsonLine {
 
 /// Reads one line into `line` (without its newline), keeping at most `cap` bytes and skipping
 /// the rest. Returns the line's whole length, or None at the end of the input.
-fn read_capped_line(
-    reader: &mut impl BufRead,
-    line: &mut Vec<u8>,
-    cap: usize,
-) -> std::io::Result<Option<usize>> {
+fn read_capped_line(reader: &mut impl BufRead, line: &mut Vec<u8>, cap: usize) -> std::io::Result<Option<usize>> {
     line.clear();
     let mut length = 0;
     loop {
@@ -468,11 +384,7 @@ fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     let version = text.trim().strip_prefix('v')?;
     let version = version.split([',', '-', ' ']).next()?;
     let mut parts = version.split('.').map(|part| part.parse::<u64>().ok());
-    Some((
-        parts.next()??,
-        parts.next()??,
-        parts.next().flatten().unwrap_or(0),
-    ))
+    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
 }
 
 /// Reads `tilt get uiresource NAME -o json`.
@@ -497,22 +409,16 @@ fn parse_status(json: &str) -> Result<BuildStatus> {
         span_id: String,
         error: Option<String>,
     }
-    let resource: UiResource =
-        serde_json::from_str(json).context("Tilt printed JSON this tool does not understand")?;
+    let resource: UiResource = serde_json::from_str(json).context("Tilt printed JSON this tool does not understand")?;
     let status = resource.status;
     Ok(BuildStatus {
-        current: status
-            .current_build
-            .and_then(|build| build_number(&build.span_id)),
+        current: status.current_build.and_then(|build| build_number(&build.span_id)),
         finished: status
             .build_history
             .into_iter()
             .filter_map(|build| {
                 let number = build_number(&build.span_id)?;
-                Some(FinishedBuild {
-                    number,
-                    error: build.error.filter(|error| !error.is_empty()),
-                })
+                Some(FinishedBuild { number, error: build.error.filter(|error| !error.is_empty()) })
             })
             .collect(),
         queued: status.queued,
@@ -528,27 +434,17 @@ pub fn parse_plain_log(text: &str, header: &Regex) -> Vec<LogLine> {
     let mut parsed = Vec::with_capacity(lines.len());
     let mut index = 0;
     while index < lines.len() {
-        let opens_build = lines[index].trim().is_empty()
-            && lines
-                .get(index + 1)
-                .is_some_and(|next| header.is_match(next.trim()));
+        let opens_build =
+            lines[index].trim().is_empty() && lines.get(index + 1).is_some_and(|next| header.is_match(next.trim()));
         if opens_build {
             build += 1;
             for text in &lines[index..index + 2] {
-                parsed.push(LogLine {
-                    build,
-                    header: true,
-                    text: (*text).to_owned(),
-                });
+                parsed.push(LogLine { build, header: true, text: (*text).to_owned() });
             }
             index += 2;
             continue;
         }
-        parsed.push(LogLine {
-            build,
-            header: false,
-            text: strip_ansi(lines[index]).into_owned(),
-        });
+        parsed.push(LogLine { build, header: false, text: strip_ansi(lines[index]).into_owned() });
         index += 1;
     }
     parsed
@@ -560,10 +456,7 @@ mod tests {
 
     #[test]
     fn versions_decide_json_support() {
-        assert_eq!(
-            parse_version("v0.37.6-dev, built 2026-11-24"),
-            Some((0, 37, 6))
-        );
+        assert_eq!(parse_version("v0.37.6-dev, built 2026-11-24"), Some((0, 37, 6)));
         assert_eq!(parse_version("v0.36.1, built 2025-01-01"), Some((0, 36, 1)));
         assert_eq!(parse_version("v0.33.0"), Some((0, 33, 0)));
         assert!(parse_version("v0.35.9").unwrap() < FIRST_JSON_VERSION);
@@ -577,25 +470,11 @@ mod tests {
             "currentBuild":{"spanID":"build:7","startTime":"z"},"queued":true,"updateStatus":"in_progress","runtimeStatus":"error"}}"#;
         let status = parse_status(json).unwrap();
         assert_eq!(status.current, Some(7));
-        assert_eq!(
-            status.finished[0],
-            FinishedBuild {
-                number: 6,
-                error: Some("exit status 1".to_owned())
-            }
-        );
-        assert_eq!(
-            status.finished[1],
-            FinishedBuild {
-                number: 2,
-                error: None
-            }
-        );
+        assert_eq!(status.finished[0], FinishedBuild { number: 6, error: Some("exit status 1".to_owned()) });
+        assert_eq!(status.finished[1], FinishedBuild { number: 2, error: None });
         assert!(status.queued && status.runtime_failed);
         assert_eq!(status.newest_build(), 7);
-        let idle =
-            parse_status(r#"{"status":{"currentBuild":{"startTime":null},"runtimeStatus":"ok"}}"#)
-                .unwrap();
+        let idle = parse_status(r#"{"status":{"currentBuild":{"startTime":null},"runtimeStatus":"ok"}}"#).unwrap();
         assert_eq!(idle, BuildStatus::default());
         assert!(parse_status("not json").is_err());
     }
@@ -630,11 +509,7 @@ mod tests {
         ];
         let expected: Vec<LogLine> = expected
             .iter()
-            .map(|(build, header, text)| LogLine {
-                build: *build,
-                header: *header,
-                text: (*text).to_owned(),
-            })
+            .map(|(build, header, text)| LogLine { build: *build, header: *header, text: (*text).to_owned() })
             .collect();
         assert_eq!(lines, expected);
     }
@@ -645,27 +520,17 @@ mod tests {
         let input = format!("{long}\nshort\n{long}");
         let mut reader = input.as_bytes();
         let mut line = Vec::new();
-        assert_eq!(
-            read_capped_line(&mut reader, &mut line, 10).unwrap(),
-            Some(100)
-        );
+        assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(100));
         assert_eq!(line, b"xxxxxxxxxx");
-        assert_eq!(
-            read_capped_line(&mut reader, &mut line, 10).unwrap(),
-            Some(5)
-        );
+        assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(5));
         assert_eq!(line, b"short");
-        assert_eq!(
-            read_capped_line(&mut reader, &mut line, 10).unwrap(),
-            Some(100)
-        );
+        assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(100));
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), None);
 
         let huge = "é".repeat(MAX_LINE);
         let kept = log_text(&huge);
         assert!(
-            kept.len() < MAX_LINE + 40
-                && kept.ends_with(&format!("[{} more bytes]", huge.len() - MAX_LINE)),
+            kept.len() < MAX_LINE + 40 && kept.ends_with(&format!("[{} more bytes]", huge.len() - MAX_LINE)),
             "{}",
             kept.len()
         );
@@ -674,15 +539,11 @@ mod tests {
     #[test]
     fn a_json_line_too_long_to_parse_is_reported_in_its_place() {
         let message = "y".repeat(MAX_JSON_LINE);
-        let input = format!(
-            r#"{{"resource":"server","spanID":"build:2","buildEvent":"","message":"{message}"}}"#
-        );
+        let input = format!(r#"{{"resource":"server","spanID":"build:2","buildEvent":"","message":"{message}"}}"#);
         let (tx, rx) = mpsc::sync_channel(10);
         forward_json_lines(input.as_bytes(), &["server".to_owned()], &tx);
         drop(tx);
-        let Some(Event::Line { line, .. }) = rx.iter().next() else {
-            panic!("no line")
-        };
+        let Some(Event::Line { line, .. }) = rx.iter().next() else { panic!("no line") };
         assert_eq!(line.build, 2);
         assert!(line.text.starts_with("[a log line of"), "{}", line.text);
     }
@@ -692,10 +553,8 @@ mod tests {
         let header = Regex::new(r"^(Initial Build|CLI Trigger)").unwrap();
         let text = "\nInitial Build\nold error: x\n\nCLI Trigger\nnew\n\nnot a header\n";
         let lines = parse_plain_log(text, &header);
-        let builds: Vec<(u64, bool, &str)> = lines
-            .iter()
-            .map(|line| (line.build, line.header, line.text.as_str()))
-            .collect();
+        let builds: Vec<(u64, bool, &str)> =
+            lines.iter().map(|line| (line.build, line.header, line.text.as_str())).collect();
         assert_eq!(
             builds,
             [

@@ -117,10 +117,7 @@ const FOLLOW_POLL: Duration = Duration::from_millis(50);
 const TILTFILE: &str = "(Tiltfile)";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = env::args_os()
-        .skip(1)
-        .map(|arg| arg.to_string_lossy().into_owned())
-        .collect();
+    let args: Vec<String> = env::args_os().skip(1).map(|arg| arg.to_string_lossy().into_owned()).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -142,36 +139,23 @@ struct Failure {
 impl Failure {
     /// A failure of the imitated `tilt` (exit 1).
     fn tilt(message: impl Into<String>) -> Self {
-        Self {
-            code: 1,
-            message: message.into(),
-        }
+        Self { code: 1, message: message.into() }
     }
 
     /// A problem of the stand-in itself or its scenario (exit 2).
     fn standin(message: impl std::fmt::Display) -> Self {
-        Self {
-            code: 2,
-            message: format!("tilt stand-in: {message}"),
-        }
+        Self { code: 2, message: format!("tilt stand-in: {message}") }
     }
 
     /// A cobra flag or argument error of `tilt <command>`, with its usage hint.
     fn usage(command: &str, error: impl std::fmt::Display) -> Self {
-        let command = if command.is_empty() {
-            "tilt".to_owned()
-        } else {
-            format!("tilt {command}")
-        };
+        let command = if command.is_empty() { "tilt".to_owned() } else { format!("tilt {command}") };
         Self::tilt(format!("Error: {error}\nRun '{command} --help' for usage."))
     }
 
     /// A quiet exit 0 (the reader of our output went away).
     fn quiet() -> Self {
-        Self {
-            code: 0,
-            message: String::new(),
-        }
+        Self { code: 0, message: String::new() }
     }
 }
 
@@ -203,13 +187,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
         hang();
     }
 
-    let ctx = Context {
-        scenario,
-        dir,
-        endpoint,
-        snapshot,
-        now_ms,
-    };
+    let ctx = Context { scenario, dir, endpoint, snapshot, now_ms };
     let Some((command, rest)) = args.split_first() else {
         return Err(Failure::standin("unsupported call: tilt with no command"));
     };
@@ -220,9 +198,9 @@ fn run(args: &[String]) -> Result<(), Failure> {
         "logs" => ctx.logs(rest, &mut out),
         "get" => ctx.get(rest, &mut out),
         flag if flag.starts_with('-') => Err(Failure::usage("", unknown_flag(flag))),
-        other => Err(Failure::tilt(format!(
-            "Error: unknown command \"{other}\" for \"tilt\"\nRun 'tilt --help' for usage."
-        ))),
+        other => {
+            Err(Failure::tilt(format!("Error: unknown command \"{other}\" for \"tilt\"\nRun 'tilt --help' for usage.")))
+        }
     }
 }
 
@@ -279,14 +257,8 @@ impl Endpoint {
     /// defaults).
     fn from_args(args: &[String]) -> Result<(Self, Vec<String>), Failure> {
         let mut endpoint = Self {
-            host: env::var("TILT_HOST")
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".to_owned()),
-            port: env::var("TILT_PORT")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| DEFAULT_PORT.to_string()),
+            host: env::var("TILT_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".to_owned()),
+            port: env::var("TILT_PORT").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_PORT.to_string()),
         };
         let mut rest = Vec::new();
         let mut args = args.iter();
@@ -305,12 +277,7 @@ impl Endpoint {
             };
             *target = match inline.or_else(|| args.next().cloned()) {
                 Some(value) => value,
-                None => {
-                    return Err(Failure::usage(
-                        "",
-                        format!("flag needs an argument: {name}"),
-                    ))
-                }
+                None => return Err(Failure::usage("", format!("flag needs an argument: {name}"))),
             };
         }
         Ok((endpoint, rest))
@@ -331,9 +298,7 @@ impl Endpoint {
             }
             Api::WebsocketToken => {
                 let url = url("/api/websocket_token");
-                format!(
-                    "Error: fetching websocket token: connecting to Tilt at {url}: Get \"{url}\": {dial}"
-                )
+                format!("Error: fetching websocket token: connecting to Tilt at {url}: Get \"{url}\": {dial}")
             }
             Api::Server => format!("Error: No tilt apiserver found: tilt-{}", self.port),
         })
@@ -371,10 +336,7 @@ impl Context {
     fn trigger(&self, args: &[String], out: &mut Out) -> Result<(), Failure> {
         let parsed = parse_flags("trigger", args, &[])?;
         let [resource] = parsed.positional.as_slice() else {
-            return Err(Failure::usage(
-                "trigger",
-                format!("accepts 1 arg(s), received {}", parsed.positional.len()),
-            ));
+            return Err(Failure::usage("trigger", format!("accepts 1 arg(s), received {}", parsed.positional.len())));
         };
         {
             let mut locked = self.dir.lock()?;
@@ -383,19 +345,12 @@ impl Context {
                 return Err(self.endpoint.no_tilt(Api::Trigger));
             }
             if self.scenario.resource(resource).is_none() {
-                return Err(Failure::tilt(format!(
-                    "Error: (404): resource \"{resource}\" does not exist"
-                )));
+                return Err(Failure::tilt(format!("Error: (404): resource \"{resource}\" does not exist")));
             }
-            locked.state.triggers.push(state::Trigger {
-                resource: resource.clone(),
-                ms: now_ms,
-            });
+            locked.state.triggers.push(state::Trigger { resource: resource.clone(), ms: now_ms });
             locked.save()?;
         }
-        out.print(&format!(
-            "Successfully triggered update for resource: \"{resource}\"\n"
-        ))
+        out.print(&format!("Successfully triggered update for resource: \"{resource}\"\n"))
     }
 
     /// `tilt logs [R…] [-f] [--json] [--since D] [--tail N]`.
@@ -404,11 +359,7 @@ impl Context {
         self.connect(Api::WebsocketToken)?;
 
         let current = timeline(&self.scenario, &self.snapshot.triggers, self.now_ms);
-        let selected: Vec<&LogLine> = current
-            .lines
-            .iter()
-            .filter(|line| options.selects(line))
-            .collect();
+        let selected: Vec<&LogLine> = current.lines.iter().filter(|line| options.selects(line)).collect();
         let skip = match options.tail {
             Some(tail) => selected.len().saturating_sub(tail),
             None => 0,
@@ -426,11 +377,8 @@ impl Context {
             let stop = stop_ms(&self.scenario, &state.triggers);
             let until = stop.map_or(now_ms, |stop| now_ms.min(stop));
             let current = timeline(&self.scenario, &state.triggers, until);
-            let fresh: Vec<&LogLine> = current
-                .lines
-                .iter()
-                .filter(|line| options.selects(line) && printed.insert(line.id))
-                .collect();
+            let fresh: Vec<&LogLine> =
+                current.lines.iter().filter(|line| options.selects(line) && printed.insert(line.id)).collect();
             if !fresh.is_empty() {
                 out.print(&options.render(&fresh, unix_ms_now()))?;
             }
@@ -446,8 +394,7 @@ impl Context {
         let output = parsed.value("output").unwrap_or_default();
         self.connect(Api::Server)?;
 
-        let unsupported =
-            || Failure::standin(format!("unsupported call: tilt get {}", args.join(" ")));
+        let unsupported = || Failure::standin(format!("unsupported call: tilt get {}", args.join(" ")));
         let (kind, name) = match parsed.positional.as_slice() {
             [kind] => (kind.as_str(), None),
             [kind, name] => (kind.as_str(), Some(name.as_str())),
@@ -455,9 +402,8 @@ impl Context {
         };
         match kind {
             "uiresource" | "uiresources" | "uiresource.tilt.dev" => {
-                let names: Vec<&str> = std::iter::once(TILTFILE)
-                    .chain(self.scenario.resources.iter().map(|r| r.name.as_str()))
-                    .collect();
+                let names: Vec<&str> =
+                    std::iter::once(TILTFILE).chain(self.scenario.resources.iter().map(|r| r.name.as_str())).collect();
                 if let Some(name) = name {
                     if !names.contains(&name) {
                         return Err(Failure::tilt(format!(
@@ -475,11 +421,9 @@ impl Context {
                         out.print(&listed)
                     }
                     ("json", Some(name)) if name != TILTFILE => {
-                        let current =
-                            timeline(&self.scenario, &self.snapshot.triggers, self.now_ms);
+                        let current = timeline(&self.scenario, &self.snapshot.triggers, self.now_ms);
                         let status = current.status(name).ok_or_else(unsupported)?;
-                        let json = ui_resource_json(status, self.snapshot.start_unix_ms)
-                            .map_err(Failure::standin)?;
+                        let json = ui_resource_json(status, self.snapshot.start_unix_ms).map_err(Failure::standin)?;
                         out.print(&format!("{json}\n"))
                     }
                     _ => Err(unsupported()),
@@ -509,18 +453,13 @@ impl Context {
                 };
                 out.print(&path)
             }
-            other => Err(Failure::tilt(format!(
-                "Error: the server doesn't have a resource type \"{other}\""
-            ))),
+            other => Err(Failure::tilt(format!("Error: the server doesn't have a resource type \"{other}\""))),
         }
     }
 }
 
 fn strip_quotes(text: &str) -> &str {
-    ['\'', '"']
-        .iter()
-        .find_map(|q| text.strip_prefix(*q)?.strip_suffix(*q))
-        .unwrap_or(text)
+    ['\'', '"'].iter().find_map(|q| text.strip_prefix(*q)?.strip_suffix(*q)).unwrap_or(text)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -535,19 +474,11 @@ struct FlagSpec {
 
 impl FlagSpec {
     const fn value(long: &'static str, short: Option<char>) -> Self {
-        Self {
-            long,
-            short,
-            takes_value: true,
-        }
+        Self { long, short, takes_value: true }
     }
 
     const fn switch(long: &'static str, short: Option<char>) -> Self {
-        Self {
-            long,
-            short,
-            takes_value: false,
-        }
+        Self { long, short, takes_value: false }
     }
 }
 
@@ -561,11 +492,7 @@ struct ParsedArgs {
 impl ParsedArgs {
     /// The last value given to a flag.
     fn value(&self, long: &str) -> Option<&str> {
-        self.flags
-            .iter()
-            .rev()
-            .find(|(name, _)| *name == long)
-            .map(|(_, value)| value.as_str())
+        self.flags.iter().rev().find(|(name, _)| *name == long).map(|(_, value)| value.as_str())
     }
 
     /// Whether a switch is on.
@@ -598,10 +525,7 @@ fn parse_bool(spec: &FlagSpec, value: &str) -> Result<String, String> {
 /// Parses `args` of `tilt <command>` against the flags it knows.
 fn parse_flags(command: &str, args: &[String], known: &[FlagSpec]) -> Result<ParsedArgs, Failure> {
     let fail = |error: String| Failure::usage(command, error);
-    let mut parsed = ParsedArgs {
-        positional: Vec::new(),
-        flags: Vec::new(),
-    };
+    let mut parsed = ParsedArgs { positional: Vec::new(), flags: Vec::new() };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if arg == "--" {
@@ -611,16 +535,12 @@ fn parse_flags(command: &str, args: &[String], known: &[FlagSpec]) -> Result<Par
                 Some((name, value)) => (name, Some(value)),
                 None => (long, None),
             };
-            let spec = known
-                .iter()
-                .find(|spec| spec.long == name)
-                .ok_or_else(|| fail(unknown_flag(arg)))?;
+            let spec = known.iter().find(|spec| spec.long == name).ok_or_else(|| fail(unknown_flag(arg)))?;
             let value = match (spec.takes_value, inline) {
                 (true, Some(value)) => value.to_owned(),
-                (true, None) => args
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| fail(format!("flag needs an argument: --{name}")))?,
+                (true, None) => {
+                    args.next().cloned().ok_or_else(|| fail(format!("flag needs an argument: --{name}")))?
+                }
                 (false, Some(value)) => parse_bool(spec, value).map_err(fail)?,
                 (false, None) => "true".to_owned(),
             };
@@ -634,18 +554,17 @@ fn parse_flags(command: &str, args: &[String], known: &[FlagSpec]) -> Result<Par
                 let after = &shorts[at + c.len_utf8()..];
                 if spec.takes_value {
                     let value = match after.strip_prefix('=').unwrap_or(after) {
-                        "" => args.next().cloned().ok_or_else(|| {
-                            fail(format!("flag needs an argument: '{c}' in {arg}"))
-                        })?,
+                        "" => args
+                            .next()
+                            .cloned()
+                            .ok_or_else(|| fail(format!("flag needs an argument: '{c}' in {arg}")))?,
                         value => value.to_owned(),
                     };
                     parsed.flags.push((spec.long, value));
                     break;
                 }
                 if let Some(value) = after.strip_prefix('=') {
-                    parsed
-                        .flags
-                        .push((spec.long, parse_bool(spec, value).map_err(fail)?));
+                    parsed.flags.push((spec.long, parse_bool(spec, value).map_err(fail)?));
                     break;
                 }
                 parsed.flags.push((spec.long, "true".to_owned()));
@@ -711,12 +630,7 @@ impl LogsOptions {
         } else {
             Style::Prefixed
         };
-        Ok(Self {
-            follow: parsed.switch("follow"),
-            tail,
-            style,
-            resources: parsed.positional,
-        })
+        Ok(Self { follow: parsed.switch("follow"), tail, style, resources: parsed.positional })
     }
 
     fn selects(&self, line: &LogLine) -> bool {
@@ -858,10 +772,9 @@ fn ui_resource_json(status: &ResourceStatus, start_unix_ms: i64) -> Result<Strin
                     span_id: format!("build:{}", b.number),
                 })
                 .collect(),
-            current_build: status.current_build.map(|b| BuildRunningJson {
-                start_time: at(b.start_ms),
-                span_id: format!("build:{}", b.number),
-            }),
+            current_build: status
+                .current_build
+                .map(|b| BuildRunningJson { start_time: at(b.start_ms), span_id: format!("build:{}", b.number) }),
             runtime_status: status.runtime_status.as_str(),
             update_status: status.update_status.as_str(),
             queued: status.queued,
@@ -880,9 +793,7 @@ fn ui_resource_json(status: &ResourceStatus, start_unix_ms: i64) -> Result<Strin
     let mut buffer = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut serializer = serde_json::Serializer::with_formatter(&mut buffer, formatter);
-    object
-        .serialize(&mut serializer)
-        .map_err(|e| e.to_string())?;
+    object.serialize(&mut serializer).map_err(|e| e.to_string())?;
     String::from_utf8(buffer).map_err(|e| e.to_string())
 }
 
@@ -890,21 +801,17 @@ fn ui_resource_json(status: &ResourceStatus, start_unix_ms: i64) -> Result<Strin
 // Time and output.
 
 fn datetime(unix_ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// RFC 3339, UTC, whole seconds: `2026-08-01T12:00:00Z`.
 fn rfc3339_seconds(unix_ms: i64) -> String {
-    datetime(unix_ms.div_euclid(1000) * 1000)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    datetime(unix_ms.div_euclid(1000) * 1000).format(&Rfc3339).unwrap_or_default()
 }
 
 /// RFC 3339, UTC, microseconds (Kubernetes `MicroTime`): `2026-08-01T12:00:00.250000Z`.
 fn micro_time(unix_ms: i64) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     datetime(unix_ms).format(&format).unwrap_or_default()
 }
 
@@ -915,9 +822,7 @@ struct Out {
 
 impl Out {
     fn new() -> Self {
-        Self {
-            stdout: io::stdout(),
-        }
+        Self { stdout: io::stdout() }
     }
 
     fn print(&mut self, text: &str) -> Result<(), Failure> {
@@ -956,28 +861,17 @@ mod tests {
 
         let old = LogsOptions::parse(&strings(&["server", "--since", "1m"]), false);
         let message = old.err().map(|f| f.message).unwrap_or_default();
-        assert!(
-            message.starts_with("Error: unknown flag: --since\n"),
-            "{message}"
-        );
+        assert!(message.starts_with("Error: unknown flag: --since\n"), "{message}");
         let bogus = LogsOptions::parse(&strings(&["-x"]), true);
         let message = bogus.err().map(|f| f.message).unwrap_or_default();
-        assert!(
-            message.starts_with("Error: unknown shorthand flag: 'x' in -x\n"),
-            "{message}"
-        );
+        assert!(message.starts_with("Error: unknown shorthand flag: 'x' in -x\n"), "{message}");
     }
 
     #[test]
     fn global_flags_and_words() {
-        let (endpoint, rest) = Endpoint::from_args(&strings(&[
-            "logs", "--port", "10351", "-f", "--host=h", "x",
-        ]))
-        .unwrap_or_else(|f| panic!("{}", f.message));
-        assert_eq!(
-            (endpoint.port.as_str(), endpoint.host.as_str()),
-            ("10351", "h")
-        );
+        let (endpoint, rest) = Endpoint::from_args(&strings(&["logs", "--port", "10351", "-f", "--host=h", "x"]))
+            .unwrap_or_else(|f| panic!("{}", f.message));
+        assert_eq!((endpoint.port.as_str(), endpoint.host.as_str()), ("10351", "h"));
         assert_eq!(rest, ["logs", "-f", "x"]);
         assert_eq!(
             command_words(&strings(&["get", "uiresource", "-o", "json", "server"])),

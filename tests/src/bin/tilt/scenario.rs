@@ -105,15 +105,14 @@ fn default_duration() -> u64 {
 impl Scenario {
     /// Reads and checks the scenario file; the error is a sentence for the test writer.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read scenario {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read scenario {}: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| format!("bad scenario {}: {e}", path.display()))
     }
 
     /// Parses and checks scenario text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let scenario: Self =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let scenario: Self = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
         let mut names = HashSet::new();
         for resource in &scenario.resources {
             if resource.name.is_empty() || resource.name == "(Tiltfile)" {
@@ -142,10 +141,7 @@ impl Scenario {
 impl Resource {
     /// The spec of the `index`-th (0-based) triggered build of this resource.
     pub fn triggered_build(&self, index: usize) -> &BuildSpec {
-        self.build
-            .get(index)
-            .or(self.build.last())
-            .unwrap_or(&DEFAULT_BUILD)
+        self.build.get(index).or(self.build.last()).unwrap_or(&DEFAULT_BUILD)
     }
 }
 
@@ -162,8 +158,7 @@ mod tests {
 
         let err = Scenario::parse("[[resource]]\nname = \"a\"\nbuilds = []\n").unwrap_err();
         assert!(err.contains("unknown field `builds`"), "{err}");
-        let err = Scenario::parse("[[resource]]\nname = \"a\"\n[[resource]]\nname = \"a\"\n")
-            .unwrap_err();
+        let err = Scenario::parse("[[resource]]\nname = \"a\"\n[[resource]]\nname = \"a\"\n").unwrap_err();
         assert!(err.contains("twice"), "{err}");
     }
 

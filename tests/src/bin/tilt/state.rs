@@ -74,38 +74,27 @@ impl StateDir {
             .write(true)
             .open(&lock_path)
             .with_context(|| format!("cannot open {}", lock_path.display()))?;
-        lock.lock()
-            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
         let state = if self.state_file().exists() {
             self.read()?
         } else {
-            let state = State {
-                start_unix_ms: unix_ms_now(),
-                triggers: Vec::new(),
-            };
+            let state = State { start_unix_ms: unix_ms_now(), triggers: Vec::new() };
             self.write(&state)?;
             state
         };
-        Ok(Locked {
-            dir: self,
-            _lock: lock,
-            state,
-        })
+        Ok(Locked { dir: self, _lock: lock, state })
     }
 
     /// Reads the state without the lock (it is always replaced atomically).
     pub fn read(&self) -> Result<State> {
         let path = self.state_file();
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("corrupt state {}", path.display()))
     }
 
     fn write(&self, state: &State) -> Result<()> {
         let path = self.state_file();
-        let tmp = self
-            .path
-            .join(format!("state.json.{}.tmp", std::process::id()));
+        let tmp = self.path.join(format!("state.json.{}.tmp", std::process::id()));
         let text = serde_json::to_string_pretty(state)?;
         fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
         fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))
@@ -120,11 +109,7 @@ impl Locked<'_> {
 
     /// Appends this invocation to `calls.jsonl`.
     pub fn record_call(&self, args: &[String]) -> Result<()> {
-        let call = Call {
-            pid: std::process::id(),
-            args,
-            ms: self.state.now_ms(),
-        };
+        let call = Call { pid: std::process::id(), args, ms: self.state.now_ms() };
         let path = self.dir.path.join("calls.jsonl");
         append_line(&path, &serde_json::to_string(&call)?)
             .with_context(|| format!("cannot append to {}", path.display()))
@@ -138,8 +123,6 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
 
 /// The wall clock, in milliseconds since the Unix epoch.
 pub fn unix_ms_now() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

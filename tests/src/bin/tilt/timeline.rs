@@ -180,16 +180,8 @@ impl ResourceStatus<'_> {
             Some("Unknown")
         };
         [
-            Condition {
-                kind: "UpToDate",
-                status: up_to_date,
-                reason: up_to_date_reason,
-            },
-            Condition {
-                kind: "Ready",
-                status: ready,
-                reason: ready_reason,
-            },
+            Condition { kind: "UpToDate", status: up_to_date, reason: up_to_date_reason },
+            Condition { kind: "Ready", status: ready, reason: ready_reason },
         ]
     }
 }
@@ -256,19 +248,8 @@ fn schedule<'a>(scenario: &'a Scenario, triggers: &[Trigger], now_ms: i64) -> Ve
 
     for (index, resource) in scenario.resources.iter().enumerate() {
         for (k, spec) in resource.history.iter().enumerate() {
-            let reason = if k == 0 {
-                Reason::InitialBuild
-            } else {
-                Reason::CliTrigger
-            };
-            builds.push(Build {
-                number: number(),
-                resource: index,
-                reason,
-                created_ms: 0,
-                start_ms: 0,
-                spec,
-            });
+            let reason = if k == 0 { Reason::InitialBuild } else { Reason::CliTrigger };
+            builds.push(Build { number: number(), resource: index, reason, created_ms: 0, start_ms: 0, spec });
         }
     }
     // Back to back, the newest ending HISTORY_GAP_MS before scenario start.
@@ -294,11 +275,7 @@ fn schedule<'a>(scenario: &'a Scenario, triggers: &[Trigger], now_ms: i64) -> Ve
 
     let mut triggered_per_resource = vec![0usize; scenario.resources.len()];
     for trigger in triggers.iter().filter(|t| t.ms <= now_ms) {
-        let Some(index) = scenario
-            .resources
-            .iter()
-            .position(|r| r.name == trigger.resource)
-        else {
+        let Some(index) = scenario.resources.iter().position(|r| r.name == trigger.resource) else {
             continue;
         };
         let last = builds.iter().rev().find(|b| b.resource == index);
@@ -329,14 +306,7 @@ fn build_lines<'a>(build: &Build<'a>, resource: &'a str) -> Vec<LogLine<'a>> {
     let mut lines = Vec::new();
     let mut push = |due_ms: i64, span_id: &str, init: bool, text: String| {
         let index = u32::try_from(lines.len()).unwrap_or(u32::MAX);
-        lines.push(LogLine {
-            id: (build.number, index),
-            due_ms,
-            resource,
-            span_id: span_id.to_owned(),
-            init,
-            text,
-        });
+        lines.push(LogLine { id: (build.number, index), due_ms, resource, span_id: span_id.to_owned(), init, text });
     };
 
     push(build.start_ms, &span, true, String::new());
@@ -345,19 +315,10 @@ fn build_lines<'a>(build: &Build<'a>, resource: &'a str) -> Vec<LogLine<'a>> {
         push(due_ms, &span, false, text.clone());
     }
     match &build.spec.error {
-        Some(error) => push(
-            build.finish_ms(),
-            &span,
-            false,
-            format!("Build Failed: {error}"),
-        ),
+        Some(error) => push(build.finish_ms(), &span, false, format!("Build Failed: {error}")),
         None => {
             let container_span = format!("dc:{resource}");
-            let runtime = spread(
-                build.finish_ms(),
-                build.spec.runtime_ms,
-                &build.spec.runtime,
-            );
+            let runtime = spread(build.finish_ms(), build.spec.runtime_ms, &build.spec.runtime);
             for (due_ms, text) in runtime {
                 push(due_ms, &container_span, false, text.clone());
             }
@@ -369,25 +330,16 @@ fn build_lines<'a>(build: &Build<'a>, resource: &'a str) -> Vec<LogLine<'a>> {
 /// Line `i` of `n` is due at `start + length * (i + 1) / n`.
 fn spread(start_ms: i64, length_ms: u64, lines: &[String]) -> impl Iterator<Item = (i64, &String)> {
     let n = lines.len() as u64;
-    lines
-        .iter()
-        .enumerate()
-        .map(move |(i, line)| (start_ms + ms(length_ms * (i as u64 + 1) / n), line))
+    lines.iter().enumerate().map(move |(i, line)| (start_ms + ms(length_ms * (i as u64 + 1) / n), line))
 }
 
 /// The status of one resource whose builds (in number order) are `builds`.
 fn resource_status<'a>(name: &'a str, builds: &[&Build], now_ms: i64) -> ResourceStatus<'a> {
     let known = || builds.iter().filter(|b| b.created_ms <= now_ms);
-    let finished: Vec<&Build> = known()
-        .filter(|b| b.finish_ms() <= now_ms)
-        .copied()
-        .collect();
+    let finished: Vec<&Build> = known().filter(|b| b.finish_ms() <= now_ms).copied().collect();
     let current_build = known()
         .find(|b| b.start_ms <= now_ms && now_ms < b.finish_ms())
-        .map(|b| RunningBuild {
-            number: b.number,
-            start_ms: b.start_ms,
-        });
+        .map(|b| RunningBuild { number: b.number, start_ms: b.start_ms });
     let queued = known().any(|b| now_ms < b.start_ms);
 
     let update_status = if current_build.is_some() {
@@ -423,14 +375,7 @@ fn resource_status<'a>(name: &'a str, builds: &[&Build], now_ms: i64) -> Resourc
         })
         .collect();
 
-    ResourceStatus {
-        name,
-        build_history,
-        current_build,
-        queued,
-        update_status,
-        runtime_status,
-    }
+    ResourceStatus { name, build_history, current_build, queued, update_status, runtime_status }
 }
 
 fn ms(value: u64) -> i64 {
@@ -446,19 +391,11 @@ mod tests {
     }
 
     fn trigger(resource: &str, ms: i64) -> Trigger {
-        Trigger {
-            resource: resource.to_owned(),
-            ms,
-        }
+        Trigger { resource: resource.to_owned(), ms }
     }
 
     fn texts<'a>(timeline: &'a Timeline, resource: &str) -> Vec<&'a str> {
-        timeline
-            .lines
-            .iter()
-            .filter(|l| l.resource == resource)
-            .map(|l| l.text.as_str())
-            .collect()
+        timeline.lines.iter().filter(|l| l.resource == resource).map(|l| l.text.as_str()).collect()
     }
 
     const TWO_RESOURCES: &str = r#"
@@ -489,10 +426,8 @@ mod tests {
     fn numbering_is_shared_history_then_running_then_triggers() {
         let s = scenario(TWO_RESOURCES);
         let builds = schedule(&s, &[trigger("server", 10), trigger("sync", 20)], 30);
-        let numbers: Vec<(u32, &str, Reason)> = builds
-            .iter()
-            .map(|b| (b.number, s.resources[b.resource].name.as_str(), b.reason))
-            .collect();
+        let numbers: Vec<(u32, &str, Reason)> =
+            builds.iter().map(|b| (b.number, s.resources[b.resource].name.as_str(), b.reason)).collect();
         assert_eq!(
             numbers,
             [
@@ -519,13 +454,7 @@ mod tests {
         let status = t.status("sync").unwrap();
         assert!(status.queued);
         assert_eq!(status.update_status, UpdateStatus::InProgress);
-        assert_eq!(
-            status.current_build,
-            Some(RunningBuild {
-                number: 4,
-                start_ms: 0
-            })
-        );
+        assert_eq!(status.current_build, Some(RunningBuild { number: 4, start_ms: 0 }));
         let builds = schedule(&s, &triggers, 300);
         assert_eq!(builds.len(), 5);
         assert_eq!((builds[4].number, builds[4].start_ms), (5, 800));
@@ -539,10 +468,7 @@ mod tests {
         // Once build 5 is done, a new trigger starts at once.
         let triggers = [trigger("sync", 100), trigger("sync", 1200)];
         let builds = schedule(&s, &triggers, 1200);
-        assert_eq!(
-            builds.last().map(|b| (b.number, b.start_ms)),
-            Some((6, 1200))
-        );
+        assert_eq!(builds.last().map(|b| (b.number, b.start_ms)), Some((6, 1200)));
     }
 
     #[test]
@@ -615,18 +541,8 @@ mod tests {
         assert_eq!(
             sync.build_history,
             [
-                FinishedBuild {
-                    number: 5,
-                    start_ms: 1000,
-                    finish_ms: 1300,
-                    error: None
-                },
-                FinishedBuild {
-                    number: 4,
-                    start_ms: 0,
-                    finish_ms: 800,
-                    error: None
-                },
+                FinishedBuild { number: 5, start_ms: 1000, finish_ms: 1300, error: None },
+                FinishedBuild { number: 4, start_ms: 0, finish_ms: 800, error: None },
             ]
         );
         let t = timeline(&s, &triggers, 1400);
@@ -658,16 +574,10 @@ mod tests {
         let ui = t.status("ui").unwrap();
         assert_eq!(ui.update_status, UpdateStatus::Error);
         assert_eq!(ui.runtime_status, RuntimeStatus::Pending);
-        assert_eq!(
-            ui.build_history[0].error.as_deref(),
-            Some("Command \"./wasm.sh\" failed: exit status 1")
-        );
+        assert_eq!(ui.build_history[0].error.as_deref(), Some("Command \"./wasm.sh\" failed: exit status 1"));
         assert_eq!(
             t.lines.last().map(|l| (l.due_ms, l.text.as_str())),
-            Some((
-                250,
-                "Build Failed: Command \"./wasm.sh\" failed: exit status 1"
-            ))
+            Some((250, "Build Failed: Command \"./wasm.sh\" failed: exit status 1"))
         );
     }
 
@@ -675,9 +585,6 @@ mod tests {
     fn stop_counts_from_the_first_trigger() {
         let s = scenario("stop_after_ms = 1500\n[[resource]]\nname = \"a\"\n");
         assert_eq!(stop_ms(&s, &[]), None);
-        assert_eq!(
-            stop_ms(&s, &[trigger("a", 200), trigger("a", 900)]),
-            Some(1700)
-        );
+        assert_eq!(stop_ms(&s, &[trigger("a", 200), trigger("a", 900)]), Some(1700));
     }
 }
