@@ -356,37 +356,63 @@ pub fn list(lines: &[&str]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// A scenario where every step's build succeeds after `ms` milliseconds.
+/// A scenario where every step's build succeeds after `ms` milliseconds, with benign lines
+/// (`Compiling thiserror`, `0 errors`) on the way.
 pub fn all_succeed(ms: u64) -> String {
-    format!(
-        r#"
-[[resource]]
-name = "sync-wasm-client"
-[[resource.build]]
-duration_ms = {ms}
-lines = ["[INFO] Running in container mode", "   Compiling thiserror v1.0.69", "    Finished `release` profile [optimized] target(s) in 41.20s", "found 0 vulnerabilities, 0 errors", {wasm}]
+    scenario_with(ms, &[])
+}
 
-[[resource]]
-name = "server"
-[[resource.build]]
-duration_ms = {ms}
-lines = ["   Compiling citadel-workspace-server-kernel v0.1.0", "    Finished `dev` profile", {server}]
+/// The lines each resource's successful build prints, in protocol order.
+pub fn successful_lines() -> [(&'static str, Vec<&'static str>); 4] {
+    [
+        (
+            "sync-wasm-client",
+            vec![
+                "[INFO] Running in container mode",
+                "   Compiling thiserror v1.0.69",
+                "    Finished `release` profile [optimized] target(s) in 41.20s",
+                "found 0 vulnerabilities, 0 errors",
+                WASM_DONE,
+            ],
+        ),
+        (
+            "server",
+            vec!["   Compiling citadel-workspace-server-kernel v0.1.0", "    Finished `dev` profile", SERVER_RUNNING],
+        ),
+        ("internal-service", vec!["   Compiling citadel-workspace-internal-service v0.1.0", INTERNAL_RUNNING]),
+        ("ui", vec!["> vite", UI_READY, "  ➜  Local:   http://localhost:5173/"]),
+    ]
+}
 
-[[resource]]
-name = "internal-service"
-[[resource.build]]
-duration_ms = {ms}
-lines = ["   Compiling citadel-workspace-internal-service v0.1.0", {internal}]
+/// `all_succeed(ms)`, but for each `(resource, builds)` given, that resource's builds (and
+/// anything else under its `[[resource]]`, e.g. `[resource.running]`) are `builds`.
+pub fn scenario_with(ms: u64, replaced: &[(&str, &str)]) -> String {
+    successful_lines()
+        .iter()
+        .map(|(resource, lines)| {
+            let builds = match replaced.iter().find(|(name, _)| name == resource) {
+                Some((_, builds)) => (*builds).to_owned(),
+                None => build(ms, lines),
+            };
+            format!("[[resource]]\nname = \"{resource}\"\n{builds}\n")
+        })
+        .collect()
+}
 
-[[resource]]
-name = "ui"
-[[resource.build]]
-duration_ms = {ms}
-lines = ["> vite", {ui}, "  ➜  Local:   http://localhost:5173/"]
-"#,
-        wasm = q(WASM_DONE),
-        server = q(SERVER_RUNNING),
-        internal = q(INTERNAL_RUNNING),
-        ui = q(UI_READY),
-    )
+/// One `[[resource.build]]` of `ms` milliseconds printing `lines`.
+pub fn build(ms: u64, lines: &[&str]) -> String {
+    format!("[[resource.build]]\nduration_ms = {ms}\nlines = {}\n", list(lines))
+}
+
+/// `scenario` with `extra` (e.g. `[[resource.history]]` or `[resource.running]`) under the
+/// `[[resource]]` named `resource`.
+pub fn insert_under(scenario: &str, resource: &str, extra: &str) -> String {
+    let name = format!("name = \"{resource}\"\n");
+    assert!(scenario.contains(&name), "no resource `{resource}` in the scenario");
+    scenario.replacen(&name, &format!("{name}{extra}"), 1)
+}
+
+/// `all_succeed(150)` where the server's build prints `lines` instead.
+pub fn server_printing(lines: &[&str]) -> String {
+    scenario_with(150, &[("server", &build(150, lines))])
 }

@@ -62,7 +62,7 @@ fn a_build_triggered_twice_is_waited_for_after_the_running_one() {
     // collapses ours into the queued one. The running build must not decide.
     let ws = Workspace::citadel();
     let running = format!("[resource.running]\nduration_ms = 500\nlines = {}\n", list(&["old", SERVER_RUNNING]));
-    let scenario = failing_server().replacen("name = \"server\"\n", &format!("name = \"server\"\n{running}"), 1);
+    let scenario = insert_under(&failing_server(), "server", &running);
     ws.tilt(&scenario);
     let status = Command::new(tilt_bin())
         .args(["trigger", "server"])
@@ -87,15 +87,7 @@ fn odd_lines_are_classified_without_panic() {
         "\u{fffd}\u{fffd} bytes that were not UTF-8",
         SERVER_RUNNING,
     ];
-    let scenario = all_succeed(150).replacen(
-        &format!(
-            "lines = [\"   Compiling citadel-workspace-server-kernel v0.1.0\", \"    Finished `dev` profile\", {}]",
-            q(SERVER_RUNNING)
-        ),
-        &format!("lines = {}", list(&lines)),
-        1,
-    );
-    ws.tilt(&scenario);
+    ws.tilt(&server_printing(&lines));
     ws.sync(&["--all"]).assert_code(0);
 
     let error_with_crlf = failing_server().replacen(
@@ -166,21 +158,8 @@ fn two_syncs_at_once_the_second_names_the_holder() {
 #[test]
 fn ctrl_c_mid_step_exits_130_and_keeps_the_partial_log() {
     let ws = Workspace::citadel();
-    let slow = all_succeed(150)
-        .replacen(
-            &format!(
-                "lines = [\"   Compiling citadel-workspace-server-kernel v0.1.0\", \"    Finished `dev` profile\", {}]",
-                q(SERVER_RUNNING)
-            ),
-            "duration_ms = 20000\nlines = [\"   Compiling citadel-workspace-server-kernel v0.1.0\", \"never reached\"]",
-            1,
-        )
-        .replacen(
-            "[[resource.build]]\nduration_ms = 150\nduration_ms = 20000",
-            "[[resource.build]]\nduration_ms = 20000",
-            1,
-        );
-    ws.tilt(&slow);
+    let slow = build(20_000, &["   Compiling citadel-workspace-server-kernel v0.1.0", "never reached"]);
+    ws.tilt(&scenario_with(150, &[("server", &slow)]));
     let child = ws.sync_command(&["--step", "server"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let server_log = ws.logs_dir().join("server.log");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -248,7 +227,7 @@ fn a_bad_protocol_file_names_file_line_and_key() {
         assert!(line >= 1 && line <= text.lines().count(), "{line}");
     }
     let empty = ws.aside.join("empty.toml");
-    write(&empty, &protocol_edited(&[]).split("[[step]]").next().unwrap().to_owned());
+    write(&empty, protocol_edited(&[]).split("[[step]]").next().unwrap());
     let run = ws.sync(&["--all", "--config", empty.to_str().unwrap()]);
     run.assert_code(2);
     assert!(run.stderr.contains("has no `[[step]]`"), "{}", run.stderr);

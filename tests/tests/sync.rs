@@ -6,25 +6,9 @@ use std::fs;
 
 use sync_tests::*;
 
-fn scenario_with_server(server_lines: &[&str]) -> String {
-    all_succeed(150).replacen(
-        &format!(
-            "lines = [\"   Compiling citadel-workspace-server-kernel v0.1.0\", \"    Finished `dev` profile\", {}]",
-            q(SERVER_RUNNING)
-        ),
-        &format!("lines = {}", list(server_lines)),
-        1,
-    )
-}
-
 fn scenario_with_wasm(builds: &[&[&str]]) -> String {
-    let wasm_builds: String = builds
-        .iter()
-        .map(|lines| format!("[[resource.build]]\nduration_ms = 150\nlines = {}\n", list(lines)))
-        .collect();
-    let rest = all_succeed(150);
-    let server_at = rest.find("[[resource]]\nname = \"server\"").unwrap();
-    format!("[[resource]]\nname = \"sync-wasm-client\"\n{wasm_builds}\n{}", &rest[server_at..])
+    let wasm_builds: String = builds.iter().map(|lines| build(150, lines)).collect();
+    scenario_with(150, &[("sync-wasm-client", &wasm_builds)])
 }
 
 #[test]
@@ -48,7 +32,7 @@ fn all_four_steps_succeed() {
 #[test]
 fn a_rust_error_in_the_server_stops_the_run_at_step_2() {
     let ws = Workspace::citadel();
-    ws.tilt(&scenario_with_server(&[
+    ws.tilt(&server_printing(&[
         "   Compiling citadel-workspace-server-kernel v0.1.0",
         "error[E0425]: cannot find value `x` in this scope",
         "error: could not compile `citadel-workspace-server-kernel` (bin) due to 1 previous error",
@@ -129,10 +113,7 @@ fn a_missing_build_script_is_reported_not_remediated() {
 #[test]
 fn no_success_line_is_a_timeout_naming_the_step() {
     let ws = Workspace::citadel();
-    ws.tilt(&scenario_with_server(&[
-        "   Compiling citadel-workspace-server-kernel v0.1.0",
-        "    Finished `dev` profile",
-    ]));
+    ws.tilt(&server_printing(&["   Compiling citadel-workspace-server-kernel v0.1.0", "    Finished `dev` profile"]));
     let run = ws.sync(&["--all", "--timeout", "1500ms", "--json"]);
     run.assert_code(1);
     let report = run.json();
@@ -184,7 +165,7 @@ fn errors_in_earlier_builds_do_not_fail_the_new_one() {
 lines = ["error[E0425]: cannot find value `x` in this scope", "thread 'main' panicked at src/main.rs:1:1"]
 error = "Command \"cargo build\" failed: exit status 101"
 "#;
-    let scenario = all_succeed(150).replacen("name = \"server\"\n", &format!("name = \"server\"\n{history}"), 1);
+    let scenario = insert_under(&all_succeed(150), "server", history);
     ws.tilt(&scenario);
     ws.sync(&["--all"]).assert_code(0);
 }
@@ -194,11 +175,8 @@ fn a_build_running_at_trigger_time_is_not_ours() {
     // The running build would pass with its success line; ours fails: the run must fail.
     let ws = Workspace::citadel();
     let running = format!("[resource.running]\nduration_ms = 600\nlines = {}\n", list(&["old", SERVER_RUNNING]));
-    let scenario = scenario_with_server(&["error[E0425]: cannot find value `x` in this scope"]).replacen(
-        "name = \"server\"\n",
-        &format!("name = \"server\"\n{running}"),
-        1,
-    );
+    let scenario =
+        insert_under(&server_printing(&["error[E0425]: cannot find value `x` in this scope"]), "server", &running);
     ws.tilt(&scenario);
     let run = ws.sync(&["--step", "server"]);
     run.assert_code(1);
@@ -208,7 +186,7 @@ fn a_build_running_at_trigger_time_is_not_ours() {
     let ws = Workspace::citadel();
     let running =
         "[resource.running]\nduration_ms = 600\nlines = [\"error[E0599]: no method\"]\nerror = \"exit status 101\"\n";
-    let scenario = all_succeed(150).replacen("name = \"server\"\n", &format!("name = \"server\"\n{running}"), 1);
+    let scenario = insert_under(&all_succeed(150), "server", running);
     ws.tilt(&scenario);
     let run = ws.sync(&["--step", "server", "--json"]);
     run.assert_code(0);
@@ -255,7 +233,7 @@ fn steps_run_in_protocol_order_and_the_rest_are_skipped() {
 #[test]
 fn two_failures_keep_two_error_logs() {
     let ws = Workspace::citadel();
-    ws.tilt(&scenario_with_server(&["error[E0425]: cannot find value `x` in this scope"]));
+    ws.tilt(&server_printing(&["error[E0425]: cannot find value `x` in this scope"]));
     ws.sync(&["--step", "server"]).assert_code(1);
     ws.sync(&["--step", "server"]).assert_code(1);
     assert_eq!(ws.error_logs().len(), 2);

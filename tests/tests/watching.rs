@@ -6,9 +6,7 @@ use sync_tests::*;
 const QUIET_CHECK: (&str, &str) = ("quiet_status_check = \"10s\"", "quiet_status_check = \"300ms\"");
 
 fn server_build(build: &str) -> String {
-    let server_at = all_succeed(100).find("[[resource]]\nname = \"internal-service\"").unwrap();
-    let rest = &all_succeed(100)[server_at..];
-    format!("[[resource]]\nname = \"sync-wasm-client\"\n\n[[resource]]\nname = \"server\"\n{build}\n{rest}")
+    scenario_with(100, &[("server", build)])
 }
 
 #[test]
@@ -60,7 +58,7 @@ fn tilt_stopping_mid_build_is_a_failure_not_a_hang() {
 fn an_old_tilt_without_json_is_polled() {
     let ws = Workspace::citadel();
     let history = "[[resource.history]]\nlines = [\"error[E0425]: an old failure\"]\n";
-    let scenario = all_succeed(300).replacen("name = \"server\"\n", &format!("name = \"server\"\n{history}"), 1);
+    let scenario = insert_under(&all_succeed(300), "server", history);
     ws.tilt(&format!("json = false\nversion = \"v0.33.2, built 2023-05-01\"\n{scenario}"));
     let run = ws.sync(&["--all", "--poll", "200ms", "-v"]);
     run.assert_code(0);

@@ -13,12 +13,13 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use camino::{Utf8Path, Utf8PathBuf};
-use xshell::{cmd, Shell};
+use camino::Utf8Path;
+use xshell::Shell;
 
 use crate::{
     config::Protocol,
-    demo, flags,
+    flags,
+    standin::StandIn,
     step::{Baseline, Watch},
     tilt::{forward_json_lines, Event},
 };
@@ -37,13 +38,8 @@ impl flags::Bench {
         println!("Part 2 first (its peak memory is this process's own): the classifier");
         classifier(self.log_mb)?;
         println!("\nPart 1: a four-step sync, every build {} ms, on the Tilt stand-in", self.build_ms);
-        let project = crate::project_root();
-        sh.change_dir(&project);
-        cmd!(sh, "cargo build --quiet --package sync-tests --bin tilt")
-            .quiet()
-            .run()
-            .context("building the Tilt stand-in")?;
-        let bench_dir = project.join("target/xtask-bench");
+        let stand_in = StandIn::build(sh)?;
+        let bench_dir = stand_in.project.join("target/xtask-bench");
         let scenario = bench_dir.join("scenario.toml");
         fs::create_dir_all(&bench_dir)?;
         fs::write(&scenario, scenario_text(self.build_ms)).context("writing the scenario")?;
@@ -56,7 +52,7 @@ impl flags::Bench {
             "configuration", "wall s", "median ovh", "worst ovh", "cpu ms", "cpu %", "calls/step", "per run"
         );
         for (index, (name, args)) in runs.iter().enumerate() {
-            let figures = sync_once(sh, &project, &bench_dir.join(format!("run-{index}")), &scenario, args, build)?;
+            let figures = sync_once(sh, &stand_in, &bench_dir.join(format!("run-{index}")), &scenario, args, build)?;
             println!(
                 "{name:52} {:>8.2} {:>9.3}s {:>9.3}s {:>9} {:>6.2}% {:>11} {:>9}",
                 figures.wall.as_secs_f64(),
@@ -100,7 +96,7 @@ fn scenario_text(build_ms: u64) -> String {
 
 fn sync_once(
     sh: &Shell,
-    project: &Utf8Path,
+    stand_in: &StandIn,
     dir: &Utf8Path,
     scenario: &Utf8Path,
     args: &[&str],
@@ -108,20 +104,13 @@ fn sync_once(
 ) -> Result<Figures> {
     let workspace = dir.join("citadel");
     let state = dir.join("tilt-state");
-    let _ = fs::remove_dir_all(&state);
-    demo::make_workspace(sh, &project.join(demo::FIXTURE), &workspace)?;
-    let xtask = Utf8PathBuf::try_from(std::env::current_exe()?).context("this program's path is not UTF-8")?;
+    stand_in.make_workspace(sh, &workspace)?;
+    let args: Vec<&str> = ["--all", "--json"].into_iter().chain(args.iter().copied()).collect();
     let started = Instant::now();
-    let output = Command::from(
-        cmd!(sh, "{xtask} sync --root {workspace} --all --json {args...}")
-            .env("SYNC_TILT", project.join("target/debug/tilt"))
-            .env("TILT_STANDIN_SCENARIO", scenario)
-            .env("TILT_STANDIN_STATE", &state)
-            .env_remove("TILT_PORT"),
-    )
-    .stderr(Stdio::null())
-    .output()
-    .context("running the sync")?;
+    let output = Command::from(stand_in.sync(sh, &workspace, scenario, &state, &args))
+        .stderr(Stdio::null())
+        .output()
+        .context("running the sync")?;
     let wall = started.elapsed();
     let report: serde_json::Value =
         serde_json::from_slice(&output.stdout).context("reading the sync's --json report")?;

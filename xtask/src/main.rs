@@ -13,6 +13,7 @@ mod live;
 mod plan;
 mod report;
 mod scan;
+mod standin;
 mod step;
 mod sync;
 mod tilt;

@@ -1,0 +1,81 @@
+//! Real syncs against the bundled Tilt stand-in (`tests/src/bin/tilt.rs`), for `cargo xtask
+//! demo` and `cargo xtask bench`: a throwaway Citadel-shaped git workspace, and the command
+//! that syncs it.
+
+use std::fs;
+
+use anyhow::{Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use xshell::{cmd, Cmd, Shell};
+
+/// The Citadel-shaped workspace template, relative to the project root.
+const FIXTURE: &str = "tests/fixtures/citadel";
+
+pub struct StandIn {
+    pub project: Utf8PathBuf,
+    tilt: Utf8PathBuf,
+    xtask: Utf8PathBuf,
+}
+
+impl StandIn {
+    /// Builds the stand-in; this program is the xtask that syncs.
+    pub fn build(sh: &Shell) -> Result<StandIn> {
+        let project = crate::project_root();
+        sh.change_dir(&project);
+        cmd!(sh, "cargo build --quiet --package sync-tests --bin tilt")
+            .quiet()
+            .run()
+            .context("building the Tilt stand-in")?;
+        let xtask = Utf8PathBuf::try_from(std::env::current_exe().context("finding this program")?)
+            .context("this program's path is not UTF-8")?;
+        Ok(StandIn { tilt: project.join("target/debug/tilt"), project, xtask })
+    }
+
+    /// A fresh copy of the fixture at `workspace`, committed as a git repository.
+    pub fn make_workspace(&self, sh: &Shell, workspace: &Utf8Path) -> Result<()> {
+        if workspace.exists() {
+            fs::remove_dir_all(workspace).with_context(|| format!("removing the old {workspace}"))?;
+        }
+        copy_tree(&self.project.join(FIXTURE), workspace)?;
+        let _dir = sh.push_dir(workspace);
+        cmd!(sh, "git init --quiet --initial-branch=main").quiet().run()?;
+        cmd!(sh, "git add .").quiet().run()?;
+        cmd!(sh, "git -c user.name=Demo -c user.email=demo@example.com commit --quiet -m 'Citadel-shaped workspace'")
+            .quiet()
+            .run()?;
+        Ok(())
+    }
+
+    /// `xtask sync --root WORKSPACE ARGS…` against the stand-in playing `scenario`, with its
+    /// state (reset here) in `state`.
+    pub fn sync<'a>(
+        &self,
+        sh: &'a Shell,
+        workspace: &Utf8Path,
+        scenario: &Utf8Path,
+        state: &Utf8Path,
+        args: &[&str],
+    ) -> Cmd<'a> {
+        let _ = fs::remove_dir_all(state);
+        let xtask = &self.xtask;
+        cmd!(sh, "{xtask} sync --root {workspace} {args...}")
+            .env("SYNC_TILT", &self.tilt)
+            .env("TILT_STANDIN_SCENARIO", scenario)
+            .env("TILT_STANDIN_STATE", state)
+            .env_remove("TILT_PORT")
+    }
+}
+
+fn copy_tree(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("creating {to}"))?;
+    for entry in from.read_dir_utf8().with_context(|| format!("reading {from}"))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target).with_context(|| format!("copying {} to {target}", entry.path()))?;
+        }
+    }
+    Ok(())
+}
