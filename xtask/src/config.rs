@@ -453,3 +453,29 @@ mod tests {
         assert!(message.contains("no step named `sever`"), "{message}");
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Protocol::parse(&String::from_utf8_lossy(&bytes), "fuzz.toml");
+        }
+
+        #[test]
+        fn on_the_default_protocol_with_bytes_changed(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)
+        ) {
+            let mut bytes = DEFAULT_PROTOCOL.as_bytes().to_vec();
+            for (at, byte) in edits {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+            let _ = Protocol::parse(&String::from_utf8_lossy(&bytes), "fuzz.toml");
+        }
+    }
+}

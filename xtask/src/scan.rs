@@ -203,3 +203,29 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::Protocol;
+
+    proptest! {
+        #[test]
+        fn classifying_any_line(line in any::<String>(), escapes in "(\x1b\\[[0-9;]*m?|\x1b\\]|\x1b|\r|\n){0,4}") {
+            let protocol = Protocol::load(None).unwrap();
+            let line = format!("{escapes}{line}{escapes}");
+            let stripped = strip_ansi(&line);
+            for step in &protocol.steps {
+                let _ = classify(step, &stripped);
+            }
+        }
+
+        #[test]
+        fn stripping_leaves_no_complete_colour_code(text in "[a-z \x1b\\[0-9;m]{0,64}") {
+            let stripped = strip_ansi(&text);
+            prop_assert!(!stripped.contains("\x1b[0m"));
+        }
+    }
+}

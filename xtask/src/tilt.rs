@@ -570,3 +570,29 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn reading_any_bytes_as_tilt_json(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let (tx, rx) = mpsc::sync_channel(8192);
+            forward_json_lines(bytes.as_slice(), &["server".to_owned()], &tx);
+            drop(tx);
+            let only_lines = rx.iter().all(|event| matches!(event, Event::Line { .. }));
+            prop_assert!(only_lines, "the reader sends log lines and nothing else");
+        }
+
+        #[test]
+        fn reading_any_plain_log_or_status(text in any::<String>()) {
+            let header = Regex::new(r"^(Initial Build|CLI Trigger)").unwrap();
+            let _ = parse_plain_log(&text, &header);
+            let _ = parse_status(&text);
+            let _ = parse_version(&text);
+        }
+    }
+}
