@@ -30,7 +30,7 @@ pub struct Bench {
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub build_ms: u64,
     /// Size of the synthetic log pushed through the classifier, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub log_mb: usize,
 }
 
