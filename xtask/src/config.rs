@@ -43,6 +43,7 @@ pub struct Settings {
     pub tilt_call_timeout: Duration,
     pub report_lines: usize,
     pub build_header: Regex,
+    pub after_error: Duration,
 }
 
 /// Index of an error kind in `Protocol::kinds`.
@@ -147,6 +148,7 @@ struct RawSettings {
     tilt_call_timeout: Duration,
     report_lines: usize,
     build_header: Spanned<String>,
+    after_error: Duration,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +201,7 @@ impl Compiler<'_> {
             tilt_call_timeout: raw.settings.tilt_call_timeout,
             report_lines: raw.settings.report_lines,
             build_header: self.regex(&raw.settings.build_header, "settings.build_header")?,
+            after_error: raw.settings.after_error,
         };
 
         let mut kinds: Vec<ErrorKind> = Vec::new();

@@ -10,13 +10,24 @@ use crate::{
 
 /// One line of a resource's log, placed in the build it belongs to. `build` is Tilt's build
 /// number (`spanID` `build:N`), or, when Tilt cannot print JSON, the ordinal of the build's
-/// header in the log. Runtime output belongs to the latest build before it. `text` has no ANSI
-/// colour codes: they are stripped where the line is read.
+/// header in the log. `text` has no ANSI colour codes: they are stripped where it is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     pub build: u64,
     pub header: bool,
+    pub origin: Origin,
     pub text: String,
+}
+
+/// Who wrote a line: the build itself, or a container (a `dc:` or `localserve:` span). Tilt
+/// numbers only builds; a container's output is placed in the resource's latest build, but until
+/// our build has finished the container running is the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Build,
+    Runtime,
+    /// `tilt logs` without `--json` does not say.
+    Unknown,
 }
 
 /// What `tilt get uiresource` says of a resource.
@@ -25,7 +36,6 @@ pub struct BuildStatus {
     pub current: Option<u64>,
     /// Finished builds, newest first.
     pub finished: Vec<FinishedBuild>,
-    pub queued: bool,
     pub runtime_failed: bool,
 }
 
@@ -88,11 +98,21 @@ pub struct Baseline {
 }
 
 /// Follows one build of `step`'s resource: the first one started after the baseline.
+///
+/// A success line counts once Tilt records our build as finished without error; until then it
+/// waits for Tilt's word (`needs_status`). So does an error line from a container: before our
+/// build has finished, the container running is the previous one, whose output is not ours.
 pub struct Watch<'s> {
     step: &'s Step,
     baseline: Baseline,
     ours: Option<u64>,
+    finished_ok: bool,
     success: Option<String>,
+    /// Lines whose verdict waits for Tilt to say whether our build has finished.
+    unconfirmed_success: Option<(String, Origin)>,
+    unconfirmed_error: Option<Failure>,
+    /// A verdict arrived that Tilt's record must settle, and Tilt has not been asked since.
+    awaiting_status: bool,
     failure: Option<Failure>,
     tail: VecDeque<String>,
     tail_len: usize,
@@ -100,7 +120,19 @@ pub struct Watch<'s> {
 
 impl<'s> Watch<'s> {
     pub fn new(step: &'s Step, baseline: Baseline, tail_len: usize) -> Watch<'s> {
-        Watch { step, baseline, ours: None, success: None, failure: None, tail: VecDeque::new(), tail_len }
+        Watch {
+            step,
+            baseline,
+            ours: None,
+            finished_ok: false,
+            success: None,
+            unconfirmed_success: None,
+            unconfirmed_error: None,
+            awaiting_status: false,
+            failure: None,
+            tail: VecDeque::new(),
+            tail_len,
+        }
     }
 
     /// Whether the line comes from a build started after our trigger (the step's log keeps it).
@@ -111,6 +143,16 @@ impl<'s> Watch<'s> {
     /// The last lines of our build, for the report.
     pub fn tail(&self) -> impl Iterator<Item = &str> {
         self.tail.iter().map(String::as_str)
+    }
+
+    /// A line's verdict waits for Tilt's record of our build: ask for the status.
+    pub fn needs_status(&self) -> bool {
+        self.failure.is_none() && self.awaiting_status
+    }
+
+    /// A success line waits for Tilt to record our build as finished.
+    pub fn success_pending(&self) -> bool {
+        self.failure.is_none() && self.unconfirmed_success.is_some()
     }
 
     pub fn progress(&self) -> Progress {
@@ -128,6 +170,10 @@ impl<'s> Watch<'s> {
 
     pub fn on_line(&mut self, line: &LogLine) -> Progress {
         if self.failure.is_some() {
+            // Decided: the rest of our build is only kept, for the report.
+            if Some(line.build) == self.ours && !line.header {
+                self.keep(&line.text);
+            }
             return self.progress();
         }
         if !self.is_since_trigger(line) {
@@ -144,27 +190,44 @@ impl<'s> Watch<'s> {
         if line.header {
             return self.progress();
         }
-        if self.tail.len() == self.tail_len {
-            self.tail.pop_front();
-        }
         let verdict = scan::classify(self.step, &line.text);
-        self.tail.push_back(line.text.clone());
+        self.keep(&line.text);
         let text = &line.text;
         match verdict {
             Verdict::Benign => {}
-            // An error wins even after the success line: the script goes on after its failures.
-            Verdict::Error(kind) => return self.fail(Failure::Error { kind, line: text.to_owned() }),
-            Verdict::Success => {
+            Verdict::Error(kind) => {
+                let failure = Failure::Error { kind, line: text.to_owned() };
+                // An error wins even after the success line: the script goes on after its failures.
+                if line.origin != Origin::Runtime || self.finished_ok {
+                    return self.fail(failure);
+                }
+                self.unconfirmed_error.get_or_insert(failure);
+                self.awaiting_status = true;
+            }
+            Verdict::Success if self.finished_ok => {
                 self.success.get_or_insert_with(|| text.to_owned());
+            }
+            Verdict::Success => {
+                self.unconfirmed_success.get_or_insert_with(|| (text.to_owned(), line.origin));
+                self.awaiting_status = true;
             }
         }
         self.progress()
     }
 
+    fn keep(&mut self, text: &str) {
+        if self.tail.len() == self.tail_len {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(text.to_owned());
+    }
+
     /// Tilt's own record is a second opinion: a build it records as failed fails the step even
     /// when no pattern matched. Its runtime status describes the previous container until our
-    /// build has finished, so it only counts after that.
+    /// build has finished, so it only counts after that. It also settles the verdicts that
+    /// waited for it.
     pub fn on_status(&mut self, status: &BuildStatus) -> Progress {
+        self.awaiting_status = false;
         if self.failure.is_some() {
             return self.progress();
         }
@@ -176,6 +239,22 @@ impl<'s> Watch<'s> {
             }
             if status.runtime_failed && status.current.is_none() {
                 return self.fail(Failure::ContainerFailed);
+            }
+            self.finished_ok = true;
+        }
+        if let Some(error) = self.unconfirmed_error.take() {
+            if self.finished_ok {
+                return self.fail(error);
+            }
+            // Before our build finished: the previous container's output, not ours.
+        }
+        if let Some((line, origin)) = self.unconfirmed_success.take() {
+            match (self.finished_ok, origin) {
+                (true, _) => self.success = Some(line),
+                // Our build printed it and is still going: Tilt's record will tell.
+                (false, Origin::Build) => self.unconfirmed_success = Some((line, origin)),
+                // The previous container's (or, without spans, maybe so): not ours.
+                (false, Origin::Runtime | Origin::Unknown) => {}
             }
         }
         self.progress()
@@ -200,7 +279,16 @@ mod tests {
     use crate::config::Protocol;
 
     fn line(build: u64, text: &str) -> LogLine {
-        LogLine { build, header: false, text: text.to_owned() }
+        LogLine { build, header: false, origin: Origin::Build, text: text.to_owned() }
+    }
+
+    fn runtime(build: u64, text: &str) -> LogLine {
+        LogLine { build, header: false, origin: Origin::Runtime, text: text.to_owned() }
+    }
+
+    /// Tilt's status once build `number` has finished without error.
+    fn finished(number: u64) -> BuildStatus {
+        BuildStatus { finished: vec![FinishedBuild { number, error: None }], ..BuildStatus::default() }
     }
 
     fn at(build: u64) -> Baseline {
@@ -208,7 +296,7 @@ mod tests {
     }
 
     fn header(build: u64) -> LogLine {
-        LogLine { build, header: true, text: "CLI Trigger".to_owned() }
+        LogLine { build, header: true, origin: Origin::Build, text: "CLI Trigger".to_owned() }
     }
 
     const RUNNING: &str = "Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`";
@@ -228,7 +316,45 @@ mod tests {
         let old = [header(3), line(3, "error[E0425]: cannot find value"), line(4, RUNNING)];
         assert_eq!(feed(&mut watch, &old), Progress::Watching);
         let ours = [header(5), line(5, "Compiling server"), line(5, RUNNING)];
-        assert_eq!(feed(&mut watch, &ours), Progress::Succeeded(RUNNING.to_owned()));
+        assert_eq!(feed(&mut watch, &ours), Progress::Watching, "a success line waits for Tilt's record");
+        assert!(watch.needs_status());
+        assert_eq!(watch.on_status(&finished(5)), Progress::Succeeded(RUNNING.to_owned()));
+    }
+
+    #[test]
+    fn the_previous_containers_output_neither_passes_nor_fails_our_build() {
+        let protocol = Protocol::load(None).unwrap();
+        let mut watch = Watch::new(protocol.step("server").unwrap(), at(4), 100);
+        let in_progress = BuildStatus { current: Some(5), ..finished(4) };
+        // Our build (5) started; the old container, still running, prints its lines.
+        feed(&mut watch, &[header(5), runtime(5, RUNNING)]);
+        assert!(watch.needs_status());
+        assert_eq!(watch.on_status(&in_progress), Progress::Watching);
+        feed(&mut watch, &[runtime(5, "thread 'main' panicked at src/main.rs:1:1")]);
+        assert_eq!(watch.on_status(&in_progress), Progress::Watching);
+        assert!(!watch.needs_status());
+        // Our build finished: its container's lines count.
+        assert_eq!(watch.on_status(&finished(5)), Progress::Watching);
+        assert_eq!(feed(&mut watch, &[runtime(5, RUNNING)]), Progress::Succeeded(RUNNING.to_owned()));
+    }
+
+    #[test]
+    fn a_container_error_after_our_build_finished_fails_the_step() {
+        let protocol = Protocol::load(None).unwrap();
+        let mut watch = Watch::new(protocol.step("server").unwrap(), at(4), 100);
+        feed(&mut watch, &[header(5), runtime(5, "thread 'main' panicked at src/main.rs:1:1")]);
+        assert!(matches!(watch.on_status(&finished(5)), Progress::Failed(Failure::Error { .. })));
+    }
+
+    #[test]
+    fn a_build_line_success_waits_while_tilt_says_the_build_runs() {
+        let protocol = Protocol::load(None).unwrap();
+        let mut watch = Watch::new(protocol.step("server").unwrap(), at(4), 100);
+        feed(&mut watch, &[header(5), line(5, RUNNING)]);
+        let in_progress = BuildStatus { current: Some(5), ..BuildStatus::default() };
+        assert_eq!(watch.on_status(&in_progress), Progress::Watching);
+        assert!(watch.success_pending() && !watch.needs_status(), "still waiting for Tilt's record, asked later");
+        assert_eq!(watch.on_status(&finished(5)), Progress::Succeeded(RUNNING.to_owned()));
     }
 
     #[test]
@@ -236,12 +362,16 @@ mod tests {
         let protocol = Protocol::load(None).unwrap();
         let step = protocol.step("sync-wasm-client").unwrap();
         let mut watch = Watch::new(step, at(0), 100);
-        let lines = [
-            header(1),
-            line(1, "[INFO] WASM client synchronization complete!"),
-            line(1, "\x1b[0;31m[ERROR]\x1b[0m late failure"),
-        ];
+        let lines =
+            [header(1), line(1, "[INFO] WASM client synchronization complete!"), line(1, "[ERROR] late failure")];
         assert!(matches!(feed(&mut watch, &lines), Progress::Failed(Failure::Error { .. })));
+        let mut watch = Watch::new(step, at(0), 100);
+        feed(&mut watch, &lines[..2]);
+        assert_eq!(
+            watch.on_status(&finished(1)),
+            Progress::Succeeded("[INFO] WASM client synchronization complete!".to_owned())
+        );
+        assert!(matches!(watch.on_line(&lines[2]), Progress::Failed(Failure::Error { .. })));
     }
 
     #[test]
@@ -259,7 +389,6 @@ mod tests {
         let mut status = BuildStatus {
             current: None,
             finished: vec![FinishedBuild { number: 2, error: Some("old".to_owned()) }],
-            queued: false,
             runtime_failed: true,
         };
         assert_eq!(watch.on_status(&status), Progress::Watching, "the old build's failure is not ours");
@@ -289,7 +418,6 @@ mod tests {
         let status = BuildStatus {
             current: Some(7),
             finished: vec![FinishedBuild { number: 6, error: None }],
-            queued: true,
             runtime_failed: false,
         };
         assert_eq!(status.newest_build(), 7);

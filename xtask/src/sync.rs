@@ -6,11 +6,8 @@ use std::{
     collections::{HashSet, VecDeque},
     fs::File,
     io::{BufWriter, Write},
-    process::ExitCode,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        mpsc::{self, Receiver, RecvTimeoutError},
-    },
+    process::{Command, ExitCode},
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
     thread,
     time::{Duration, Instant},
 };
@@ -21,9 +18,10 @@ use xshell::{cmd, Shell};
 
 use crate::{
     changes,
-    config::{self, Protocol, Remediation, Settings, Step},
-    flags,
+    config::{self, Protocol, Remediation, Step},
+    flags, interrupt,
     live::Live,
+    process::{self, Ended},
     report::{LogDir, Outcome, RunReport, StepReport},
     step::{remediation_for, Baseline, Failure, LogLine, Progress, Watch},
     tilt::{parse_plain_log, Event, LogStream, Tilt, TiltError},
@@ -33,8 +31,19 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_ENVIRONMENT: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// Set by the Ctrl-C handler, for the moments no event is awaited (a Tilt call, a remediation).
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// How soon Tilt is asked again when our build printed its success line before Tilt recorded it
+/// finished.
+const PENDING_SUCCESS_RECHECK: Duration = Duration::from_millis(500);
+/// After a failed build's error line, the log counts as quiet (the build over) after this long.
+const QUIET_AFTER_ERROR: Duration = Duration::from_millis(500);
+
+/// A Tilt call that failed, or was cut short by Ctrl-C.
+fn call_failure(err: anyhow::Error) -> Failure {
+    if interrupt::requested() {
+        return Failure::Interrupted;
+    }
+    Failure::TiltCall(format!("{err:#}"))
+}
 
 impl flags::Sync {
     pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
@@ -97,13 +106,11 @@ impl flags::Sync {
         let steps = &selection.steps;
         let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
 
-        let (sender, events) = mpsc::sync_channel(4096);
-        let interrupt = sender.clone();
-        ctrlc::set_handler(move || {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            let _ = interrupt.send(Event::Interrupted);
-        })
-        .context("installing the Ctrl-C handler")?;
+        let (sender, events) = mpsc::sync_channel(1024);
+        let wake = sender.clone();
+        interrupt::install(move || {
+            let _ = wake.send(Event::Interrupted);
+        })?;
 
         let json_logs = preflight(&tilt, steps, &root)?;
         let follow = json_logs && !self.no_stream;
@@ -136,6 +143,8 @@ impl flags::Sync {
             events,
             follow,
             settle: self.settle.map(|settle| settle.0).unwrap_or_default(),
+            stream_gone: None,
+            interrupted_now: false,
             logs: logs.as_ref().map_err(String::as_str),
             live,
         };
@@ -219,6 +228,10 @@ struct Runner<'a> {
     follow: bool,
     /// A fixed wait after each trigger (the seed protocol waits 5 s).
     settle: Duration,
+    /// Set once the log stream has ended: how every later wait fails.
+    stream_gone: Option<Failure>,
+    /// Ctrl-C seen while draining events: acted on by the caller.
+    interrupted_now: bool,
     /// The logs directory, or why it is not usable.
     logs: Result<&'a LogDir, &'a str>,
     live: Live,
@@ -345,17 +358,14 @@ impl Runner<'_> {
         deadline: Instant,
         mut log: Option<&mut StepLog>,
     ) -> (Progress, Vec<String>) {
-        let report_lines = self.protocol.settings.report_lines;
-        let started = self.baseline_and_trigger(step);
-        let (baseline, mut source) = match started {
+        let (baseline, mut source) = match self.baseline_and_trigger(step) {
             Ok(started) => started,
             Err(failure) => return (Progress::Failed(failure), Vec::new()),
         };
-        let mut watch = Watch::new(step, baseline, report_lines);
-        let settings: &Settings = &self.protocol.settings;
-        let mut quiet = settings.quiet_status_check.0;
+        let mut watch = Watch::new(step, baseline, self.protocol.settings.report_lines);
+        let mut quiet = self.protocol.settings.quiet_status_check.0;
         let mut status_due = Instant::now() + quiet;
-        loop {
+        while watch.progress() == Progress::Watching {
             if Instant::now() >= deadline {
                 watch.fail(Failure::Timeout);
                 break;
@@ -363,52 +373,56 @@ impl Runner<'_> {
             match self.next_line(step, &mut source, deadline.min(status_due)) {
                 Next::Line(line) => {
                     self.record(&watch, &line, log.as_deref_mut());
+                    watch.on_line(&line);
                     status_due = Instant::now() + quiet;
-                    match watch.on_line(&line) {
-                        Progress::Watching => {}
-                        Progress::Succeeded(_) => {
-                            self.settle(step, &mut watch, &mut source, log.as_deref_mut());
-                            break;
-                        }
-                        Progress::Failed(_) => break,
-                    }
                 }
                 Next::Idle if Instant::now() >= status_due => {
-                    match self.tilt.status(&step.resource) {
-                        Ok(status) => watch.on_status(&status),
-                        Err(err) => watch.fail(Failure::TiltCall(format!("{err:#}"))),
-                    };
-                    if watch.progress() != Progress::Watching {
-                        break;
-                    }
+                    self.check_status(step, &mut watch);
                     quiet *= 2;
                     status_due = Instant::now() + quiet;
                 }
                 Next::Idle => {}
                 Next::Failed(failure) => {
                     watch.fail(failure);
-                    break;
                 }
             }
+            if watch.needs_status() {
+                self.check_status(step, &mut watch);
+            }
+            if watch.success_pending() {
+                // Our build printed its success line before Tilt recorded it finished: ask again soon.
+                status_due = status_due.min(Instant::now() + PENDING_SUCCESS_RECHECK);
+            }
+        }
+        match watch.progress() {
+            Progress::Succeeded(_) => self.judge_arrived(step, &mut watch, &mut source, log),
+            Progress::Failed(Failure::Error { .. }) => self.keep_logging(step, &mut watch, &mut source, log),
+            _ => {}
         }
         (watch.progress(), watch.tail().map(str::to_owned).collect())
     }
 
+    fn check_status(&mut self, step: &Step, watch: &mut Watch) {
+        match self.tilt.status(&step.resource) {
+            Ok(status) => watch.on_status(&status),
+            Err(err) => watch.fail(call_failure(err)),
+        };
+    }
+
     /// Reads where our build will start (Tilt's newest build now), then triggers.
     fn baseline_and_trigger(&mut self, step: &Step) -> Result<(Baseline, Source), Failure> {
-        let call_failed = |err: anyhow::Error| Failure::TiltCall(format!("{err:#}"));
-        let status = self.tilt.status(&step.resource).map_err(call_failed)?.newest_build();
+        let status = self.tilt.status(&step.resource).map_err(call_failure)?.newest_build();
         let (baseline, source) = if self.follow {
             (Baseline { log: status, status }, Source::Stream)
         } else {
-            let text = self.tilt.logs(&step.resource).map_err(|err| call_failed(err.into()))?;
+            let text = self.tilt.logs(&step.resource).map_err(|err| call_failure(err.into()))?;
             let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
             let log = lines.last().map_or(0, |line| line.build);
             // The first look is right after the trigger (and the settle wait, if any).
             let next_poll = Instant::now();
             (Baseline { log, status }, Source::Poll { pending: VecDeque::new(), seen: lines.len(), next_poll })
         };
-        self.tilt.trigger(&step.resource).map_err(|err| call_failed(err.into()))?;
+        self.tilt.trigger(&step.resource).map_err(|err| call_failure(err.into()))?;
         // Asked for explicitly (to reproduce the seed protocol): lines that arrive meanwhile wait
         // in the channel and are judged after it.
         thread::sleep(self.settle);
@@ -418,6 +432,9 @@ impl Runner<'_> {
     /// The next line of the step's resource, waiting at most until `until`.
     fn next_line(&mut self, step: &Step, source: &mut Source, until: Instant) -> Next {
         loop {
+            if let Some(gone) = &self.stream_gone {
+                return Next::Failed(gone.clone());
+            }
             let now = Instant::now();
             if let Source::Poll { pending, seen, next_poll } = source {
                 if let Some(line) = pending.pop_front() {
@@ -428,11 +445,15 @@ impl Runner<'_> {
                     match self.tilt.logs(&step.resource) {
                         Ok(text) => {
                             let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
+                            if lines.len() < *seen {
+                                // Tilt dropped old lines: counting them no longer finds the new ones.
+                                return Next::Failed(Failure::Uncertain);
+                            }
                             pending.extend(lines.into_iter().skip(*seen));
                             *seen += pending.len();
                         }
                         Err(TiltError::NotRunning { .. }) => return Next::Failed(Failure::TiltGone),
-                        Err(err) => return Next::Failed(Failure::TiltCall(err.to_string())),
+                        Err(err) => return Next::Failed(call_failure(err.into())),
                     }
                     continue;
                 }
@@ -445,33 +466,28 @@ impl Runner<'_> {
                 Ok(Event::Line { resource, line }) if resource == step.resource => return Next::Line(line),
                 Ok(Event::Line { .. }) => {}
                 Ok(Event::Interrupted) => return Next::Failed(Failure::Interrupted),
-                Ok(Event::StreamEnded { detail }) => return Next::Failed(self.stream_ended(detail)),
+                Ok(Event::StreamEnded { detail }) => self.stream_ended(detail),
                 Err(RecvTimeoutError::Timeout) if Instant::now() >= until => return Next::Idle,
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Next::Failed(Failure::TiltGone),
+                Err(RecvTimeoutError::Disconnected) => self.stream_ended(String::new()),
             }
         }
     }
 
-    fn stream_ended(&self, detail: String) -> Failure {
-        // Ctrl-C reaches the stream's process too; give the handler a moment to say so.
-        thread::sleep(Duration::from_millis(100));
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            return Failure::Interrupted;
-        }
-        if detail.contains("unknown flag") || detail.starts_with("Error") {
-            return Failure::TiltCall(format!("`tilt logs --follow --json` failed: {detail}"));
-        }
-        Failure::TiltGone
+    /// Remembers that the log stream ended: every later wait fails at once with the cause.
+    fn stream_ended(&mut self, detail: String) {
+        let failure = if interrupt::requested() {
+            Failure::Interrupted
+        } else if detail.starts_with("Error") {
+            Failure::TiltCall(format!("`tilt logs --follow --json` failed: {detail}"))
+        } else {
+            Failure::TiltGone
+        };
+        self.stream_gone.get_or_insert(failure);
     }
 
-    /// Our build printed its success line: before moving on, ask Tilt for its record of the
-    /// build and judge every line that arrived meanwhile, so that a late error still wins.
-    fn settle(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
-        match self.tilt.status(&step.resource) {
-            Ok(status) => watch.on_status(&status),
-            Err(err) => watch.fail(Failure::TiltCall(format!("{err:#}"))),
-        };
+    /// Events that are already there, without waiting: the step's lines, and the rest noted.
+    fn arrived(&mut self, step: &Step, source: &mut Source) -> Vec<LogLine> {
         let mut arrived = Vec::new();
         match source {
             Source::Poll { pending, .. } => arrived.extend(pending.drain(..)),
@@ -480,18 +496,54 @@ impl Runner<'_> {
                     match event {
                         Event::Line { resource, line } if resource == step.resource => arrived.push(line),
                         Event::Line { .. } => {}
-                        Event::Interrupted => {
-                            watch.fail(Failure::Interrupted);
-                        }
-                        // Tilt stopping after our success line does not undo the success.
-                        Event::StreamEnded { .. } => {}
+                        Event::Interrupted => self.interrupted_now = true,
+                        Event::StreamEnded { detail } => self.stream_ended(detail),
                     }
                 }
             }
         }
-        for line in arrived {
+        arrived
+    }
+
+    /// Our build succeeded: every line that arrived meanwhile is judged too, so a late error
+    /// still wins.
+    fn judge_arrived(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
+        for line in self.arrived(step, source) {
             self.record(watch, &line, log.as_deref_mut());
             watch.on_line(&line);
+        }
+        if std::mem::take(&mut self.interrupted_now) {
+            watch.fail(Failure::Interrupted);
+        }
+    }
+
+    /// Our build failed on an error line: the lines that follow it (the compiler's notes, the
+    /// `Build Failed` line) go on into the saved log, until the log goes quiet or
+    /// `after_error` has passed.
+    fn keep_logging(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
+        let until = Instant::now() + self.protocol.settings.after_error.0;
+        loop {
+            for line in self.arrived(step, source) {
+                self.record(watch, &line, log.as_deref_mut());
+                watch.on_line(&line);
+            }
+            let now = Instant::now();
+            if now >= until || self.stream_gone.is_some() || self.interrupted_now || !self.follow {
+                break;
+            }
+            match self.events.recv_timeout(QUIET_AFTER_ERROR.min(until - now)) {
+                Ok(Event::Line { resource, line }) if resource == step.resource => {
+                    self.record(watch, &line, log.as_deref_mut());
+                    watch.on_line(&line);
+                }
+                Ok(Event::Line { .. }) => {}
+                Ok(Event::Interrupted) => self.interrupted_now = true,
+                Ok(Event::StreamEnded { detail }) => self.stream_ended(detail),
+                Err(_) => break,
+            }
+        }
+        if std::mem::take(&mut self.interrupted_now) {
+            watch.fail(Failure::Interrupted);
         }
     }
 
@@ -520,19 +572,15 @@ impl Runner<'_> {
         }
         let program = &remediation.program;
         let args = &remediation.args;
-        let _dir = self.sh.push_dir(&dir);
-        let output = cmd!(self.sh, "{program} {args...}").quiet().ignore_status().output();
-        let output = match output {
-            Ok(output) => output,
-            Err(err) => {
-                let why = match err.to_string() {
-                    text if text.contains("No such file") || text.contains("not found") => {
-                        format!("`{program}` was not found on PATH")
-                    }
-                    text => text,
-                };
-                return Err(Failure::RemediationFailed(format!("{described}: {why}")));
-            }
+        let mut command = Command::from(cmd!(self.sh, "{program} {args...}"));
+        command.current_dir(&dir);
+        let failed = |why: String| Err(Failure::RemediationFailed(format!("{described}: {why}")));
+        let output = match process::run(command, deadline.saturating_duration_since(Instant::now())) {
+            Ended::Exited(output) => output,
+            Ended::NotFound => return failed(format!("`{program}` was not found on PATH")),
+            Ended::TimedOut => return failed("still running when the step's time ran out: killed".to_owned()),
+            Ended::Interrupted => return Err(Failure::Interrupted),
+            Ended::Failed(err) => return failed(err.to_string()),
         };
         if let Some(log) = log {
             let _ = writeln!(log.file, "[cargo xtask sync] remediation: {described}");
@@ -542,10 +590,7 @@ impl Runner<'_> {
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let last = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("no message");
-            return Err(Failure::RemediationFailed(format!("{described}: exited with {}: {last}", output.status)));
-        }
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            return Err(Failure::Interrupted);
+            return failed(format!("exited with {}: {last}", output.status));
         }
         self.pause(remediation.wait.0.min(deadline.saturating_duration_since(Instant::now())))
     }
@@ -555,15 +600,13 @@ impl Runner<'_> {
         let until = Instant::now() + length;
         loop {
             match self.events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                // The failed build's last lines: the retrigger starts a new build.
                 Ok(Event::Line { .. }) => {}
                 Ok(Event::Interrupted) => return Err(Failure::Interrupted),
-                Ok(Event::StreamEnded { detail }) => return Err(self.stream_ended(detail)),
-                Err(RecvTimeoutError::Timeout) => return Ok(()),
-                Err(RecvTimeoutError::Disconnected) if self.follow => return Err(Failure::TiltGone),
-                Err(RecvTimeoutError::Disconnected) => {
-                    thread::sleep(until.saturating_duration_since(Instant::now()));
-                    return Ok(());
-                }
+                // The next watch fails at once, saying so.
+                Ok(Event::StreamEnded { detail }) => self.stream_ended(detail),
+                // The time is up (the channel stays open: the Ctrl-C handler holds a sender).
+                Err(_) => return Ok(()),
             }
         }
     }

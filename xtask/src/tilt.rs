@@ -5,11 +5,11 @@
 use std::{
     collections::HashMap,
     fmt,
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    sync::mpsc::{self, SyncSender},
+    sync::mpsc::SyncSender,
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
@@ -19,8 +19,9 @@ use serde::Deserialize;
 use xshell::{cmd, Shell};
 
 use crate::{
+    process::{self, Ended},
     scan::strip_ansi,
-    step::{BuildStatus, FinishedBuild, LogLine},
+    step::{BuildStatus, FinishedBuild, LogLine, Origin},
 };
 
 /// The first release whose `tilt logs` has `--json` (and `--since`, `--tail`).
@@ -39,6 +40,7 @@ pub enum TiltError {
     NotInstalled { program: Utf8PathBuf },
     NotRunning { port: u16, stderr: String },
     Hung { call: String, after: Duration },
+    Interrupted,
     Failed { call: String, stderr: String },
 }
 
@@ -59,6 +61,7 @@ impl fmt::Display for TiltError {
             TiltError::Hung { call, after } => {
                 write!(f, "`{call}` did not answer within {}s and was killed", after.as_secs_f32())
             }
+            TiltError::Interrupted => write!(f, "interrupted"),
             TiltError::Failed { call, stderr } => {
                 write!(f, "`{call}` failed: {}", first_line(stderr))
             }
@@ -104,26 +107,15 @@ impl<'a> Tilt<'a> {
 
     fn call_with(&self, args: &[&str], with_port: bool) -> Result<String, TiltError> {
         let call = format!("tilt {}", args.join(" "));
-        let mut command = self.command(args, with_port);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|err| self.spawn_error(&call, err))?;
-        let stdout = read_in_background(child.stdout.take());
-        let stderr = read_in_background(child.stderr.take());
-        let status = wait_bounded(&mut child, &stdout.done, self.call_timeout)
-            .ok_or(TiltError::Hung { call: call.clone(), after: self.call_timeout })?;
-        let stdout = stdout.text();
-        let stderr = stderr.text();
-        if status.success() {
-            return Ok(stdout);
-        }
-        Err(self.call_error(call, stderr))
-    }
-
-    fn spawn_error(&self, call: &str, err: std::io::Error) -> TiltError {
-        if err.kind() == std::io::ErrorKind::NotFound {
-            TiltError::NotInstalled { program: self.program.clone() }
-        } else {
-            TiltError::Failed { call: call.to_owned(), stderr: err.to_string() }
+        match process::run(self.command(args, with_port), self.call_timeout) {
+            Ended::Exited(output) if output.status.success() => {
+                Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+            }
+            Ended::Exited(output) => Err(self.call_error(call, String::from_utf8_lossy(&output.stderr).into_owned())),
+            Ended::TimedOut => Err(TiltError::Hung { call, after: self.call_timeout }),
+            Ended::Interrupted => Err(TiltError::Interrupted),
+            Ended::NotFound => Err(TiltError::NotInstalled { program: self.program.clone() }),
+            Ended::Failed(err) => Err(TiltError::Failed { call, stderr: err.to_string() }),
         }
     }
 
@@ -179,17 +171,18 @@ impl<'a> Tilt<'a> {
         let mut args = vec!["logs", "--follow", "--json"];
         args.extend_from_slice(resources);
         let call = format!("tilt {}", args.join(" "));
-        let mut command = self.command(&args, true);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|err| self.spawn_error(&call, err))?;
-        let stderr = read_in_background(child.stderr.take());
+        let mut child = process::spawn(self.command(&args, true), Stdio::piped()).map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => TiltError::NotInstalled { program: self.program.clone() },
+            _ => TiltError::Failed { call, stderr: err.to_string() },
+        })?;
+        let stderr = process::read_in_background(child.stderr.take());
         let stdout = child.stdout.take();
         let wanted: Vec<String> = resources.iter().map(|name| (*name).to_owned()).collect();
         let reader = thread::spawn(move || {
             if let Some(stdout) = stdout {
                 forward_json_lines(BufReader::new(stdout), &wanted, &events);
             }
-            let detail = stderr.text();
+            let detail = String::from_utf8_lossy(&stderr.bytes()).into_owned();
             // The receiver may be gone already: the run is over.
             let _ = events.send(Event::StreamEnded { detail: first_line(&detail).to_owned() });
         });
@@ -205,64 +198,11 @@ pub struct LogStream {
 
 impl Drop for LogStream {
     fn drop(&mut self) {
-        // Already exited is fine: kill fails, wait reaps it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Killing the whole group closes the pipe whoever holds it, so the reader ends.
+        process::kill_group(&mut self.child);
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
-    }
-}
-
-/// Output of a child's pipe, read to its end on a thread of its own so that a chatty child
-/// never blocks on a full pipe.
-struct Background {
-    done: mpsc::Receiver<()>,
-    handle: Option<thread::JoinHandle<Vec<u8>>>,
-}
-
-impl Background {
-    fn text(self) -> String {
-        let bytes = self.handle.and_then(|handle| handle.join().ok()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> Background {
-    let (tx, done) = mpsc::channel();
-    let handle = pipe.map(|mut pipe| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            let _ = tx.send(());
-            bytes
-        })
-    });
-    Background { done, handle }
-}
-
-/// Waits for `child` to exit, at most `bound`; kills and reaps it past that. The end of its
-/// stdout is the signal that it is exiting, so no time is lost polling.
-fn wait_bounded(
-    child: &mut Child,
-    stdout_done: &mpsc::Receiver<()>,
-    bound: Duration,
-) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + bound;
-    let _ = stdout_done.recv_timeout(bound);
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
@@ -300,11 +240,14 @@ pub(crate) fn forward_json_lines(mut reader: impl BufRead, wanted: &[String], ev
         if let Some(number) = build_number(&json.span_id) {
             *latest = (*latest).max(number);
         }
-        let build = build_number(&json.span_id).unwrap_or(*latest);
+        let (build, origin) = match build_number(&json.span_id) {
+            Some(number) => (number, Origin::Build),
+            None => (*latest, Origin::Runtime),
+        };
         let header = json.build_event == "init";
         let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
         for text in message.split('\n') {
-            let line = LogLine { build, header, text: log_text(text) };
+            let line = LogLine { build, header, origin, text: log_text(text) };
             if events.send(Event::Line { resource: json.resource.clone(), line }).is_err() {
                 return;
             }
@@ -399,7 +342,6 @@ fn parse_status(json: &str) -> Result<BuildStatus> {
     struct Status {
         build_history: Vec<Build>,
         current_build: Option<Build>,
-        queued: bool,
         runtime_status: String,
     }
     #[derive(Deserialize, Default)]
@@ -421,7 +363,6 @@ fn parse_status(json: &str) -> Result<BuildStatus> {
                 Some(FinishedBuild { number, error: build.error.filter(|error| !error.is_empty()) })
             })
             .collect(),
-        queued: status.queued,
         runtime_failed: status.runtime_status == "error",
     })
 }
@@ -439,12 +380,12 @@ pub fn parse_plain_log(text: &str, header: &Regex) -> Vec<LogLine> {
         if opens_build {
             build += 1;
             for text in &lines[index..index + 2] {
-                parsed.push(LogLine { build, header: true, text: (*text).to_owned() });
+                parsed.push(LogLine { build, header: true, origin: Origin::Unknown, text: (*text).to_owned() });
             }
             index += 2;
             continue;
         }
-        parsed.push(LogLine { build, header: false, text: strip_ansi(lines[index]).into_owned() });
+        parsed.push(LogLine { build, header: false, origin: Origin::Unknown, text: log_text(lines[index]) });
         index += 1;
     }
     parsed
@@ -452,6 +393,8 @@ pub fn parse_plain_log(text: &str, header: &Regex) -> Vec<LogLine> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::mpsc;
+
     use super::*;
 
     #[test]
@@ -472,7 +415,7 @@ mod tests {
         assert_eq!(status.current, Some(7));
         assert_eq!(status.finished[0], FinishedBuild { number: 6, error: Some("exit status 1".to_owned()) });
         assert_eq!(status.finished[1], FinishedBuild { number: 2, error: None });
-        assert!(status.queued && status.runtime_failed);
+        assert!(status.runtime_failed);
         assert_eq!(status.newest_build(), 7);
         let idle = parse_status(r#"{"status":{"currentBuild":{"startTime":null},"runtimeStatus":"ok"}}"#).unwrap();
         assert_eq!(idle, BuildStatus::default());
@@ -501,15 +444,15 @@ mod tests {
             })
             .collect();
         let expected = [
-            (3, true, ""),
-            (3, true, "CLI Trigger"),
-            (3, false, "Compiling"),
-            (3, false, "Running a"),
-            (3, false, "and b"),
+            (3, true, Origin::Build, ""),
+            (3, true, Origin::Build, "CLI Trigger"),
+            (3, false, Origin::Build, "Compiling"),
+            (3, false, Origin::Runtime, "Running a"),
+            (3, false, Origin::Runtime, "and b"),
         ];
         let expected: Vec<LogLine> = expected
             .iter()
-            .map(|(build, header, text)| LogLine { build: *build, header: *header, text: (*text).to_owned() })
+            .map(|&(build, header, origin, text)| LogLine { build, header, origin, text: text.to_owned() })
             .collect();
         assert_eq!(lines, expected);
     }
@@ -573,6 +516,8 @@ mod tests {
 
 #[cfg(test)]
 mod never_panics {
+    use std::sync::mpsc;
+
     use proptest::prelude::*;
 
     use super::*;

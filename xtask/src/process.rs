@@ -1,0 +1,126 @@
+//! Child processes (Tilt calls, remediations) that are bounded in time, stop on Ctrl-C, and are
+//! never left behind: each runs in a process group of its own, killed whole, so that even a
+//! wrapper script's children go with it.
+
+use std::{
+    io::{self, Read},
+    os::unix::process::CommandExt,
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::interrupt;
+
+/// How a bounded run ended.
+#[derive(Debug)]
+pub enum Ended {
+    Exited(Output),
+    TimedOut,
+    Interrupted,
+    NotFound,
+    Failed(io::Error),
+}
+
+/// Spawns `command` in a process group of its own, with the given standard streams.
+pub fn spawn(mut command: Command, stdout: Stdio) -> io::Result<Child> {
+    command.process_group(0).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped()).spawn()
+}
+
+/// Runs `command` to its end, at most `bound`, collecting its output.
+pub fn run(command: Command, bound: Duration) -> Ended {
+    let mut child = match spawn(command, Stdio::piped()) {
+        Ok(child) => child,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ended::NotFound,
+        Err(err) => return Ended::Failed(err),
+    };
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    match wait(&mut child, &stdout.done, bound) {
+        Waited::Exited(status) => Ended::Exited(Output { status, stdout: stdout.bytes(), stderr: stderr.bytes() }),
+        Waited::TimedOut => Ended::TimedOut,
+        Waited::Interrupted => Ended::Interrupted,
+    }
+}
+
+enum Waited {
+    Exited(ExitStatus),
+    TimedOut,
+    Interrupted,
+}
+
+/// Waits for `child`, looking at the clock and at Ctrl-C every tenth of a second; past the
+/// bound or on Ctrl-C, kills its group. The end of its stdout is the sign that it is exiting,
+/// so the common case costs no polling.
+fn wait(child: &mut Child, stdout_done: &mpsc::Receiver<()>, bound: Duration) -> Waited {
+    let deadline = Instant::now() + bound;
+    let tick = Duration::from_millis(100);
+    loop {
+        if interrupt::requested() {
+            kill_group(child);
+            return Waited::Interrupted;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            kill_group(child);
+            return Waited::TimedOut;
+        }
+        match stdout_done.recv_timeout(tick.min(deadline - now)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
+    // Stdout is closed: the child is exiting (or has closed it and goes on: still bounded).
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Waited::Exited(status);
+        }
+        if interrupt::requested() || Instant::now() >= deadline {
+            kill_group(child);
+            return if interrupt::requested() { Waited::Interrupted } else { Waited::TimedOut };
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Kills the child's whole process group, then reaps the child.
+pub fn kill_group(child: &mut Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals the process group the child leads (it was
+        // spawned with process_group(0)); it touches no memory of ours.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Output of a child's pipe, read to its end on a thread of its own so that a chatty child
+/// never blocks on a full pipe.
+pub struct Background {
+    done: mpsc::Receiver<()>,
+    handle: Option<thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Background {
+    pub fn bytes(self) -> Vec<u8> {
+        self.handle.and_then(|handle| handle.join().ok()).unwrap_or_default()
+    }
+}
+
+pub fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> Background {
+    let (tx, done) = mpsc::channel();
+    let handle = pipe.map(|mut pipe| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            let _ = tx.send(());
+            bytes
+        })
+    });
+    Background { done, handle }
+}
