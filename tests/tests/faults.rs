@@ -64,13 +64,13 @@ fn a_build_triggered_twice_is_waited_for_after_the_running_one() {
     let running = format!("[resource.running]\nduration_ms = 500\nlines = {}\n", list(&["old", SERVER_RUNNING]));
     let scenario = insert_under(&failing_server(), "server", &running);
     ws.tilt(&scenario);
-    let status = Command::new(tilt_bin())
+    let output = Command::new(tilt_bin())
         .args(["trigger", "server"])
         .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
         .env("TILT_STANDIN_STATE", ws.state_dir())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(output.status.success());
     let run = ws.sync(&["--step", "server"]);
     run.assert_code(1);
     assert!(run.stdout.contains("error[E0425]"), "{}", run.stdout);
@@ -270,4 +270,23 @@ fn git_oddities_give_a_clear_message_or_a_fallback() {
     );
     run.assert_code(0);
     assert!(run.stdout.contains("run   server"), "{}", run.stdout);
+}
+
+#[test]
+fn ctrl_c_during_a_hung_tilt_call_exits_130_at_once() {
+    let ws = Workspace::citadel();
+    ws.tilt(&format!("hang = [\"trigger\"]\n{}", all_succeed(100)));
+    let child = ws.sync_command(&["--step", "server"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ws.triggers().contains(&"server".to_owned()) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(100));
+    let sent = Instant::now();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.assert_code(130);
+    assert!(sent.elapsed() < Duration::from_secs(5), "not the 30 s call bound: {:?}", sent.elapsed());
+    assert!(run.stdout.contains("Step 2 INTERRUPTED"), "{}", run.stdout);
+    assert!(ws.tilt_processes_left().is_empty(), "{:?}", ws.tilt_processes_left());
 }

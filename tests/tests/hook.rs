@@ -137,3 +137,23 @@ fn a_hook_not_written_by_the_tool_is_never_removed() {
     assert!(run.stderr.contains("was not written by `cargo xtask install-hook`"), "{}", run.stderr);
     assert_eq!(fs::read_to_string(ws.root.join(".githooks/pre-push")).unwrap(), original);
 }
+
+#[test]
+fn a_push_sync_does_not_mark_unpushed_edits_as_deployed() {
+    let ws = Workspace::citadel();
+    ws.add_origin();
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    // An uncommitted kernel edit, and a docs-only commit pushed: the push needs no rebuild.
+    write(&ws.root.join("citadel-workspace-server-kernel/src/main.rs"), "fn main() { /* not pushed */ }\n");
+    write(&ws.root.join("docs/notes.md"), "notes\n");
+    git(&ws.root, &["add", "docs/notes.md"]);
+    git(&ws.root, &["commit", "--quiet", "-m", "docs"]);
+    ws.tilt(&all_succeed(100));
+    let run = push(&ws);
+    run.assert_code(0);
+    assert!(ws.triggers().is_empty(), "{:?}", ws.triggers());
+    // The kernel edit was never deployed: the next sync rebuilds it.
+    ws.tilt(&all_succeed(100));
+    ws.sync(&[]).assert_code(0);
+    assert_eq!(ws.triggers(), ["server", "ui"]);
+}

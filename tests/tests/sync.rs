@@ -196,6 +196,48 @@ fn a_build_running_at_trigger_time_is_not_ours() {
 }
 
 #[test]
+fn the_previous_containers_success_line_does_not_pass_our_queued_build() {
+    // The running build's container prints the server's success line once that build is over:
+    // while ours (queued behind it) is building. Ours then fails.
+    let ws = Workspace::citadel();
+    let running = format!(
+        "[resource.running]\nduration_ms = 400\nlines = [\"old build\"]\nruntime = {}\nruntime_ms = 200\n",
+        list(&[SERVER_RUNNING])
+    );
+    let ours = "[[resource.build]]\nduration_ms = 1000\nlines = [\"   Compiling citadel-workspace-server-kernel v0.1.0\"]\nerror = \"exit status 101\"\n";
+    ws.tilt(&scenario_with(150, &[("server", &format!("{running}{ours}"))]));
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("Build Failed: exit status 101"), "{}", run.stdout);
+
+    // Our own container's success line, after our build: success.
+    let ws = Workspace::citadel();
+    let ours = format!(
+        "[[resource.build]]\nduration_ms = 300\nlines = [\"Compiling\"]\nruntime = {}\nruntime_ms = 100\n",
+        list(&[SERVER_RUNNING])
+    );
+    ws.tilt(&scenario_with(150, &[("server", &format!("{running}{ours}"))]));
+    ws.sync(&["--step", "server"]).assert_code(0);
+}
+
+#[test]
+fn the_demo_runs_a_passing_and_a_failing_sync() {
+    let run = Run::from(std::process::Command::new(xtask_bin()).arg("demo").output().unwrap());
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("SUCCESS: The sync and deploy process completed successfully for all services"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("ERROR: The sync and deploy process failed at Step 2 (server)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("deciding line: error[E0425]: cannot find value `peer_id` in this scope"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn tilt_not_running_exits_2_saying_tilt_up() {
     let ws = Workspace::citadel();
     ws.tilt(&format!("running = false\n{}", all_succeed(100)));

@@ -122,3 +122,27 @@ fn a_step_costs_at_most_four_tilt_calls_when_following() {
     let streams = ws.tilt_calls().into_iter().filter(|args| args.contains(&"--follow".to_owned())).count();
     assert_eq!(streams, 1, "one log stream per run");
 }
+
+#[test]
+fn settle_waits_after_each_trigger_and_verbose_says_how_the_log_is_followed() {
+    let ws = Workspace::citadel();
+    ws.tilt(&all_succeed(100));
+    let run = ws.sync(&["--step", "server", "--settle", "700ms", "-v", "--json"]);
+    run.assert_code(0);
+    assert!(run.stderr.contains("following `tilt logs --follow --json`"), "{}", run.stderr);
+    assert!(run.stderr.contains(SERVER_RUNNING.trim()), "-v streams the build's log: {}", run.stderr);
+    let took = run.json()["steps"][1]["duration_ms"].as_u64().unwrap();
+    assert!(took >= 700, "the step waited its settle time: {took} ms");
+}
+
+#[test]
+fn a_tilt_wrapper_script_leaves_nothing_behind() {
+    let ws = Workspace::citadel();
+    let wrapper = ws.aside.join("tilt-wrapper");
+    write(&wrapper, &format!("#!/bin/sh\n'{}' \"$@\"\n", tilt_bin().display()));
+    make_executable(&wrapper);
+    ws.tilt(&all_succeed(100));
+    let run = Run::from(ws.sync_command(&["--all", "--tilt", wrapper.to_str().unwrap()]).output().unwrap());
+    run.assert_code(0);
+    assert!(ws.tilt_processes_left().is_empty(), "{:?}", ws.tilt_processes_left());
+}

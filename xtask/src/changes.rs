@@ -1,9 +1,7 @@
 //! Which steps this run needs, and why: `--all`, `--step`, or the changes git reports (since
 //! the last successful sync, the base, or in the commits being pushed) run through the plan.
 
-use std::io::Read;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use camino::Utf8Path;
 use serde_json::json;
 use xshell::Shell;
@@ -23,7 +21,8 @@ pub struct Selection<'p> {
     pub base: String,
     pub base_description: String,
     pub changed: Vec<String>,
-    /// The workspace's content now: recorded as the last good sync if this run succeeds.
+    /// The workspace's content now: recorded as the last good sync if this run succeeds and
+    /// planned against the whole workspace.
     pub fingerprint: Option<Fingerprint>,
     /// Nothing changed since the last successful sync.
     pub already_in_sync: bool,
@@ -31,8 +30,10 @@ pub struct Selection<'p> {
     pub by_flag: bool,
 }
 
+/// `pre_push_input`: what git gave the pre-push hook on standard input, when run as the hook.
 pub fn select<'p>(
     flags: &flags::Sync,
+    pre_push_input: Option<&str>,
     protocol: &'p Protocol,
     sh: &Shell,
     root: &Utf8Path,
@@ -85,10 +86,8 @@ pub fn select<'p>(
             by_flag: false,
         });
     }
-    let (base, base_description, changed) = if flags.pre_push {
-        let mut input = String::new();
-        std::io::stdin().read_to_string(&mut input).context("reading the refs git is pushing (pre-push input)")?;
-        (String::new(), "the commits being pushed".to_owned(), git.pushed_changes(&input)?)
+    let (base, base_description, changed) = if let Some(input) = pre_push_input {
+        (String::new(), "the commits being pushed".to_owned(), git.pushed_changes(input)?)
     } else if let Some(last) = since_last_sync {
         let changed = git.changed_between(last, &now)?;
         (last.trees.get("").cloned().unwrap_or_default(), "the last successful sync".to_owned(), changed)
@@ -106,7 +105,9 @@ pub fn select<'p>(
         base,
         base_description,
         changed,
-        fingerprint: Some(now),
+        // A plan of part of the changes (a push, or since an older base) deploys only that part:
+        // the workspace as a whole is not known to be in sync.
+        fingerprint: (pre_push_input.is_none() && flags.base.is_none()).then_some(now),
         already_in_sync: false,
         by_flag: false,
     })

@@ -193,6 +193,18 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn protocol(&self, raw: RawProtocol) -> Result<Protocol> {
+        // A zero here would make a busy loop of Tilt calls, or a step that cannot succeed.
+        let durations = [
+            ("timeout", raw.settings.timeout),
+            ("poll", raw.settings.poll),
+            ("quiet_status_check", raw.settings.quiet_status_check),
+            ("tilt_call_timeout", raw.settings.tilt_call_timeout),
+        ];
+        if let Some((key, _)) = durations.iter().find(|(_, duration)| duration.0.is_zero()) {
+            let line =
+                self.text.lines().position(|line| line.trim_start().starts_with(key)).map_or(1, |index| index + 1);
+            bail!("{}:{line}: settings.{key} must be longer than 0", self.file);
+        }
         let settings = Settings {
             timeout: raw.settings.timeout,
             remediation_wait: raw.settings.remediation_wait,
@@ -444,6 +456,19 @@ mod tests {
         let message = error_of(&text);
         assert!(message.contains("names step `sever`"), "{message}");
         assert!(message.starts_with(&format!("sync.toml:{}:", line_containing(&text, "\"sever\""))), "{message}");
+    }
+
+    #[test]
+    fn zero_durations_that_would_spin_are_refused() {
+        let text = with_default("quiet_status_check = \"10s\"", "quiet_status_check = \"0ms\"");
+        let message = error_of(&text);
+        assert_eq!(
+            message,
+            format!(
+                "sync.toml:{}: settings.quiet_status_check must be longer than 0",
+                line_containing(&text, "quiet_status_check = ")
+            )
+        );
     }
 
     #[test]

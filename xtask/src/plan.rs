@@ -76,6 +76,10 @@ mod tests {
                 &["citadel-internal-service/typescript-client/src/index.ts"],
                 vec!["sync-wasm-client", "internal-service", "ui"],
             ),
+            (
+                &["citadel-internal-service/citadel-internal-service-types/src/lib.rs"],
+                vec!["sync-wasm-client", "internal-service", "ui"],
+            ),
             (&["citadel-workspace-client-ts/src/index.ts"], vec!["sync-wasm-client", "ui"]),
             (&["Cargo.lock"], vec!["server", "internal-service", "ui"]),
             (&["citadel-workspaces/src/App.tsx"], vec![]),

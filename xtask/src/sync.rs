@@ -5,7 +5,7 @@
 use std::{
     collections::{HashSet, VecDeque},
     fs::File,
-    io::{BufWriter, Write},
+    io::{self, BufWriter, Write},
     process::{Command, ExitCode},
     sync::mpsc::{self, Receiver, RecvTimeoutError},
     thread,
@@ -72,7 +72,11 @@ impl flags::Sync {
         let logs = LogDir::open(&root).map_err(|err| format!("{err:#}"));
         let _lock = logs.as_ref().ok().map(|logs| logs.lock(Duration::from_secs(2))).transpose()?;
 
-        let selection = changes::select(self, &protocol, sh, &root, logs.as_ref().ok())?;
+        let pre_push_input = match self.pre_push {
+            true => Some(io::read_to_string(io::stdin()).context("reading the refs git is pushing (pre-push input)")?),
+            false => None,
+        };
+        let selection = changes::select(self, pre_push_input.as_deref(), &protocol, sh, &root, logs.as_ref().ok())?;
         if self.plan {
             match self.json {
                 true => println!("{}", serde_json::to_string_pretty(&selection.plan_json(&protocol))?),
@@ -208,7 +212,8 @@ fn preflight(tilt: &Tilt, steps: &[&Step], root: &Utf8Path) -> Result<bool> {
     }
     let tiltfile = tilt.tiltfile()?;
     let watched = tiltfile.parent().and_then(|dir| dir.canonicalize_utf8().ok()).unwrap_or_else(|| tiltfile.clone());
-    if watched != root {
+    // The Tiltfile may sit anywhere inside this workspace.
+    if !watched.starts_with(root) {
         bail!(
             "the Tilt on this port runs another checkout: {tiltfile}, not this workspace {root}. Its builds say \
              nothing about this workspace: run `tilt up` here (on another port, passed with --tilt-port), or sync from {}",
