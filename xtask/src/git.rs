@@ -106,7 +106,7 @@ impl<'a> Git<'a> {
             if is_zero(local) {
                 continue; // a deleted ref sends no commit
             }
-            let from = if !is_zero(remote) && self.has_commit(remote) {
+            let from = if !is_zero(remote) && self.has_commit_in(self.root, remote) {
                 remote.to_owned()
             } else {
                 self.first_unpushed_parent(local)?
@@ -114,12 +114,6 @@ impl<'a> Git<'a> {
             self.commit_changes(self.root, "", &from, local, &mut changed)?;
         }
         Ok(without_own_output(changed))
-    }
-
-    fn has_commit(&self, sha: &str) -> bool {
-        let root = self.root;
-        let commit = format!("{sha}^{{commit}}");
-        cmd!(self.sh, "git -C {root} cat-file -e {commit}").quiet().ignore_stderr().run().is_ok()
     }
 
     /// For a new branch: the parent of the oldest commit no remote has (or the empty tree).

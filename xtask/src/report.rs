@@ -13,7 +13,10 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::json;
 use time::{macros::format_description, OffsetDateTime};
 
-use crate::git::Fingerprint;
+use crate::{
+    config::{Protocol, Step},
+    git::Fingerprint,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -51,15 +54,44 @@ pub struct StepReport {
     pub tail: Vec<String>,
 }
 
+impl StepReport {
+    /// A step that did not start: not selected, or after a failure.
+    pub fn unstarted(step: &Step, outcome: Outcome) -> StepReport {
+        StepReport {
+            name: step.name.clone(),
+            resource: step.resource.clone(),
+            outcome,
+            duration: Duration::ZERO,
+            remediations: Vec::new(),
+            deciding_line: None,
+            cause: None,
+            log: None,
+            tail: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct RunReport {
     pub steps: Vec<StepReport>,
+    /// Said instead of the usual success line when there was nothing to run.
+    pub message: Option<String>,
     pub interrupted: bool,
     /// The saved error log, or why it could not be saved.
     pub error_log: Option<Result<Utf8PathBuf, String>>,
 }
 
 impl RunReport {
+    pub fn new() -> RunReport {
+        RunReport { steps: Vec::new(), message: None, interrupted: false, error_log: None }
+    }
+
+    /// A successful run that had no step to run, saying why.
+    pub fn nothing_to_do(protocol: &Protocol, message: String) -> RunReport {
+        let steps = protocol.steps.iter().map(|step| StepReport::unstarted(step, Outcome::Skipped)).collect();
+        RunReport { steps, message: Some(message), ..RunReport::new() }
+    }
+
     /// The failed step and its number in the protocol.
     fn failed_step(&self) -> Option<(usize, &StepReport)> {
         self.steps.iter().enumerate().find(|(_, step)| matches!(step.outcome, Outcome::Failed | Outcome::Timeout))
@@ -79,6 +111,9 @@ impl RunReport {
 
     pub fn text(&self) -> String {
         let mut out = String::new();
+        if let (Some(message), true) = (&self.message, self.succeeded()) {
+            return format!("{message}\n");
+        }
         let Some((index, step)) = self.failed_step() else {
             let affected: Vec<&str> =
                 self.steps.iter().filter(|step| step.outcome == Outcome::Ok).map(|step| step.name.as_str()).collect();
@@ -136,6 +171,7 @@ impl RunReport {
             "status": self.status(),
             "cpu_ms": own_cpu().map(|cpu| u64::try_from(cpu.as_millis()).unwrap_or(u64::MAX)),
             "finished_at": utc_now(&time::format_description::well_known::Rfc3339),
+            "message": self.message,
             "failed_step": self.failed_step().map(|(index, _)| index + 1),
             "error_log": error_log,
             "log_error": log_error,

@@ -7,7 +7,8 @@ use crate::config::{KindId, Step};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Benign,
-    Error(KindId),
+    /// An error of this kind, found by this pattern (an index into the step's error patterns).
+    Error(KindId, usize),
     Success,
 }
 
@@ -21,7 +22,7 @@ pub fn classify(step: &Step, line: &str) -> Verdict {
     if step.error_patterns.is_match(line) {
         // The first kind in the step's list wins: specific kinds are listed before generic ones.
         if let Some(pattern) = step.error_patterns.matches(line).into_iter().next() {
-            return Verdict::Error(step.error_pattern_kinds[pattern]);
+            return Verdict::Error(step.error_pattern_kinds[pattern], pattern);
         }
     }
     if step.success.is_match(line) {
@@ -84,7 +85,7 @@ mod tests {
         match classify(protocol.step(step).unwrap(), &strip_ansi(line)) {
             Verdict::Benign => "benign".to_owned(),
             Verdict::Success => "success".to_owned(),
-            Verdict::Error(kind) => protocol.kind(kind).name.clone(),
+            Verdict::Error(kind, _) => protocol.kind(kind).name.clone(),
         }
     }
 

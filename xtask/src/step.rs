@@ -56,9 +56,10 @@ impl BuildStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// A line of our build matched an error kind.
+    /// A line of our build matched an error kind, by the pattern `rule`.
     Error {
         kind: KindId,
+        rule: String,
         line: String,
     },
     /// Tilt recorded our build as failed, whatever its log said.
@@ -195,8 +196,9 @@ impl<'s> Watch<'s> {
         let text = &line.text;
         match verdict {
             Verdict::Benign => {}
-            Verdict::Error(kind) => {
-                let failure = Failure::Error { kind, line: text.to_owned() };
+            Verdict::Error(kind, pattern) => {
+                let rule = self.step.error_patterns.patterns()[pattern].clone();
+                let failure = Failure::Error { kind, rule, line: text.to_owned() };
                 // An error wins even after the success line: the script goes on after its failures.
                 if line.origin != Origin::Runtime || self.finished_ok {
                     return self.fail(failure);
@@ -437,12 +439,13 @@ mod tests {
         let protocol = Protocol::load(None).unwrap();
         let step = protocol.step("sync-wasm-client").unwrap();
         let kind = |name: &str| KindId(protocol.kinds.iter().position(|kind| kind.name == name).unwrap());
-        let ts2688 = Failure::Error { kind: kind("missing-node-types"), line: "TS2688".to_owned() };
+        let ts2688 =
+            Failure::Error { kind: kind("missing-node-types"), rule: "TS2688".to_owned(), line: "TS2688".to_owned() };
         let mut used = HashSet::new();
         assert!(remediation_for(step, &ts2688, &used).is_some());
         used.insert(kind("missing-node-types"));
         assert!(remediation_for(step, &ts2688, &used).is_none());
-        let rust = Failure::Error { kind: kind("rust-compile"), line: "error[E0425]".to_owned() };
+        let rust = Failure::Error { kind: kind("rust-compile"), rule: "x".to_owned(), line: "error[E0425]".to_owned() };
         assert!(remediation_for(step, &rust, &HashSet::new()).is_none());
         assert!(remediation_for(step, &Failure::Timeout, &HashSet::new()).is_none());
     }

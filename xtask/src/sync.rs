@@ -84,7 +84,7 @@ impl flags::Sync {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if selection.already_in_sync || selection.steps.is_empty() {
+        let report = if selection.already_in_sync || selection.steps.is_empty() {
             let message = match selection.already_in_sync {
                 true => "SUCCESS: Already in sync: nothing changed since the last successful sync".to_owned(),
                 false => format!(
@@ -92,67 +92,13 @@ impl flags::Sync {
                     selection.base_description
                 ),
             };
-            if let (Ok(logs), Some(fingerprint)) = (&logs, &selection.fingerprint) {
-                logs.write_fingerprint(fingerprint).with_context(|| format!("recording the sync in {}", logs.dir))?;
-            }
-            match self.json {
-                true => println!(
-                    "{}",
-                    serde_json::json!({"status": "success", "message": message, "plan": selection.plan_json(&protocol)})
-                ),
-                false => println!("{message}"),
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-        if !self.json && !selection.by_flag {
-            eprint!("{}", selection.plan_text(&protocol));
-        }
-        let steps = &selection.steps;
-        let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
-
-        let (sender, events) = mpsc::sync_channel(1024);
-        let wake = sender.clone();
-        interrupt::install(move || {
-            let _ = wake.send(Event::Interrupted);
-        })?;
-
-        let json_logs = preflight(&tilt, steps, &root)?;
-        let follow = json_logs && !self.no_stream;
-        let mut live = Live::new(self.verbose);
-        if live.verbose() {
-            let poll = protocol.settings.poll;
-            let how = match (follow, json_logs) {
-                (true, _) => {
-                    "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)".to_owned()
-                }
-                (false, true) => format!("--no-stream: polling `tilt logs` every {poll}"),
-                (false, false) => {
-                    format!("this Tilt has no `logs --json` (older than 0.36.1): polling `tilt logs` every {poll}")
-                }
-            };
-            live.note(&format!("sync: {how}"));
-        }
-        let _stream: Option<LogStream> = if follow {
-            let resources: Vec<&str> = steps.iter().map(|step| step.resource.as_str()).collect();
-            Some(tilt.follow(&resources, sender)?)
+            RunReport::nothing_to_do(&protocol, message)
         } else {
-            None
+            if !self.json && !selection.by_flag {
+                eprint!("{}", selection.plan_text(&protocol));
+            }
+            self.run_steps(sh, &root, &protocol, &selection.steps, logs.as_ref().map_err(String::as_str))?
         };
-
-        let mut runner = Runner {
-            tilt: &tilt,
-            sh,
-            root: &root,
-            protocol: &protocol,
-            events,
-            follow,
-            settle: self.settle.map(|settle| settle.0).unwrap_or_default(),
-            stream_gone: None,
-            interrupted_now: false,
-            logs: logs.as_ref().map_err(String::as_str),
-            live,
-        };
-        let report = runner.run(steps);
         match &logs {
             Ok(logs) => {
                 if let (true, Some(fingerprint)) = (report.succeeded(), &selection.fingerprint) {
@@ -172,12 +118,65 @@ impl flags::Sync {
         } else {
             print!("{}", report.text());
         }
-        let code = match (report.interrupted, report.succeeded(), &report.error_log) {
-            (true, _, _) => EXIT_INTERRUPTED,
-            (false, true, _) => 0,
-            (false, false, _) => EXIT_FAILED,
+        let code = match (report.interrupted, report.succeeded()) {
+            (true, _) => EXIT_INTERRUPTED,
+            (false, true) => 0,
+            (false, false) => EXIT_FAILED,
         };
         Ok(ExitCode::from(code))
+    }
+
+    /// Checks Tilt, follows its log, and runs `steps` in order.
+    fn run_steps(
+        &self,
+        sh: &Shell,
+        root: &Utf8Path,
+        protocol: &Protocol,
+        steps: &[&Step],
+        logs: Result<&LogDir, &str>,
+    ) -> Result<RunReport> {
+        let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
+        let (sender, events) = mpsc::sync_channel(1024);
+        let wake = sender.clone();
+        interrupt::install(move || {
+            let _ = wake.send(Event::Interrupted);
+        })?;
+
+        let json_logs = preflight(&tilt, steps, root)?;
+        let follow = json_logs && !self.no_stream;
+        let mut live = Live::new(self.verbose);
+        if live.verbose() {
+            let poll = protocol.settings.poll;
+            let how = match (follow, json_logs) {
+                (true, _) => {
+                    "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)".to_owned()
+                }
+                (false, true) => format!("--no-stream: polling `tilt logs` every {poll}"),
+                (false, false) => {
+                    format!("this Tilt has no `logs --json` (older than 0.36.1): polling `tilt logs` every {poll}")
+                }
+            };
+            live.note(&format!("sync: {how}"));
+        }
+        // Dropped (killed) when the run is over.
+        let _stream: Option<LogStream> = match follow {
+            true => Some(tilt.follow(&steps.iter().map(|step| step.resource.as_str()).collect::<Vec<_>>(), sender)?),
+            false => None,
+        };
+        let mut runner = Runner {
+            tilt: &tilt,
+            sh,
+            root,
+            protocol,
+            events,
+            follow,
+            settle: self.settle.map(|settle| settle.0).unwrap_or_default(),
+            stream_gone: None,
+            interrupted_now: false,
+            logs,
+            live,
+        };
+        Ok(runner.run(steps))
     }
 
     fn root(&self) -> Result<Utf8PathBuf> {
@@ -264,15 +263,15 @@ impl Runner<'_> {
     /// Runs the selected steps in protocol order; a step is numbered by its place in the
     /// protocol (the seed's "Step 2" is always the server), unselected steps are `skipped`.
     fn run(&mut self, selected: &[&Step]) -> RunReport {
-        let mut report = RunReport { steps: Vec::new(), interrupted: false, error_log: None };
+        let mut report = RunReport::new();
         let mut ordinal = 0;
         for (index, step) in self.protocol.steps.iter().enumerate() {
             if !selected.iter().any(|chosen| std::ptr::eq(*chosen, step)) {
-                report.steps.push(unstarted(step, Outcome::Skipped));
+                report.steps.push(StepReport::unstarted(step, Outcome::Skipped));
                 continue;
             }
             if !report.succeeded() {
-                report.steps.push(unstarted(step, Outcome::NotRun));
+                report.steps.push(StepReport::unstarted(step, Outcome::NotRun));
                 continue;
             }
             ordinal += 1;
@@ -627,7 +626,7 @@ impl Runner<'_> {
         let resource = &step.resource;
         let failed = format!("Step {number} FAILED:");
         match failure {
-            Failure::Error { kind, line } => {
+            Failure::Error { kind, line, .. } => {
                 let kind_info = self.protocol.kind(*kind);
                 let after = if used.contains(kind) {
                     format!(" (still failing after the remediation: {})", remediations.join("; "))
@@ -673,35 +672,15 @@ impl Runner<'_> {
             step.resource,
             report.cause.as_deref().unwrap_or("unknown"),
         );
-        if let Failure::Error { kind, line } = failure {
-            let kind = self.protocol.kind(*kind);
-            let pattern = kind
-                .patterns
-                .iter()
-                .find(|pattern| regex::Regex::new(pattern).is_ok_and(|regex| regex.is_match(line)))
-                .map_or("?", String::as_str);
-            heading
-                .push_str(&format!("rule: error kind `{}`, pattern `{pattern}`\ndeciding line: {line}\n", kind.name));
+        if let Failure::Error { kind, rule, line } = failure {
+            let kind = &self.protocol.kind(*kind).name;
+            heading.push_str(&format!("rule: error kind `{kind}`, pattern `{rule}`\ndeciding line: {line}\n"));
         }
         for remediation in &report.remediations {
             heading.push_str(&format!("remediation applied: {remediation}\n"));
         }
         logs.write_error_log(&heading, report.log.as_deref())
             .map_err(|err| format!("writing under {}: {err}", logs.dir))
-    }
-}
-
-fn unstarted(step: &Step, outcome: Outcome) -> StepReport {
-    StepReport {
-        name: step.name.clone(),
-        resource: step.resource.clone(),
-        outcome,
-        duration: Duration::ZERO,
-        remediations: Vec::new(),
-        deciding_line: None,
-        cause: None,
-        log: None,
-        tail: Vec::new(),
     }
 }
 
