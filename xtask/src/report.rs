@@ -2,6 +2,7 @@
 //! files under `logs/` (the status file, error logs, the per-step logs and the run lock).
 
 use std::{
+    collections::HashSet,
     fs::{self, File, OpenOptions, TryLockError},
     io::{self, Write},
     thread,
@@ -14,8 +15,9 @@ use serde_json::json;
 use time::{macros::format_description, OffsetDateTime};
 
 use crate::{
-    config::{Protocol, Step},
+    config::{KindId, Protocol, Step},
     git::Fingerprint,
+    step::Failure,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +180,49 @@ impl RunReport {
             "steps": steps,
         })
     }
+}
+
+/// The one line that says why step `number` failed, and what to do.
+pub fn cause(
+    protocol: &Protocol,
+    number: usize,
+    step: &Step,
+    failure: &Failure,
+    used: &HashSet<KindId>,
+    remediations: &[String],
+) -> String {
+    let resource = &step.resource;
+    let failed = format!("Step {number} FAILED:");
+    match failure {
+            Failure::Error { kind, line, .. } => {
+                let kind_info = protocol.kind(*kind);
+                let after = if used.contains(kind) {
+                    format!(" (still failing after the remediation: {})", remediations.join("; "))
+                } else {
+                    String::new()
+                };
+                format!("{failed} {resource} rebuild error: {} — {}{after}", line.trim(), kind_info.advice)
+            }
+            Failure::Timeout => format!(
+                "{failed} {resource} timeout - build did not complete: no success line within {}",
+                step.timeout
+            ),
+            Failure::TiltRecorded { error } => format!("{failed} Tilt recorded {resource}'s build as failed: {error}"),
+            Failure::ContainerFailed => {
+                format!("{failed} {resource}'s container exited with an error after its build (Tilt's runtime status: error)")
+            }
+            Failure::Uncertain => format!("{failed} Uncertain if step completed - stopping for safety ({resource})"),
+            Failure::Superseded { by } => format!(
+                "{failed} Uncertain if step completed - stopping for safety: another build of {resource} (build {by}) \
+                 started before ours printed its success line"
+            ),
+            Failure::TiltGone => format!(
+                "{failed} Tilt went away while watching {resource} (its log stream ended): start it again with `tilt up`, then sync again"
+            ),
+            Failure::Interrupted => format!("Step {number} INTERRUPTED: stopped by Ctrl-C while watching {resource}"),
+            Failure::TiltCall(why) => format!("{failed} {resource}: {why}"),
+            Failure::RemediationFailed(why) => format!("{failed} {resource}: the remediation failed: {why}"),
+        }
 }
 
 /// CPU time this process has used, user and system, all threads (Linux: `/proc/self/stat`, in

@@ -18,11 +18,11 @@ use xshell::{cmd, Shell};
 
 use crate::{
     changes,
-    config::{self, Protocol, Remediation, Step},
+    config::{Protocol, Remediation, Step},
     flags, interrupt,
     live::Live,
     process::{self, Ended},
-    report::{LogDir, Outcome, RunReport, StepReport},
+    report::{self, LogDir, Outcome, RunReport, StepReport},
     step::{remediation_for, Baseline, Failure, LogLine, Progress, Watch},
     tilt::{parse_plain_log, Event, LogStream, Tilt, TiltError},
 };
@@ -329,7 +329,8 @@ impl Runner<'_> {
             // watch_build always decides; were it not to, unsure means failure.
             Progress::Watching => (Outcome::Failed, None, Some(Failure::Uncertain)),
         };
-        let cause = failure.as_ref().map(|failure| self.cause(number, step, failure, &used, &remediations));
+        let cause =
+            failure.as_ref().map(|failure| report::cause(self.protocol, number, step, failure, &used, &remediations));
         let report = StepReport {
             name: step.name.clone(),
             resource: step.resource.clone(),
@@ -612,48 +613,6 @@ impl Runner<'_> {
                 // The time is up (the channel stays open: the Ctrl-C handler holds a sender).
                 Err(_) => return Ok(()),
             }
-        }
-    }
-
-    fn cause(
-        &self,
-        number: usize,
-        step: &Step,
-        failure: &Failure,
-        used: &HashSet<config::KindId>,
-        remediations: &[String],
-    ) -> String {
-        let resource = &step.resource;
-        let failed = format!("Step {number} FAILED:");
-        match failure {
-            Failure::Error { kind, line, .. } => {
-                let kind_info = self.protocol.kind(*kind);
-                let after = if used.contains(kind) {
-                    format!(" (still failing after the remediation: {})", remediations.join("; "))
-                } else {
-                    String::new()
-                };
-                format!("{failed} {resource} rebuild error: {} — {}{after}", line.trim(), kind_info.advice)
-            }
-            Failure::Timeout => format!(
-                "{failed} {resource} timeout - build did not complete: no success line within {}",
-                step.timeout
-            ),
-            Failure::TiltRecorded { error } => format!("{failed} Tilt recorded {resource}'s build as failed: {error}"),
-            Failure::ContainerFailed => {
-                format!("{failed} {resource}'s container exited with an error after its build (Tilt's runtime status: error)")
-            }
-            Failure::Uncertain => format!("{failed} Uncertain if step completed - stopping for safety ({resource})"),
-            Failure::Superseded { by } => format!(
-                "{failed} Uncertain if step completed - stopping for safety: another build of {resource} (build {by}) \
-                 started before ours printed its success line"
-            ),
-            Failure::TiltGone => format!(
-                "{failed} Tilt went away while watching {resource} (its log stream ended): start it again with `tilt up`, then sync again"
-            ),
-            Failure::Interrupted => format!("Step {number} INTERRUPTED: stopped by Ctrl-C while watching {resource}"),
-            Failure::TiltCall(why) => format!("{failed} {resource}: {why}"),
-            Failure::RemediationFailed(why) => format!("{failed} {resource}: the remediation failed: {why}"),
         }
     }
 
