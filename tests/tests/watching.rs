@@ -146,3 +146,23 @@ fn a_tilt_wrapper_script_leaves_nothing_behind() {
     run.assert_code(0);
     assert!(ws.tilt_processes_left().is_empty(), "{:?}", ws.tilt_processes_left());
 }
+
+#[test]
+fn a_crash_right_after_the_success_line_fails_a_step_with_a_confirm_time() {
+    let ws = Workspace::citadel();
+    let crash = format!(
+        "[[resource.build]]\nduration_ms = 100\nlines = [\"Compiling\"]\nruntime = {}\nruntime_ms = 400\n",
+        list(&[SERVER_RUNNING, "thread 'main' panicked at src/main.rs:12:5:"])
+    );
+    ws.tilt(&server_build(&crash));
+    // Without a confirm time the step is over at its success line.
+    ws.sync(&["--step", "server"]).assert_code(0);
+    let config = ws.protocol(&[(
+        "name = \"server\"\nresource = \"server\"\n",
+        "name = \"server\"\nresource = \"server\"\nconfirm = \"1s\"\n",
+    )]);
+    ws.tilt(&server_build(&crash));
+    let run = ws.sync(&["--step", "server", "--config", &config]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: thread 'main' panicked"), "{}", run.stdout);
+}

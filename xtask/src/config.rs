@@ -71,6 +71,8 @@ pub struct Step {
     pub remediations: Vec<Remediation>,
     /// Runs whenever another step of the run runs (the UI reloads after any service).
     pub with_any_step: bool,
+    /// After the success line, keep judging the log this long (a crash right after start).
+    pub confirm: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +175,7 @@ struct RawStep {
     remediations: Vec<RawRemediation>,
     #[serde(default)]
     with_any_step: bool,
+    confirm: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -337,6 +340,7 @@ impl Compiler<'_> {
             remediations,
             timeout: raw.timeout.unwrap_or(settings.timeout),
             with_any_step: raw.with_any_step,
+            confirm: raw.confirm.unwrap_or(Duration(std::time::Duration::ZERO)),
             resource: raw.resource,
             name,
         })

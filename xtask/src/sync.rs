@@ -511,11 +511,20 @@ impl Runner<'_> {
     }
 
     /// Our build succeeded: every line that arrived meanwhile is judged too, so a late error
-    /// still wins.
+    /// still wins; with a `confirm` time, so is every line that comes during it.
     fn judge_arrived(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
-        for line in self.arrived(step, source) {
-            self.record(watch, &line, log.as_deref_mut());
-            watch.on_line(&line);
+        let until = Instant::now() + step.confirm.0;
+        while matches!(watch.progress(), Progress::Succeeded(_)) {
+            match self.next_line(step, source, until) {
+                Next::Line(line) => {
+                    self.record(watch, &line, log.as_deref_mut());
+                    watch.on_line(&line);
+                }
+                Next::Idle => break,
+                Next::Failed(failure) => {
+                    watch.fail(failure);
+                }
+            }
         }
         if std::mem::take(&mut self.interrupted_now) {
             watch.fail(Failure::Interrupted);
