@@ -380,7 +380,7 @@ pub fn successful_lines() -> [(&'static str, Vec<&'static str>); 4] {
             vec!["   Compiling citadel-workspace-server-kernel v0.1.0", "    Finished `dev` profile", SERVER_RUNNING],
         ),
         ("internal-service", vec!["   Compiling citadel-workspace-internal-service v0.1.0", INTERNAL_RUNNING]),
-        ("ui", vec!["> vite", UI_READY, "  ➜  Local:   http://localhost:5173/"]),
+        ("ui", vec!["> vite", "  ➜  Network: use --host to expose", UI_READY]),
     ]
 }
 

@@ -180,3 +180,20 @@ fn all_and_step_ignore_the_last_sync() {
     let run = ws.sync(&[]);
     assert_eq!(run.first_line(), "SUCCESS: Already in sync: nothing changed since the last successful sync");
 }
+
+#[test]
+fn a_pruned_record_of_the_last_sync_falls_back_to_the_base() {
+    let ws = Workspace::citadel();
+    write(&ws.root.join("notes.txt"), "an untracked file, so the record is a tree of its own\n");
+    ws.tilt(&all_succeed(100));
+    ws.sync(&["--all"]).assert_code(0);
+    git(&ws.root, &["gc", "--quiet", "--prune=now"]);
+    edit(&ws, "citadel-workspace-server-kernel/src/main.rs");
+    let run = ws.sync(&["--plan", "--json"]);
+    run.assert_code(0);
+    assert!(run.json()["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|path| path == "citadel-workspace-server-kernel/src/main.rs"));
+}

@@ -166,3 +166,55 @@ fn a_crash_right_after_the_success_line_fails_a_step_with_a_confirm_time() {
     run.assert_code(1);
     assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: thread 'main' panicked"), "{}", run.stdout);
 }
+
+#[test]
+fn a_chatty_log_does_not_starve_the_confirmation_of_a_success_line() {
+    // The success line is a build line, printed before the build ends; then the log never
+    // pauses for long. Tilt's record must still be asked, and the step succeed.
+    let ws = Workspace::citadel();
+    let runtime: Vec<String> = (0..60).map(|n| format!("[INFO] request {n}")).collect();
+    let runtime: Vec<&str> = runtime.iter().map(String::as_str).collect();
+    let chatty = format!(
+        "[[resource.build]]\nduration_ms = 1000\nlines = {}\nruntime = {}\nruntime_ms = 12000\n",
+        list(&[SERVER_RUNNING, "[INFO] a", "[INFO] b", "[INFO] c", "[INFO] d"]),
+        list(&runtime)
+    );
+    ws.tilt(&server_build(&chatty));
+    let run = ws.sync(&["--step", "server", "--timeout", "20s", "--json"]);
+    run.assert_code(0);
+    let took = run.json()["steps"][1]["duration_ms"].as_u64().unwrap();
+    assert!(took < 5000, "confirmed soon after the build ended, not at the timeout: {took} ms");
+}
+
+#[test]
+fn polling_follows_builds_by_number_and_keeps_the_failed_builds_lines() {
+    let ws = Workspace::citadel();
+    // A build-line success before the build ends: with --json polling its origin is known.
+    let early = format!(
+        "[[resource.build]]\nduration_ms = 1500\nlines = {}\n",
+        list(&["Compiling server", SERVER_RUNNING, "more 1", "more 2", "more 3"])
+    );
+    ws.tilt(&server_build(&early));
+    ws.sync(&["--step", "server", "--no-stream", "--poll", "200ms", "--timeout", "20s"]).assert_code(0);
+
+    let failing = "[[resource.build]]\nduration_ms = 600\nlines = [\"Compiling\", \"error[E0425]: cannot find value `x`\", \"  --> src/main.rs:3:5\", \"error: could not compile `server`\"]\nerror = \"exit status 101\"\n";
+    ws.tilt(&server_build(failing));
+    let run = ws.sync(&["--step", "server", "--no-stream", "--poll", "200ms"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: error[E0425]"), "{}", run.stdout);
+    let saved = std::fs::read_to_string(ws.error_logs().last().unwrap()).unwrap();
+    assert!(saved.contains("Build Failed: exit status 101"), "the rest of the build is saved: {saved}");
+}
+
+#[test]
+fn a_background_job_left_by_a_tilt_wrapper_does_not_hold_the_sync() {
+    let ws = Workspace::citadel();
+    let wrapper = ws.aside.join("tilt-with-a-job");
+    write(&wrapper, &format!("#!/bin/sh\nsleep 30 &\nexec '{}' \"$@\"\n", tilt_bin().display()));
+    make_executable(&wrapper);
+    ws.tilt(&all_succeed(100));
+    let started = std::time::Instant::now();
+    let run = Run::from(ws.sync_command(&["--all", "--tilt", wrapper.to_str().unwrap()]).output().unwrap());
+    run.assert_code(0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}

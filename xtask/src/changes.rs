@@ -88,8 +88,10 @@ pub fn select<'p>(
     }
     let (base, base_description, changed) = if let Some(input) = pre_push_input {
         (String::new(), "the commits being pushed".to_owned(), git.pushed_changes(input)?)
-    } else if let Some(last) = since_last_sync {
-        let changed = git.changed_between(last, &now)?;
+    } else if let Some((last, changed)) =
+        // The record's trees are loose objects: `git gc` may have pruned them. Then the base counts.
+        since_last_sync.and_then(|last| Some((last, git.changed_between(last, &now).ok()?)))
+    {
         (last.trees.get("").cloned().unwrap_or_default(), "the last successful sync".to_owned(), changed)
     } else {
         let base = git.base(flags.base.as_deref())?;

@@ -71,7 +71,7 @@ mod tests {
             (&["citadel-workspace-server-kernel/src/kernel.rs"], vec!["server", "ui"]),
             (&["citadel-internal-service/src/lib.rs"], vec!["internal-service", "ui"]),
             (&["citadel-workspace-internal-service/src/main.rs"], vec!["internal-service", "ui"]),
-            (&["citadel-internal-service"], vec!["internal-service", "ui"]),
+            (&["citadel-internal-service"], vec!["sync-wasm-client", "internal-service", "ui"]),
             (
                 &["citadel-internal-service/typescript-client/src/index.ts"],
                 vec!["sync-wasm-client", "internal-service", "ui"],

@@ -38,7 +38,13 @@ pub fn run(command: Command, bound: Duration) -> Ended {
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
     match wait(&mut child, &stdout.done, bound) {
-        Waited::Exited(status) => Ended::Exited(Output { status, stdout: stdout.bytes(), stderr: stderr.bytes() }),
+        Waited::Exited(status) => {
+            // What the child left running in its group (a wrapper's background job) goes too:
+            // it would hold the pipes open, and nothing of a call may outlive it.
+            signal_group(&child);
+            let linger = Duration::from_secs(1);
+            Ended::Exited(Output { status, stdout: stdout.bytes_within(linger), stderr: stderr.bytes_within(linger) })
+        }
         Waited::TimedOut => Ended::TimedOut,
         Waited::Interrupted => Ended::Interrupted,
     }
@@ -68,7 +74,12 @@ fn wait(child: &mut Child, stdout_done: &mpsc::Receiver<()>, bound: Duration) ->
         }
         match stdout_done.recv_timeout(tick.min(deadline - now)) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Exited, but something it started still holds its stdout.
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Waited::Exited(status);
+                }
+            }
         }
     }
     // Stdout is closed: the child is exiting (or has closed it and goes on: still bounded).
@@ -88,15 +99,20 @@ fn wait(child: &mut Child, stdout_done: &mpsc::Receiver<()>, bound: Duration) ->
 
 /// Kills the child's whole process group, then reaps the child.
 pub fn kill_group(child: &mut Child) {
+    signal_group(child);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// SIGKILL to the process group the child leads (it was spawned with `process_group(0)`).
+fn signal_group(child: &Child) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) with a negative pid signals the process group the child leads (it was
-        // spawned with process_group(0)); it touches no memory of ours.
+        // SAFETY: kill(2) with a negative pid signals a process group; it touches no memory of
+        // ours. Its failure (the group is already gone) is what we want anyway.
         unsafe {
             libc::kill(-pid, libc::SIGKILL);
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Output of a child's pipe, read to its end on a thread of its own so that a chatty child
@@ -107,8 +123,14 @@ pub struct Background {
 }
 
 impl Background {
-    pub fn bytes(self) -> Vec<u8> {
-        self.handle.and_then(|handle| handle.join().ok()).unwrap_or_default()
+    /// What was read, once the pipe has closed. A pipe that something outside the group still
+    /// holds open after `linger` is given up on (its thread ends with the process).
+    pub fn bytes_within(self, linger: Duration) -> Vec<u8> {
+        let closed = matches!(self.done.recv_timeout(linger), Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected));
+        match (closed, self.handle) {
+            (true, Some(handle)) => handle.join().unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 }
 

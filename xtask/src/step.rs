@@ -217,6 +217,27 @@ impl<'s> Watch<'s> {
         self.progress()
     }
 
+    /// Before moving on from a success: the end of the log as Tilt has it now, judged again,
+    /// so that a line the stream has not delivered yet (an error right after the success line)
+    /// still fails the step. Container output is left out: there, lines from before our build
+    /// finished are the previous container's.
+    pub fn recheck(&mut self, lines: &[LogLine]) -> Progress {
+        if self.failure.is_some() {
+            return self.progress();
+        }
+        let ours = self.ours;
+        let our_build_lines =
+            lines.iter().filter(|line| Some(line.build) == ours && !line.header && line.origin != Origin::Runtime);
+        for line in our_build_lines {
+            if let Verdict::Error(kind, pattern) = scan::classify(self.step, &line.text) {
+                let rule = self.step.error_patterns.patterns()[pattern].clone();
+                self.keep(&line.text);
+                return self.fail(Failure::Error { kind, rule, line: line.text.clone() });
+            }
+        }
+        self.progress()
+    }
+
     fn keep(&mut self, text: &str) {
         if self.tail.len() == self.tail_len {
             self.tail.pop_front();
@@ -346,6 +367,23 @@ mod tests {
         let mut watch = Watch::new(protocol.step("server").unwrap(), at(4), 100);
         feed(&mut watch, &[header(5), runtime(5, "thread 'main' panicked at src/main.rs:1:1")]);
         assert!(matches!(watch.on_status(&finished(5)), Progress::Failed(Failure::Error { .. })));
+    }
+
+    #[test]
+    fn the_recheck_finds_an_error_the_stream_had_not_delivered() {
+        let protocol = Protocol::load(None).unwrap();
+        let mut watch = Watch::new(protocol.step("server").unwrap(), at(4), 100);
+        feed(&mut watch, &[header(5), line(5, RUNNING)]);
+        assert_eq!(watch.on_status(&finished(5)), Progress::Succeeded(RUNNING.to_owned()));
+        let snapshot = [
+            line(4, "error[E0425]: an older build's"),
+            header(5),
+            line(5, RUNNING),
+            runtime(5, "error: the previous container's"),
+        ];
+        assert_eq!(watch.recheck(&snapshot), Progress::Succeeded(RUNNING.to_owned()));
+        let late = [header(5), line(5, RUNNING), line(5, "error[E0599]: delivered late")];
+        assert!(matches!(watch.recheck(&late), Progress::Failed(Failure::Error { .. })));
     }
 
     #[test]

@@ -24,16 +24,16 @@ use crate::{
     process::{self, Ended},
     report::{self, LogDir, Outcome, RunReport, StepReport},
     step::{remediation_for, Baseline, Failure, LogLine, Progress, Watch},
-    tilt::{parse_plain_log, Event, LogStream, Tilt, TiltError},
+    tilt::{Event, LogFormat, LogStream, Tilt, TiltError},
 };
 
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_ENVIRONMENT: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// How soon Tilt is asked again when our build printed its success line before Tilt recorded it
-/// finished.
-const PENDING_SUCCESS_RECHECK: Duration = Duration::from_millis(500);
+/// How soon Tilt is first asked again when our build printed its success line before Tilt
+/// recorded it finished (then twice as long each time).
+const PENDING_SUCCESS_RECHECK: Duration = Duration::from_millis(250);
 /// After a failed build's error line, the log counts as quiet (the build over) after this long.
 const QUIET_AFTER_ERROR: Duration = Duration::from_millis(500);
 
@@ -170,6 +170,7 @@ impl flags::Sync {
             protocol,
             events,
             follow,
+            json_logs,
             settle: self.settle.map(|settle| settle.0).unwrap_or_default(),
             stream_gone: None,
             interrupted_now: false,
@@ -230,6 +231,8 @@ struct Runner<'a> {
     events: Receiver<Event>,
     /// Lines come from one `tilt logs --follow --json` stream; otherwise `tilt logs` is polled.
     follow: bool,
+    /// This Tilt prints its log as JSON (0.36.1 and later).
+    json_logs: bool,
     /// A fixed wait after each trigger (the seed protocol waits 5 s).
     settle: Duration,
     /// Set once the log stream has ended: how every later wait fails.
@@ -370,17 +373,22 @@ impl Runner<'_> {
         let mut watch = Watch::new(step, baseline, self.protocol.settings.report_lines);
         let mut quiet = self.protocol.settings.quiet_status_check.0;
         let mut status_due = Instant::now() + quiet;
+        // When to ask Tilt again about a success line it has not recorded as finished yet.
+        let mut recheck: Option<Instant> = None;
+        let mut recheck_after = PENDING_SUCCESS_RECHECK;
         while watch.progress() == Progress::Watching {
             if Instant::now() >= deadline {
-                watch.fail(Failure::Timeout);
+                // A success line Tilt never confirmed is no success, and no plain timeout either.
+                watch.fail(if watch.success_pending() { Failure::Uncertain } else { Failure::Timeout });
                 break;
             }
-            match self.next_line(step, &mut source, deadline.min(status_due)) {
+            match self.next_line(step, &mut source, deadline.min(status_due).min(recheck.unwrap_or(deadline))) {
                 Next::Line(line) => {
                     self.record(&watch, &line, log.as_deref_mut());
                     watch.on_line(&line);
                     status_due = Instant::now() + quiet;
                 }
+                Next::Idle if recheck.is_some_and(|at| Instant::now() >= at) => self.check_status(step, &mut watch),
                 Next::Idle if Instant::now() >= status_due => {
                     self.check_status(step, &mut watch);
                     quiet *= 2;
@@ -392,17 +400,27 @@ impl Runner<'_> {
                 }
             }
             if watch.needs_status() {
-                self.check_status(step, &mut watch);
+                // What has already arrived first: an error there names the failure better.
+                self.judge_available(step, &mut watch, &mut source, log.as_deref_mut());
+                if watch.needs_status() {
+                    self.check_status(step, &mut watch);
+                }
             }
-            if watch.success_pending() {
-                // Our build printed its success line before Tilt recorded it finished: ask again soon.
-                status_due = status_due.min(Instant::now() + PENDING_SUCCESS_RECHECK);
-            }
+            recheck = match (watch.success_pending(), recheck) {
+                (false, _) => None,
+                (true, Some(at)) if at > Instant::now() => Some(at),
+                (true, asked) => {
+                    if asked.is_some() {
+                        recheck_after = (recheck_after * 2).min(quiet);
+                    }
+                    Some(Instant::now() + recheck_after)
+                }
+            };
         }
         match watch.progress() {
-            Progress::Succeeded(_) => self.judge_arrived(step, &mut watch, &mut source, log),
-            Progress::Failed(Failure::Error { .. }) => self.keep_logging(step, &mut watch, &mut source, log),
-            _ => {}
+            Progress::Succeeded(_) => self.confirm_success(step, &mut watch, &mut source, log),
+            Progress::Failed(Failure::Interrupted) | Progress::Watching => {}
+            Progress::Failed(_) => self.keep_logging(step, &mut watch, &mut source, log),
         }
         (watch.progress(), watch.tail().map(str::to_owned).collect())
     }
@@ -414,15 +432,23 @@ impl Runner<'_> {
         };
     }
 
+    fn log_format(&self) -> LogFormat<'_> {
+        match self.json_logs {
+            true => LogFormat::Json,
+            false => LogFormat::Plain(&self.protocol.settings.build_header),
+        }
+    }
+
     /// Reads where our build will start (Tilt's newest build now), then triggers.
     fn baseline_and_trigger(&mut self, step: &Step) -> Result<(Baseline, Source), Failure> {
         let status = self.tilt.status(&step.resource).map_err(call_failure)?.newest_build();
         let (baseline, source) = if self.follow {
             (Baseline { log: status, status }, Source::Stream)
         } else {
-            let text = self.tilt.logs(&step.resource).map_err(|err| call_failure(err.into()))?;
-            let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
-            let log = lines.last().map_or(0, |line| line.build);
+            let lines =
+                self.tilt.logs(&step.resource, self.log_format(), None).map_err(|err| call_failure(err.into()))?;
+            // Without --json, builds are numbered by counting their headers in the log.
+            let log = if self.json_logs { status } else { lines.last().map_or(0, |line| line.build) };
             // The first look is right after the trigger (and the settle wait, if any).
             let next_poll = Instant::now();
             (Baseline { log, status }, Source::Poll { pending: VecDeque::new(), seen: lines.len(), next_poll })
@@ -441,24 +467,14 @@ impl Runner<'_> {
                 return Next::Failed(gone.clone());
             }
             let now = Instant::now();
-            if let Source::Poll { pending, seen, next_poll } = source {
+            if let Source::Poll { pending, next_poll, .. } = source {
                 if let Some(line) = pending.pop_front() {
                     return Next::Line(line);
                 }
                 if now >= *next_poll {
                     *next_poll = now + self.protocol.settings.poll.0;
-                    match self.tilt.logs(&step.resource) {
-                        Ok(text) => {
-                            let lines = parse_plain_log(&text, &self.protocol.settings.build_header);
-                            if lines.len() < *seen {
-                                // Tilt dropped old lines: counting them no longer finds the new ones.
-                                return Next::Failed(Failure::Uncertain);
-                            }
-                            pending.extend(lines.into_iter().skip(*seen));
-                            *seen += pending.len();
-                        }
-                        Err(TiltError::NotRunning { .. }) => return Next::Failed(Failure::TiltGone),
-                        Err(err) => return Next::Failed(call_failure(err.into())),
+                    if let Err(failure) = self.fetch(step, source) {
+                        return Next::Failed(failure);
                     }
                     continue;
                 }
@@ -479,6 +495,25 @@ impl Runner<'_> {
         }
     }
 
+    /// Polling: fetches the log and queues the lines not seen yet.
+    fn fetch(&mut self, step: &Step, source: &mut Source) -> Result<(), Failure> {
+        let Source::Poll { pending, seen, .. } = source else { return Ok(()) };
+        match self.tilt.logs(&step.resource, self.log_format(), None) {
+            Ok(lines) if lines.len() < *seen => {
+                // Tilt dropped old lines: counting them no longer finds the new ones.
+                Err(Failure::Uncertain)
+            }
+            Ok(lines) => {
+                let new = lines.len() - *seen;
+                pending.extend(lines.into_iter().skip(*seen));
+                *seen += new;
+                Ok(())
+            }
+            Err(TiltError::NotRunning { .. }) => Err(Failure::TiltGone),
+            Err(err) => Err(call_failure(err.into())),
+        }
+    }
+
     /// Remembers that the log stream ended: every later wait fails at once with the cause.
     fn stream_ended(&mut self, detail: String) {
         let failure = if interrupt::requested() {
@@ -491,8 +526,8 @@ impl Runner<'_> {
         self.stream_gone.get_or_insert(failure);
     }
 
-    /// Events that are already there, without waiting: the step's lines, and the rest noted.
-    fn arrived(&mut self, step: &Step, source: &mut Source) -> Vec<LogLine> {
+    /// Judges the step's lines that are already there, without waiting.
+    fn judge_available(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
         let mut arrived = Vec::new();
         match source {
             Source::Poll { pending, .. } => arrived.extend(pending.drain(..)),
@@ -507,14 +542,28 @@ impl Runner<'_> {
                 }
             }
         }
-        arrived
+        for line in arrived {
+            self.record(watch, &line, log.as_deref_mut());
+            watch.on_line(&line);
+        }
+        if std::mem::take(&mut self.interrupted_now) {
+            watch.fail(Failure::Interrupted);
+        }
     }
 
-    /// Our build succeeded: every line that arrived meanwhile is judged too, so a late error
-    /// still wins; with a `confirm` time, so is every line that comes during it.
-    fn judge_arrived(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
+    /// Tilt recorded our build finished after its success line. Before moving on: the last lines
+    /// of the log as Tilt has them now are judged again (a line the stream has not delivered
+    /// yet, an error right after the success line, still fails the step), then those that
+    /// arrived meanwhile, then, with a `confirm` time, every line that comes during it.
+    fn confirm_success(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
+        let last_lines = self.protocol.settings.report_lines;
+        match self.tilt.logs(&step.resource, self.log_format(), Some(last_lines)) {
+            Ok(lines) => watch.recheck(&lines),
+            Err(err) => watch.fail(call_failure(err.into())),
+        };
+        self.judge_available(step, watch, source, log.as_deref_mut());
         let until = Instant::now() + step.confirm.0;
-        while matches!(watch.progress(), Progress::Succeeded(_)) {
+        while matches!(watch.progress(), Progress::Succeeded(_)) && Instant::now() < until {
             match self.next_line(step, source, until) {
                 Next::Line(line) => {
                     self.record(watch, &line, log.as_deref_mut());
@@ -526,38 +575,31 @@ impl Runner<'_> {
                 }
             }
         }
-        if std::mem::take(&mut self.interrupted_now) {
-            watch.fail(Failure::Interrupted);
+        if !matches!(watch.progress(), Progress::Succeeded(_)) {
+            self.keep_logging(step, watch, source, log);
         }
     }
 
-    /// Our build failed on an error line: the lines that follow it (the compiler's notes, the
-    /// `Build Failed` line) go on into the saved log, until the log goes quiet or
-    /// `after_error` has passed.
+    /// The step failed: the lines that follow (the compiler's notes, the `Build Failed` line)
+    /// go on into the saved log, until the log goes quiet or `after_error` has passed.
     fn keep_logging(&mut self, step: &Step, watch: &mut Watch, source: &mut Source, mut log: Option<&mut StepLog>) {
         let until = Instant::now() + self.protocol.settings.after_error.0;
+        // Polling sees new lines only once per poll.
+        let quiet = match self.follow {
+            true => QUIET_AFTER_ERROR,
+            false => QUIET_AFTER_ERROR.max(self.protocol.settings.poll.0),
+        };
+        let mut quiet_until = Instant::now() + quiet;
         loop {
-            for line in self.arrived(step, source) {
-                self.record(watch, &line, log.as_deref_mut());
-                watch.on_line(&line);
-            }
-            let now = Instant::now();
-            if now >= until || self.stream_gone.is_some() || self.interrupted_now || !self.follow {
-                break;
-            }
-            match self.events.recv_timeout(QUIET_AFTER_ERROR.min(until - now)) {
-                Ok(Event::Line { resource, line }) if resource == step.resource => {
+            match self.next_line(step, source, until.min(quiet_until)) {
+                Next::Line(line) => {
                     self.record(watch, &line, log.as_deref_mut());
                     watch.on_line(&line);
+                    quiet_until = Instant::now() + quiet;
                 }
-                Ok(Event::Line { .. }) => {}
-                Ok(Event::Interrupted) => self.interrupted_now = true,
-                Ok(Event::StreamEnded { detail }) => self.stream_ended(detail),
-                Err(_) => break,
+                // The failure is decided; Ctrl-C or Tilt going away only cut the log short.
+                Next::Idle | Next::Failed(_) => break,
             }
-        }
-        if std::mem::take(&mut self.interrupted_now) {
-            watch.fail(Failure::Interrupted);
         }
     }
 

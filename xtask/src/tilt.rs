@@ -75,6 +75,14 @@ fn first_line(text: &str) -> &str {
     text.lines().find(|line| !line.trim().is_empty()).unwrap_or("no message").trim()
 }
 
+/// How `tilt logs` is read.
+#[derive(Clone, Copy)]
+pub enum LogFormat<'r> {
+    Json,
+    /// Tilt older than 0.36.1; the pattern of a build's reason line.
+    Plain(&'r Regex),
+}
+
 /// An event of the run, in the order it happened: log lines from the stream, the stream's
 /// end, or Ctrl-C.
 #[derive(Debug)]
@@ -160,9 +168,22 @@ impl<'a> Tilt<'a> {
         self.call(&["trigger", resource]).map(drop)
     }
 
-    /// The resource's whole log, as plain text (for Tilts without `--json`).
-    pub fn logs(&self, resource: &str) -> Result<String, TiltError> {
-        self.call(&["logs", resource])
+    /// The resource's log now (the last `tail` lines, if given), placed in builds: by Tilt's
+    /// build numbers with `--json`, else by counting the build headers `plain_header` matches.
+    pub fn logs(&self, resource: &str, format: LogFormat, tail: Option<usize>) -> Result<Vec<LogLine>, TiltError> {
+        // Tilt without --json has no --tail either: it prints the whole log.
+        let tail = tail.filter(|_| matches!(format, LogFormat::Json)).map(|lines| lines.to_string());
+        let mut args = vec!["logs", resource];
+        if let Some(tail) = &tail {
+            args.extend(["--tail", tail]);
+        }
+        match format {
+            LogFormat::Json => {
+                args.push("--json");
+                Ok(read_json_log(&self.call(&args)?, resource))
+            }
+            LogFormat::Plain(header) => Ok(parse_plain_log(&self.call(&args)?, header)),
+        }
     }
 
     /// Follows the resources' logs as JSON: the history, then new lines as Tilt writes them,
@@ -178,31 +199,28 @@ impl<'a> Tilt<'a> {
         let stderr = process::read_in_background(child.stderr.take());
         let stdout = child.stdout.take();
         let wanted: Vec<String> = resources.iter().map(|name| (*name).to_owned()).collect();
-        let reader = thread::spawn(move || {
+        thread::spawn(move || {
             if let Some(stdout) = stdout {
                 forward_json_lines(BufReader::new(stdout), &wanted, &events);
             }
-            let detail = String::from_utf8_lossy(&stderr.bytes()).into_owned();
+            let detail = String::from_utf8_lossy(&stderr.bytes_within(Duration::from_secs(1))).into_owned();
             // The receiver may be gone already: the run is over.
             let _ = events.send(Event::StreamEnded { detail: first_line(&detail).to_owned() });
         });
-        Ok(LogStream { child, reader: Some(reader) })
+        Ok(LogStream { child })
     }
 }
 
 /// The `tilt logs --follow` process. Dropping it kills and reaps the process.
 pub struct LogStream {
     child: Child,
-    reader: Option<thread::JoinHandle<()>>,
 }
 
 impl Drop for LogStream {
     fn drop(&mut self) {
-        // Killing the whole group closes the pipe whoever holds it, so the reader ends.
+        // Killing the whole group closes the pipe, so the reader thread ends by itself; it is
+        // not waited for, in case something outside the group still holds the pipe.
         process::kill_group(&mut self.child);
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
     }
 }
 
@@ -219,39 +237,67 @@ struct JsonLine {
 }
 
 /// Reads `tilt logs --json` lines and sends those of `wanted` resources, each placed in its
-/// build: a `build:N` span names it; runtime output (`dc:…`, `localserve:…`) belongs to the
-/// resource's latest build.
+/// build.
 pub(crate) fn forward_json_lines(mut reader: impl BufRead, wanted: &[String], events: &SyncSender<Event>) {
-    let mut latest_build: HashMap<String, u64> = HashMap::new();
+    let mut placer = JsonPlacer::default();
     let mut raw = Vec::new();
     while let Ok(Some(length)) = read_capped_line(&mut reader, &mut raw, MAX_JSON_LINE) {
-        let parsed = serde_json::from_slice::<JsonLine>(&raw)
-            .or_else(|_| serde_json::from_str::<JsonLine>(&String::from_utf8_lossy(&raw)));
+        let Some((resource, lines)) = placer.place(&raw, length, wanted) else { continue };
+        for line in lines {
+            if events.send(Event::Line { resource: resource.clone(), line }).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `tilt logs --json RESOURCE` printed at once (not followed), as lines placed in builds.
+fn read_json_log(text: &str, resource: &str) -> Vec<LogLine> {
+    let mut placer = JsonPlacer::default();
+    let wanted = [resource.to_owned()];
+    let mut reader = text.as_bytes();
+    let mut raw = Vec::new();
+    let mut lines = Vec::new();
+    while let Ok(Some(length)) = read_capped_line(&mut reader, &mut raw, MAX_JSON_LINE) {
+        lines.extend(placer.place(&raw, length, &wanted).into_iter().flat_map(|(_, lines)| lines));
+    }
+    lines
+}
+
+/// Places `tilt logs --json` lines in builds: a `build:N` span names it; runtime output
+/// (`dc:…`, `localserve:…`) goes to the resource's latest build.
+#[derive(Default)]
+struct JsonPlacer {
+    latest_build: HashMap<String, u64>,
+}
+
+impl JsonPlacer {
+    /// One raw JSON line (`length` bytes long, perhaps cut): its resource and its lines, if it
+    /// is one of `wanted`.
+    fn place(&mut self, raw: &[u8], length: usize, wanted: &[String]) -> Option<(String, Vec<LogLine>)> {
+        let parsed = serde_json::from_slice::<JsonLine>(raw)
+            .or_else(|_| serde_json::from_str::<JsonLine>(&String::from_utf8_lossy(raw)));
         let json = match parsed {
             Ok(json) => json,
             // A line too long to keep whole: say so in its place rather than drop it unseen.
-            Err(_) if length > raw.len() => JsonLine::too_long(&raw, length),
-            Err(_) => continue,
+            Err(_) if length > raw.len() => JsonLine::too_long(raw, length),
+            Err(_) => return None,
         };
         if !wanted.contains(&json.resource) {
-            continue;
+            return None;
         }
-        let latest = latest_build.entry(json.resource.clone()).or_insert(0);
-        if let Some(number) = build_number(&json.span_id) {
-            *latest = (*latest).max(number);
-        }
+        let latest = self.latest_build.entry(json.resource.clone()).or_insert(0);
         let (build, origin) = match build_number(&json.span_id) {
-            Some(number) => (number, Origin::Build),
+            Some(number) => {
+                *latest = (*latest).max(number);
+                (number, Origin::Build)
+            }
             None => (*latest, Origin::Runtime),
         };
         let header = json.build_event == "init";
         let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
-        for text in message.split('\n') {
-            let line = LogLine { build, header, origin, text: log_text(text) };
-            if events.send(Event::Line { resource: json.resource.clone(), line }).is_err() {
-                return;
-            }
-        }
+        let lines = message.split('\n').map(|text| LogLine { build, header, origin, text: log_text(text) }).collect();
+        Some((json.resource, lines))
     }
 }
 
@@ -369,7 +415,7 @@ fn parse_status(json: &str) -> Result<BuildStatus> {
 
 /// Splits a plain `tilt logs RESOURCE` into lines placed in builds numbered by the order of
 /// their headers (an empty line, then a reason line such as `CLI Trigger`).
-pub fn parse_plain_log(text: &str, header: &Regex) -> Vec<LogLine> {
+fn parse_plain_log(text: &str, header: &Regex) -> Vec<LogLine> {
     let lines: Vec<&str> = text.lines().collect();
     let mut build = 0;
     let mut parsed = Vec::with_capacity(lines.len());
