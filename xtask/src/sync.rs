@@ -590,16 +590,11 @@ impl Runner<'_> {
             false => QUIET_AFTER_ERROR.max(self.protocol.settings.poll.0),
         };
         let mut quiet_until = Instant::now() + quiet;
-        loop {
-            match self.next_line(step, source, until.min(quiet_until)) {
-                Next::Line(line) => {
-                    self.record(watch, &line, log.as_deref_mut());
-                    watch.on_line(&line);
-                    quiet_until = Instant::now() + quiet;
-                }
-                // The failure is decided; Ctrl-C or Tilt going away only cut the log short.
-                Next::Idle | Next::Failed(_) => break,
-            }
+        // The failure is decided; Ctrl-C or Tilt going away only cut the log short.
+        while let Next::Line(line) = self.next_line(step, source, until.min(quiet_until)) {
+            self.record(watch, &line, log.as_deref_mut());
+            watch.on_line(&line);
+            quiet_until = Instant::now() + quiet;
         }
     }
 
