@@ -217,7 +217,7 @@ pub fn cause(
                  started before ours printed its success line"
             ),
             Failure::TiltGone => format!(
-                "{failed} Tilt went away while watching {resource} (its log stream ended): start it again with `tilt up`, then sync again"
+                "{failed} Tilt went away while watching {resource}: start it again with `tilt up`, then sync again"
             ),
             Failure::Interrupted => format!("Step {number} INTERRUPTED: stopped by Ctrl-C while watching {resource}"),
             Failure::TiltCall(why) => format!("{failed} {resource}: {why}"),
