@@ -69,9 +69,14 @@ pub struct Demo {}
 /// Rebuild the services a backend change touched, through Tilt, in protocol order, and say in
 /// one line whether the UI can be tested now.
 ///
+/// Without --all or --step, the steps are those the changes need: files changed since the last
+/// successful sync (else since the upstream's merge-base), submodules included, matched against
+/// the path rules; `--plan` shows which steps would run and why.
+///
 /// Each step triggers its Tilt resource, follows that build's log (and only that build's),
 /// stops at the first error (after at most one remediation per error kind) and succeeds only on
-/// the step's success line. The steps, patterns and remediations are in `xtask/sync.toml`.
+/// the step's success line, once Tilt records the build finished. The steps, patterns,
+/// remediations and path rules are in `xtask/sync.toml`.
 ///
 /// Exit status: 0 success, 1 a step failed or timed out, 2 usage, configuration or environment
 /// problem (Tilt missing or not running, unknown resource, bad protocol file), 130 interrupted.
@@ -120,7 +125,7 @@ pub struct Sync {
     pub pre_push: bool,
 
     /// With --pre-push: block the push when the sync cannot run at all (e.g. Tilt not running)
-    #[arg(long, requires = "pre_push")]
+    #[arg(long, requires = "pre_push", hide = true)]
     pub strict: bool,
 
     /// Override every step's timeout (e.g. 90s, 5m)
