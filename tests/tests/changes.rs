@@ -182,18 +182,16 @@ fn all_and_step_ignore_the_last_sync() {
 }
 
 #[test]
-fn a_pruned_record_of_the_last_sync_falls_back_to_the_base() {
+fn a_pruned_record_with_committed_changes_runs_every_step() {
     let ws = Workspace::citadel();
-    write(&ws.root.join("notes.txt"), "an untracked file, so the record is a tree of its own\n");
-    ws.tilt(&all_succeed(100));
-    ws.sync(&["--all"]).assert_code(0);
-    git(&ws.root, &["gc", "--quiet", "--prune=now"]);
     edit(&ws, "citadel-workspace-server-kernel/src/main.rs");
-    let run = ws.sync(&["--plan", "--json"]);
+    ws.tilt(&all_succeed(100));
+    ws.sync(&[]).assert_code(0);
+    edit(&ws, "citadel-workspace-types/src/lib.rs");
+    ws.commit_all(".", "both edits");
+    git(&ws.root, &["gc", "--quiet", "--prune=now"]);
+    let run = ws.sync(&["--plan"]);
     run.assert_code(0);
-    assert!(run.json()["changed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|path| path == "citadel-workspace-server-kernel/src/main.rs"));
+    assert!(run.stdout.contains("the record of the last successful sync is gone"), "{}", run.stdout);
+    assert_eq!(planned(&ws, &[]), ["sync-wasm-client", "server", "internal-service", "ui"]);
 }

@@ -218,3 +218,35 @@ fn a_background_job_left_by_a_tilt_wrapper_does_not_hold_the_sync() {
     run.assert_code(0);
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
 }
+
+#[test]
+fn an_error_right_after_a_containers_success_line_fails_even_on_a_slow_stream() {
+    // The stream delivers lines 400 ms late: the container's error arrives after Tilt already
+    // recorded the build finished. The re-check of the log as Tilt has it catches it.
+    let ws = Workspace::citadel();
+    let crash = format!(
+        "[[resource.build]]\nduration_ms = 300\nlines = [\"Compiling\"]\nruntime = {}\nruntime_ms = 200\n",
+        list(&[SERVER_RUNNING, "error: could not bind 0.0.0.0:12349: address in use"])
+    );
+    ws.tilt(&format!("stream_delay_ms = 400\n{}", server_build(&crash)));
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: error: could not bind"), "{}", run.stdout);
+}
+
+#[test]
+fn the_previous_containers_late_success_line_is_disowned_by_tilts_order() {
+    // A build runs when we trigger; its container prints the success line while ours (queued)
+    // builds, and the slow stream delivers it after ours finished. Ours then crashes.
+    let ws = Workspace::citadel();
+    let running =
+        format!("[resource.running]\nduration_ms = 400\nruntime = {}\nruntime_ms = 100\n", list(&[SERVER_RUNNING]));
+    let ours = format!(
+        "[[resource.build]]\nduration_ms = 300\nlines = [\"Compiling\"]\nruntime = {}\nruntime_ms = 1500\nexit_code = 101\n",
+        list(&["thread 'main' panicked at src/main.rs:40:10:"])
+    );
+    ws.tilt(&format!("stream_delay_ms = 400\n{}", server_build(&format!("{running}{ours}"))));
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: thread 'main' panicked"), "{}", run.stdout);
+}

@@ -10,7 +10,7 @@ use crate::{
     config::{Protocol, Step},
     flags,
     git::{Fingerprint, Git},
-    plan::{plan, StepDecision},
+    plan::{every_step, plan, StepDecision},
     report::LogDir,
 };
 
@@ -88,11 +88,31 @@ pub fn select<'p>(
     }
     let (base, base_description, changed) = if let Some(input) = pre_push_input {
         (String::new(), "the commits being pushed".to_owned(), git.pushed_changes(input)?)
-    } else if let Some((last, changed)) =
-        // The record's trees are loose objects: `git gc` may have pruned them. Then the base counts.
-        since_last_sync.and_then(|last| Some((last, git.changed_between(last, &now).ok()?)))
-    {
-        (last.trees.get("").cloned().unwrap_or_default(), "the last successful sync".to_owned(), changed)
+    } else if let Some(last) = since_last_sync {
+        let since = last.trees.get("").cloned().unwrap_or_default();
+        match git.changed_between(last, &now) {
+            Ok(changed) => (since, "the last successful sync".to_owned(), changed),
+            // Its trees are loose objects, which `git gc` may prune: what was deployed is no
+            // longer known, so every step runs.
+            Err(_) => {
+                let decisions = every_step(
+                    protocol,
+                    "the record of the last successful sync is gone (pruned by `git gc`?): every step, to be safe",
+                );
+                let steps = protocol.steps.iter().collect();
+                let description = "the last successful sync (its record is gone)".to_owned();
+                return Ok(Selection {
+                    steps,
+                    decisions,
+                    base: since,
+                    base_description: description,
+                    changed: Vec::new(),
+                    fingerprint: Some(now),
+                    already_in_sync: false,
+                    by_flag: false,
+                });
+            }
+        }
     } else {
         let base = git.base(flags.base.as_deref())?;
         let changed = git.changed_since(&base)?;

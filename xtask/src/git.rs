@@ -285,6 +285,7 @@ impl<'a> Git<'a> {
                 (Some(old_tree), Some(new_tree)) => {
                     let diff = cmd!(self.sh, "git -C {dir} diff-tree -r -z --raw --no-renames {old_tree} {new_tree}")
                         .quiet()
+                        .ignore_stderr()
                         .read()
                         .with_context(|| format!("comparing the workspace with the last successful sync in {dir}"))?;
                     // A submodule's pointer is its own fingerprint's business.

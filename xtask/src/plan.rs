@@ -31,10 +31,7 @@ pub fn plan(protocol: &Protocol, changed: &[String]) -> Vec<StepDecision> {
         }
     }
     if let Some(path) = unclaimed {
-        let reason = format!("no rule claims `{path}`: every step, to be safe");
-        return (0..protocol.steps.len())
-            .map(|step| StepDecision { step, run: true, reason: reason.clone() })
-            .collect();
+        return every_step(protocol, &format!("no rule claims `{path}`: every step, to be safe"));
     }
     let any_runs = reasons.iter().any(Option::is_some);
     protocol
@@ -50,6 +47,11 @@ pub fn plan(protocol: &Protocol, changed: &[String]) -> Vec<StepDecision> {
             None => StepDecision { step, run: false, reason: "no matching change".to_owned() },
         })
         .collect()
+}
+
+/// Every step runs, for `reason`.
+pub fn every_step(protocol: &Protocol, reason: &str) -> Vec<StepDecision> {
+    (0..protocol.steps.len()).map(|step| StepDecision { step, run: true, reason: reason.to_owned() }).collect()
 }
 
 #[cfg(test)]

@@ -194,35 +194,36 @@ pub fn cause(
     let resource = &step.resource;
     let failed = format!("Step {number} FAILED:");
     match failure {
-            Failure::Error { kind, line, .. } => {
-                let kind_info = protocol.kind(*kind);
-                let after = if used.contains(kind) {
-                    format!(" (still failing after the remediation: {})", remediations.join("; "))
-                } else {
-                    String::new()
-                };
-                format!("{failed} {resource} rebuild error: {} — {}{after}", line.trim(), kind_info.advice)
-            }
-            Failure::Timeout => format!(
-                "{failed} {resource} timeout - build did not complete: no success line within {}",
-                step.timeout
-            ),
-            Failure::TiltRecorded { error } => format!("{failed} Tilt recorded {resource}'s build as failed: {error}"),
-            Failure::ContainerFailed => {
-                format!("{failed} {resource}'s container exited with an error after its build (Tilt's runtime status: error)")
-            }
-            Failure::Uncertain => format!("{failed} Uncertain if step completed - stopping for safety ({resource})"),
-            Failure::Superseded { by } => format!(
-                "{failed} Uncertain if step completed - stopping for safety: another build of {resource} (build {by}) \
-                 started before ours printed its success line"
-            ),
-            Failure::TiltGone => format!(
-                "{failed} Tilt went away while watching {resource}: start it again with `tilt up`, then sync again"
-            ),
-            Failure::Interrupted => format!("Step {number} INTERRUPTED: stopped by Ctrl-C while watching {resource}"),
-            Failure::TiltCall(why) => format!("{failed} {resource}: {why}"),
-            Failure::RemediationFailed(why) => format!("{failed} {resource}: the remediation failed: {why}"),
+        Failure::Error { kind, line, .. } => {
+            let kind_info = protocol.kind(*kind);
+            let after = if used.contains(kind) {
+                format!(" (still failing after the remediation: {})", remediations.join("; "))
+            } else {
+                String::new()
+            };
+            format!("{failed} {resource} rebuild error: {} — {}{after}", line.trim(), kind_info.advice)
         }
+        Failure::Timeout => {
+            format!("{failed} {resource} timeout - build did not complete: no success line within {}", step.timeout)
+        }
+        Failure::TiltRecorded { error } => format!("{failed} Tilt recorded {resource}'s build as failed: {error}"),
+        Failure::ContainerFailed => {
+            format!(
+                "{failed} {resource}'s container exited with an error after its build (Tilt's runtime status: error)"
+            )
+        }
+        Failure::Uncertain => format!("{failed} Uncertain if step completed - stopping for safety ({resource})"),
+        Failure::Superseded { by } => format!(
+            "{failed} Uncertain if step completed - stopping for safety: another build of {resource} (build {by}) \
+                 started before ours printed its success line"
+        ),
+        Failure::TiltGone => {
+            format!("{failed} Tilt went away while watching {resource}: start it again with `tilt up`, then sync again")
+        }
+        Failure::Interrupted => format!("Step {number} INTERRUPTED: stopped by Ctrl-C while watching {resource}"),
+        Failure::TiltCall(why) => format!("{failed} {resource}: {why}"),
+        Failure::RemediationFailed(why) => format!("{failed} {resource}: the remediation failed: {why}"),
+    }
 }
 
 /// CPU time this process has used, user and system, all threads (Linux: `/proc/self/stat`, in

@@ -108,7 +108,8 @@ pub struct Watch<'s> {
     baseline: Baseline,
     ours: Option<u64>,
     finished_ok: bool,
-    success: Option<String>,
+    /// The success line, and who printed it.
+    success: Option<(String, Origin)>,
     /// Lines whose verdict waits for Tilt to say whether our build has finished.
     unconfirmed_success: Option<(String, Origin)>,
     unconfirmed_error: Option<Failure>,
@@ -159,7 +160,7 @@ impl<'s> Watch<'s> {
     pub fn progress(&self) -> Progress {
         match (&self.failure, &self.success) {
             (Some(failure), _) => Progress::Failed(failure.clone()),
-            (None, Some(line)) => Progress::Succeeded(line.clone()),
+            (None, Some((line, _))) => Progress::Succeeded(line.clone()),
             (None, None) => Progress::Watching,
         }
     }
@@ -191,6 +192,11 @@ impl<'s> Watch<'s> {
         if line.header {
             return self.progress();
         }
+        if line.origin == Origin::Build {
+            // Tilt writes our container's output after our build's own lines: a container line
+            // seen before this one was the previous container's.
+            self.forget_container_verdicts();
+        }
         let verdict = scan::classify(self.step, &line.text);
         self.keep(&line.text);
         let text = &line.text;
@@ -207,7 +213,7 @@ impl<'s> Watch<'s> {
                 self.awaiting_status = true;
             }
             Verdict::Success if self.finished_ok => {
-                self.success.get_or_insert_with(|| text.to_owned());
+                self.success.get_or_insert_with(|| (text.to_owned(), line.origin));
             }
             Verdict::Success => {
                 self.unconfirmed_success.get_or_insert_with(|| (text.to_owned(), line.origin));
@@ -217,22 +223,44 @@ impl<'s> Watch<'s> {
         self.progress()
     }
 
-    /// Before moving on from a success: the end of the log as Tilt has it now, judged again,
-    /// so that a line the stream has not delivered yet (an error right after the success line)
-    /// still fails the step. Container output is left out: there, lines from before our build
-    /// finished are the previous container's.
+    /// Drops the verdicts of container lines: they came from the previous container.
+    fn forget_container_verdicts(&mut self) {
+        if matches!(self.success, Some((_, Origin::Runtime))) {
+            self.success = None;
+        }
+        if matches!(self.unconfirmed_success, Some((_, Origin::Runtime))) {
+            self.unconfirmed_success = None;
+        }
+        self.unconfirmed_error = None;
+    }
+
+    /// Before moving on from a success: the end of the log as Tilt has it now (in Tilt's own
+    /// order, which the stream may not have delivered in full), judged again. Our build's lines,
+    /// and the container lines after them, are ours: an error among them fails the step. A
+    /// success that a container printed before our build's last line was the previous
+    /// container's: the watch goes on.
     pub fn recheck(&mut self, lines: &[LogLine]) -> Progress {
         if self.failure.is_some() {
             return self.progress();
         }
-        let ours = self.ours;
-        let our_build_lines =
-            lines.iter().filter(|line| Some(line.build) == ours && !line.header && line.origin != Origin::Runtime);
-        for line in our_build_lines {
+        let Some(ours) = self.ours else { return self.progress() };
+        let build_end = lines.iter().rposition(|line| line.build == ours && line.origin != Origin::Runtime);
+        for (index, line) in lines.iter().enumerate() {
+            let after_build = build_end.is_some_and(|end| index > end);
+            if line.build != ours || line.header || (line.origin == Origin::Runtime && !after_build) {
+                continue;
+            }
             if let Verdict::Error(kind, pattern) = scan::classify(self.step, &line.text) {
                 let rule = self.step.error_patterns.patterns()[pattern].clone();
                 self.keep(&line.text);
                 return self.fail(Failure::Error { kind, rule, line: line.text.clone() });
+            }
+        }
+        if let (Some((text, Origin::Runtime)), Some(end)) = (&self.success, build_end) {
+            let printed =
+                |range: &[LogLine]| range.iter().any(|line| line.origin == Origin::Runtime && line.text == *text);
+            if printed(&lines[..end]) && !printed(&lines[end + 1..]) {
+                self.success = None;
             }
         }
         self.progress()
@@ -273,7 +301,7 @@ impl<'s> Watch<'s> {
         }
         if let Some((line, origin)) = self.unconfirmed_success.take() {
             match (self.finished_ok, origin) {
-                (true, _) => self.success = Some(line),
+                (true, _) => self.success = Some((line, origin)),
                 // Our build printed it and is still going: Tilt's record will tell.
                 (false, Origin::Build) => self.unconfirmed_success = Some((line, origin)),
                 // The previous container's (or, without spans, maybe so): not ours.
@@ -378,12 +406,40 @@ mod tests {
         let snapshot = [
             line(4, "error[E0425]: an older build's"),
             header(5),
+            runtime(5, "error: the previous container's, during our build"),
             line(5, RUNNING),
-            runtime(5, "error: the previous container's"),
         ];
         assert_eq!(watch.recheck(&snapshot), Progress::Succeeded(RUNNING.to_owned()));
         let late = [header(5), line(5, RUNNING), line(5, "error[E0599]: delivered late")];
         assert!(matches!(watch.recheck(&late), Progress::Failed(Failure::Error { .. })));
+    }
+
+    #[test]
+    fn the_recheck_finds_our_containers_late_error_and_disowns_the_previous_ones_success() {
+        let protocol = Protocol::load(None).unwrap();
+        let step = protocol.step("server").unwrap();
+        let ours_finished = |watch: &mut Watch| {
+            feed(watch, &[header(5), line(5, "Compiling"), runtime(5, RUNNING)]);
+            assert_eq!(watch.on_status(&finished(5)), Progress::Succeeded(RUNNING.to_owned()));
+        };
+        let mut watch = Watch::new(step, at(4), 100);
+        ours_finished(&mut watch);
+        let crash = [header(5), line(5, "Compiling"), runtime(5, RUNNING), runtime(5, "error: could not bind")];
+        assert!(matches!(watch.recheck(&crash), Progress::Failed(Failure::Error { .. })));
+
+        let mut watch = Watch::new(step, at(4), 100);
+        ours_finished(&mut watch);
+        let previous = [header(5), runtime(5, RUNNING), line(5, "Compiling"), line(5, "Finished")];
+        assert_eq!(watch.recheck(&previous), Progress::Watching, "the previous container's line");
+    }
+
+    #[test]
+    fn a_build_line_after_a_container_success_disowns_it() {
+        let protocol = Protocol::load(None).unwrap();
+        let mut watch = Watch::new(protocol.step("server").unwrap(), at(4), 100);
+        feed(&mut watch, &[header(5), runtime(5, RUNNING), line(5, "Compiling")]);
+        assert!(!watch.success_pending());
+        assert_eq!(watch.on_status(&finished(5)), Progress::Watching);
     }
 
     #[test]

@@ -360,17 +360,24 @@ impl Runner<'_> {
     }
 
     /// Triggers the step's resource once and follows the build Tilt starts for it.
-    fn watch_build(
-        &mut self,
-        step: &Step,
-        deadline: Instant,
-        mut log: Option<&mut StepLog>,
-    ) -> (Progress, Vec<String>) {
-        let (baseline, mut source) = match self.baseline_and_trigger(step) {
+    fn watch_build(&mut self, step: &Step, deadline: Instant, log: Option<&mut StepLog>) -> (Progress, Vec<String>) {
+        let (baseline, source) = match self.baseline_and_trigger(step) {
             Ok(started) => started,
             Err(failure) => return (Progress::Failed(failure), Vec::new()),
         };
-        let mut watch = Watch::new(step, baseline, self.protocol.settings.report_lines);
+        let watch = Watch::new(step, baseline, self.protocol.settings.report_lines);
+        self.watch_on(step, watch, source, deadline, log)
+    }
+
+    /// Follows the build until it is decided, then confirms a success or saves a failure's log.
+    fn watch_on(
+        &mut self,
+        step: &Step,
+        mut watch: Watch,
+        mut source: Source,
+        deadline: Instant,
+        mut log: Option<&mut StepLog>,
+    ) -> (Progress, Vec<String>) {
         let mut quiet = self.protocol.settings.quiet_status_check.0;
         let mut status_due = Instant::now() + quiet;
         // When to ask Tilt again about a success line it has not recorded as finished yet.
@@ -418,9 +425,13 @@ impl Runner<'_> {
             };
         }
         match watch.progress() {
-            Progress::Succeeded(_) => self.confirm_success(step, &mut watch, &mut source, log),
+            Progress::Succeeded(_) => self.confirm_success(step, &mut watch, &mut source, log.as_deref_mut()),
             Progress::Failed(Failure::Interrupted) | Progress::Watching => {}
-            Progress::Failed(_) => self.keep_logging(step, &mut watch, &mut source, log),
+            Progress::Failed(_) => self.keep_logging(step, &mut watch, &mut source, log.as_deref_mut()),
+        }
+        if watch.progress() == Progress::Watching {
+            // The re-check disowned the success line (the previous container's): watch on.
+            return self.watch_on(step, watch, source, deadline, log);
         }
         (watch.progress(), watch.tail().map(str::to_owned).collect())
     }
@@ -575,7 +586,7 @@ impl Runner<'_> {
                 }
             }
         }
-        if !matches!(watch.progress(), Progress::Succeeded(_)) {
+        if matches!(watch.progress(), Progress::Failed(ref failure) if *failure != Failure::Interrupted) {
             self.keep_logging(step, watch, source, log);
         }
     }

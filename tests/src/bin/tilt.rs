@@ -34,6 +34,7 @@
 //! version = "v0.37.6-dev, built 2026-11-24"   # what `tilt version` prints
 //! tiltfile = "/abs/Tiltfile"   # `get tiltfile` answer; default <current directory>/Tiltfile
 //! stop_after_ms = 1500    # Tilt stops this long after the FIRST successful trigger
+//! stream_delay_ms = 300   # `logs -f` delivers each line this long after Tilt wrote it
 //! hang = ["logs", "get uiresource"]   # calls whose command words start so hang silently
 //!
 //! [[resource]]            # in Tiltfile order
@@ -358,7 +359,8 @@ impl Context {
         let options = LogsOptions::parse(args, self.scenario.json)?;
         self.connect(Api::WebsocketToken)?;
 
-        let current = timeline(&self.scenario, &self.snapshot.triggers, self.now_ms);
+        let delay = if options.follow { i64::try_from(self.scenario.stream_delay_ms).unwrap_or(i64::MAX) } else { 0 };
+        let current = timeline(&self.scenario, &self.snapshot.triggers, self.now_ms.saturating_sub(delay));
         let selected: Vec<&LogLine> = current.lines.iter().filter(|line| options.selects(line)).collect();
         let skip = match options.tail {
             Some(tail) => selected.len().saturating_sub(tail),
@@ -376,7 +378,7 @@ impl Context {
             let now_ms = state.now_ms();
             let stop = stop_ms(&self.scenario, &state.triggers);
             let until = stop.map_or(now_ms, |stop| now_ms.min(stop));
-            let current = timeline(&self.scenario, &state.triggers, until);
+            let current = timeline(&self.scenario, &state.triggers, until.saturating_sub(delay));
             let fresh: Vec<&LogLine> =
                 current.lines.iter().filter(|line| options.selects(line) && printed.insert(line.id)).collect();
             if !fresh.is_empty() {

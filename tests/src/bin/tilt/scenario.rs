@@ -32,6 +32,9 @@ pub struct Scenario {
     pub tiltfile: Option<String>,
     /// Tilt stops this long after the first successful `tilt trigger`.
     pub stop_after_ms: Option<u64>,
+    /// `logs -f` delivers each line this long after Tilt wrote it (a slow stream).
+    #[serde(default)]
+    pub stream_delay_ms: u64,
     /// Calls whose command words start with one of these hang silently.
     #[serde(default)]
     pub hang: Vec<String>,
