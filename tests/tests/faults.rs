@@ -149,8 +149,22 @@ fn two_syncs_at_once_the_second_names_the_holder() {
     );
     assert!(first.wait().unwrap().success());
 
-    // A lock left by a killed run (its holder is gone, so the kernel released it) is taken over.
-    fs::write(&lock, "pid 999999, started 2026-01-01T00:00:00Z\n").unwrap();
+    // A run killed outright (`kill -9`) leaves its lock file and no running `tilt`: the lock is
+    // taken over.
+    ws.tilt(&all_succeed(1500));
+    let mut killed = ws.sync_command(&["--all"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    while !ws.triggers().contains(&"sync-wasm-client".to_owned()) {
+        assert!(Instant::now() < deadline + Duration::from_secs(20), "the run never triggered");
+        thread::sleep(Duration::from_millis(20));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let gone = Instant::now() + Duration::from_secs(5);
+    while !ws.tilt_processes_left().is_empty() && Instant::now() < gone {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ws.tilt_processes_left().is_empty(), "the killed run's tilt processes: {:?}", ws.tilt_processes_left());
+    assert!(fs::read_to_string(&lock).unwrap().starts_with("pid"));
     ws.tilt(&all_succeed(100));
     ws.sync(&["--all"]).assert_code(0);
 }

@@ -23,9 +23,21 @@ pub enum Ended {
     Failed(io::Error),
 }
 
-/// Spawns `command` in a process group of its own, with the given standard streams.
+/// Spawns `command` in a process group of its own, with the given standard streams. On Linux
+/// the child is also killed if the sync dies without cleaning up (`kill -9`).
 pub fn spawn(mut command: Command, stdout: Stdio) -> io::Result<Child> {
-    command.process_group(0).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped()).spawn()
+    command.process_group(0).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped());
+    #[cfg(target_os = "linux")]
+    // SAFETY: between fork and exec only prctl(2), which is async-signal-safe, is called.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
 }
 
 /// Runs `command` to its end, at most `bound`, collecting its output.

@@ -347,3 +347,24 @@ impl LogDir {
         Ok(path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_logs_written_in_the_same_second_keep_apart() {
+        let root =
+            Utf8PathBuf::try_from(std::env::temp_dir()).unwrap().join(format!("xtask-report-{}", std::process::id()));
+        let logs = LogDir::open(&root).unwrap();
+        let paths: Vec<Utf8PathBuf> =
+            (0..3).map(|n| logs.write_error_log(&format!("failure {n}\n"), None).unwrap()).collect();
+        assert_eq!(paths.iter().collect::<HashSet<_>>().len(), 3, "{paths:?}");
+        for (n, path) in paths.iter().enumerate() {
+            assert_eq!(fs::read_to_string(path).unwrap(), format!("failure {n}\n"));
+        }
+        assert!(paths[0].file_name().unwrap().starts_with("sync-error-"));
+        assert_eq!(fs::read_to_string(root.join("logs/.gitignore")).unwrap().lines().last(), Some("*"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
