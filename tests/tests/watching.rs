@@ -250,3 +250,23 @@ fn the_previous_containers_late_success_line_is_disowned_by_tilts_order() {
     run.assert_code(1);
     assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: thread 'main' panicked"), "{}", run.stdout);
 }
+
+#[test]
+fn on_a_terminal_each_step_has_one_live_line() {
+    let ws = Workspace::citadel();
+    ws.tilt(&all_succeed(300));
+    // `script` gives the sync a terminal; its command line is a shell string (test code only).
+    let command = format!("'{}' sync --all --root '{}'", xtask_bin().display(), ws.root.display());
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("SYNC_TILT", tilt_bin())
+        .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
+        .env("TILT_STANDIN_STATE", ws.state_dir())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(screen.contains("\r\u{1b}[2K[2/4] server "), "a live line redrawn in place: {screen:?}");
+    assert!(!screen.contains("server: triggered"), "no plain progress lines on a terminal: {screen:?}");
+    assert!(screen.contains("[4/4] ui: ok after"), "{screen:?}");
+    assert!(screen.contains("SUCCESS: The sync and deploy process completed successfully"), "{screen:?}");
+}
