@@ -270,3 +270,22 @@ fn on_a_terminal_each_step_has_one_live_line() {
     assert!(screen.contains("[4/4] ui: ok after"), "{screen:?}");
     assert!(screen.contains("SUCCESS: The sync and deploy process completed successfully"), "{screen:?}");
 }
+
+#[test]
+fn a_chatty_previous_container_does_not_cost_a_tilt_call_per_line() {
+    // While our build (queued) runs, the previous container prints error after error.
+    let ws = Workspace::citadel();
+    let noise: Vec<String> = (0..100).map(|n| format!("error: connection refused (retry {n})")).collect();
+    let noise: Vec<&str> = noise.iter().map(String::as_str).collect();
+    // (It is stopped, as docker compose does, before our build ends.)
+    let running = format!("[resource.running]\nduration_ms = 100\nruntime = {}\nruntime_ms = 1700\n", list(&noise));
+    let ours = format!(
+        "[[resource.build]]\nduration_ms = 2000\nlines = [\"Compiling\"]\nruntime = {}\n",
+        list(&[SERVER_RUNNING])
+    );
+    ws.tilt(&server_build(&format!("{running}{ours}")));
+    ws.sync(&["--step", "server"]).assert_code(0);
+    let status_calls =
+        ws.tilt_calls().iter().filter(|args| args.starts_with(&["get".to_owned(), "uiresource".to_owned()])).count();
+    assert!(status_calls <= 8, "{status_calls} status calls: {:?}", ws.tilt_calls());
+}

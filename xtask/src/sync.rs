@@ -34,6 +34,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// How soon Tilt is first asked again when our build printed its success line before Tilt
 /// recorded it finished (then twice as long each time).
 const PENDING_SUCCESS_RECHECK: Duration = Duration::from_millis(250);
+const PENDING_SUCCESS_RECHECK_MAX: Duration = Duration::from_secs(1);
 /// After a failed build's error line, the log counts as quiet (the build over) after this long.
 const QUIET_AFTER_ERROR: Duration = Duration::from_millis(500);
 
@@ -383,22 +384,31 @@ impl Runner<'_> {
         // When to ask Tilt again about a success line it has not recorded as finished yet.
         let mut recheck: Option<Instant> = None;
         let mut recheck_after = PENDING_SUCCESS_RECHECK;
+        let mut last_asked: Option<Instant> = None;
         while watch.progress() == Progress::Watching {
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 // A success line Tilt never confirmed is no success, and no plain timeout either.
                 watch.fail(if watch.success_pending() { Failure::Uncertain } else { Failure::Timeout });
+                break;
+            }
+            // Due checks come first, however busy the log: a chatty log must not starve them.
+            let rechecked = recheck.is_some_and(|at| now >= at);
+            if rechecked {
+                self.check_status(step, &mut watch);
+                last_asked = Some(now);
+            } else if now >= status_due {
+                self.check_status(step, &mut watch);
+                quiet *= 2;
+                status_due = now + quiet;
+            }
+            if watch.progress() != Progress::Watching {
                 break;
             }
             match self.next_line(step, &mut source, deadline.min(status_due).min(recheck.unwrap_or(deadline))) {
                 Next::Line(line) => {
                     self.record(&watch, &line, log.as_deref_mut());
                     watch.on_line(&line);
-                    status_due = Instant::now() + quiet;
-                }
-                Next::Idle if recheck.is_some_and(|at| Instant::now() >= at) => self.check_status(step, &mut watch),
-                Next::Idle if Instant::now() >= status_due => {
-                    self.check_status(step, &mut watch);
-                    quiet *= 2;
                     status_due = Instant::now() + quiet;
                 }
                 Next::Idle => {}
@@ -409,19 +419,23 @@ impl Runner<'_> {
             if watch.needs_status() {
                 // What has already arrived first: an error there names the failure better.
                 self.judge_available(step, &mut watch, &mut source, log.as_deref_mut());
-                if watch.needs_status() {
+                // A chatty container must not turn into a Tilt call per line: once asked, Tilt
+                // is asked again only when the recheck comes due.
+                let asked_lately = last_asked.is_some_and(|at: Instant| at.elapsed() < PENDING_SUCCESS_RECHECK);
+                if watch.needs_status() && recheck.is_none() && !asked_lately {
                     self.check_status(step, &mut watch);
+                    last_asked = Some(Instant::now());
                 }
             }
-            recheck = match (watch.success_pending(), recheck) {
+            recheck = match (watch.success_pending() || watch.needs_status(), recheck) {
                 (false, _) => None,
-                (true, Some(at)) if at > Instant::now() => Some(at),
-                (true, asked) => {
-                    if asked.is_some() {
-                        recheck_after = (recheck_after * 2).min(quiet);
-                    }
+                (true, Some(_)) if rechecked => {
+                    // Tilt was asked and the verdict still waits: ask again later and later.
+                    recheck_after = (recheck_after * 2).min(PENDING_SUCCESS_RECHECK_MAX);
                     Some(Instant::now() + recheck_after)
                 }
+                (true, Some(at)) => Some(at),
+                (true, None) => Some(Instant::now() + recheck_after),
             };
         }
         match watch.progress() {
