@@ -146,6 +146,12 @@ impl flags::Sync {
         let json_logs = preflight(&tilt, steps, root)?;
         let follow = json_logs && !self.no_stream;
         let mut live = Live::new(self.verbose);
+        if !json_logs {
+            live.note(
+                "warning: this Tilt (older than 0.36.1) prints no build numbers: a container's lines cannot be told \
+                 from the build's, so a previous container's success line could pass for ours. Upgrade Tilt.",
+            );
+        }
         if live.verbose() {
             let poll = protocol.settings.poll;
             let how = match (follow, json_logs) {
