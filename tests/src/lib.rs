@@ -362,8 +362,8 @@ pub fn all_succeed(ms: u64) -> String {
     scenario_with(ms, &[])
 }
 
-/// The lines each resource's successful build prints, in protocol order.
-pub fn successful_lines() -> [(&'static str, Vec<&'static str>); 4] {
+/// The lines each resource's successful build prints, in protocol order (see `scenario_with`).
+fn successful_lines() -> [(&'static str, Vec<&'static str>); 4] {
     [
         (
             "sync-wasm-client",
