@@ -1,6 +1,6 @@
 //! Helpers for the end-to-end tests: a throwaway git repository laid out like the Citadel
-//! workspace, a scenario for the Tilt stand-in (`src/bin/tilt.rs`), and runs of the real
-//! `xtask` binary against both.
+//! workspace, typed scenarios for the Tilt stand-in (`scenario`, `scenarios`; the stand-in is
+//! `src/bin/tilt.rs`), and runs of the real `xtask` binary against both.
 
 use std::{
     fs,
@@ -10,6 +10,11 @@ use std::{
 };
 
 pub use tempfile::TempDir;
+
+pub mod scenario;
+pub mod scenarios;
+
+pub use scenario::{BuildSpec, Kind, Resource, Scenario};
 
 /// Success lines of the Citadel services, as `../shared/citadel-workspace.md` records them.
 pub const WASM_DONE: &str = "\u{1b}[0;32m[INFO]\u{1b}[0m WASM client synchronization complete!";
@@ -174,9 +179,28 @@ impl Workspace {
     }
 
     /// Writes the stand-in's scenario and forgets any earlier Tilt state.
-    pub fn tilt(&self, scenario: &str) {
-        write(&self.scenario_path(), scenario);
+    pub fn tilt(&self, scenario: &Scenario) {
+        let text = toml::to_string(scenario).unwrap_or_else(|e| panic!("the scenario is not TOML: {e}"));
+        write(&self.scenario_path(), &text);
         let _ = fs::remove_dir_all(self.state_dir());
+    }
+
+    /// Runs the Tilt stand-in by hand, as a user at the terminal would (e.g. `trigger server`).
+    pub fn tilt_cli(&self, args: &[&str]) -> Run {
+        let output = Command::new(tilt_bin())
+            .args(args)
+            .env("TILT_STANDIN_SCENARIO", self.scenario_path())
+            .env("TILT_STANDIN_STATE", self.state_dir())
+            .env_remove("TILT_PORT")
+            .current_dir(&self.root)
+            .output()
+            .expect("running the Tilt stand-in");
+        Run::from(output)
+    }
+
+    /// Forgets the calls recorded so far, keeping Tilt's state (its builds go on being known).
+    pub fn forget_tilt_calls(&self) {
+        let _ = fs::remove_file(self.state_dir().join("calls.jsonl"));
     }
 
     /// `git status --porcelain --ignored=no`, to check the sync leaves the repository alone.
@@ -345,24 +369,25 @@ impl Run {
     }
 }
 
-/// `text` as a TOML string (Rust's `{:?}` escapes are not all TOML's).
-pub fn q(text: &str) -> String {
-    toml::Value::String(text.to_owned()).to_string()
-}
-
-/// `lines` as a TOML array of strings.
-pub fn list(lines: &[&str]) -> String {
-    let items: Vec<String> = lines.iter().map(|line| q(line)).collect();
-    format!("[{}]", items.join(", "))
-}
-
 /// A scenario where every step's build succeeds after `ms` milliseconds, with benign lines
 /// (`Compiling thiserror`, `0 errors`) on the way.
-pub fn all_succeed(ms: u64) -> String {
-    scenario_with(ms, &[])
+pub fn all_succeed(ms: u64) -> Scenario {
+    Scenario::new(successful_lines().map(|(name, lines)| Resource::compose(name).build(BuildSpec::new(ms, &lines))))
 }
 
-/// The lines each resource's successful build prints, in protocol order (see `scenario_with`).
+/// `all_succeed(ms)`, but `resource`'s build prints `line` where its success line was. Tilt
+/// records no failure: only the log tells.
+pub fn all_succeed_but(ms: u64, resource: &str, line: &str) -> Scenario {
+    let mut scenario = all_succeed(ms);
+    let lines = &mut scenario.resource_mut(resource).build[0].lines;
+    if let Some(last) = lines.last_mut() {
+        *last = line.to_owned();
+    }
+    scenario
+}
+
+/// The lines each resource's successful build prints, in protocol order; the last is the
+/// success line.
 fn successful_lines() -> [(&'static str, Vec<&'static str>); 4] {
     [
         (
@@ -384,35 +409,7 @@ fn successful_lines() -> [(&'static str, Vec<&'static str>); 4] {
     ]
 }
 
-/// `all_succeed(ms)`, but for each `(resource, builds)` given, that resource's builds (and
-/// anything else under its `[[resource]]`, e.g. `[resource.running]`) are `builds`.
-pub fn scenario_with(ms: u64, replaced: &[(&str, &str)]) -> String {
-    successful_lines()
-        .iter()
-        .map(|(resource, lines)| {
-            let builds = match replaced.iter().find(|(name, _)| name == resource) {
-                Some((_, builds)) => (*builds).to_owned(),
-                None => build(ms, lines),
-            };
-            format!("[[resource]]\nname = \"{resource}\"\n{builds}\n")
-        })
-        .collect()
-}
-
-/// One `[[resource.build]]` of `ms` milliseconds printing `lines`.
-pub fn build(ms: u64, lines: &[&str]) -> String {
-    format!("[[resource.build]]\nduration_ms = {ms}\nlines = {}\n", list(lines))
-}
-
-/// `scenario` with `extra` (e.g. `[[resource.history]]` or `[resource.running]`) under the
-/// `[[resource]]` named `resource`.
-pub fn insert_under(scenario: &str, resource: &str, extra: &str) -> String {
-    let name = format!("name = \"{resource}\"\n");
-    assert!(scenario.contains(&name), "no resource `{resource}` in the scenario");
-    scenario.replacen(&name, &format!("{name}{extra}"), 1)
-}
-
 /// `all_succeed(150)` where the server's build prints `lines` instead.
-pub fn server_printing(lines: &[&str]) -> String {
-    scenario_with(150, &[("server", &build(150, lines))])
+pub fn server_printing(lines: &[&str]) -> Scenario {
+    all_succeed(150).with_resource(Resource::compose("server").build(BuildSpec::new(150, lines)))
 }

@@ -10,8 +10,8 @@ use std::{
 
 use sync_tests::*;
 
-fn failing_server() -> String {
-    all_succeed(150).replacen(&q(SERVER_RUNNING), &q("error[E0425]: cannot find value `x`"), 1)
+fn failing_server() -> Scenario {
+    all_succeed_but(150, "server", "error[E0425]: cannot find value `x`")
 }
 
 #[test]
@@ -27,7 +27,7 @@ fn tilt_not_installed() {
 #[test]
 fn no_tilt_on_the_port_and_tilt_port_honoured() {
     let ws = Workspace::citadel();
-    ws.tilt(&format!("port = 10351\n{}", all_succeed(100)));
+    ws.tilt(&Scenario { port: 10351, ..all_succeed(100) });
     let run = ws.sync(&["--all"]);
     run.assert_code(2);
     assert!(run.stderr.contains("no Tilt running on localhost:10350"), "{}", run.stderr);
@@ -41,14 +41,14 @@ fn no_tilt_on_the_port_and_tilt_port_honoured() {
         .iter()
         .filter(|args| args[0] == "trigger")
         .all(|args| args.ends_with(&["--port".to_owned(), "10351".to_owned()])));
-    ws.tilt(&format!("port = 10351\n{}", all_succeed(100)));
+    ws.tilt(&Scenario { port: 10351, ..all_succeed(100) });
     ws.sync(&["--all", "--tilt-port", "10351"]).assert_code(0);
 }
 
 #[test]
 fn tilt_running_for_another_checkout() {
     let ws = Workspace::citadel();
-    ws.tilt(&format!("tiltfile = \"/home/dev/other-clone/Tiltfile\"\n{}", all_succeed(100)));
+    ws.tilt(&Scenario { tiltfile: Some("/home/dev/other-clone/Tiltfile".to_owned()), ..all_succeed(100) });
     let run = ws.sync(&["--all"]);
     run.assert_code(2);
     assert!(run.stderr.contains("/home/dev/other-clone/Tiltfile"), "{}", run.stderr);
@@ -61,8 +61,8 @@ fn a_build_triggered_twice_is_waited_for_after_the_running_one() {
     // A build runs when we trigger, and another trigger is already queued behind it: Tilt
     // collapses ours into the queued one. The running build must not decide.
     let ws = Workspace::citadel();
-    let running = format!("[resource.running]\nduration_ms = 500\nlines = {}\n", list(&["old", SERVER_RUNNING]));
-    let scenario = insert_under(&failing_server(), "server", &running);
+    let mut scenario = failing_server();
+    scenario.resource_mut("server").running = Some(BuildSpec::new(500, &["old", SERVER_RUNNING]));
     ws.tilt(&scenario);
     let output = Command::new(tilt_bin())
         .args(["trigger", "server"])
@@ -90,12 +90,7 @@ fn odd_lines_are_classified_without_panic() {
     ws.tilt(&server_printing(&lines));
     ws.sync(&["--all"]).assert_code(0);
 
-    let error_with_crlf = failing_server().replacen(
-        &q("error[E0425]: cannot find value `x`"),
-        &q("\u{1b}[31merror[E0425]\u{1b}[0m: x\r"),
-        1,
-    );
-    ws.tilt(&error_with_crlf);
+    ws.tilt(&all_succeed_but(150, "server", "\u{1b}[31merror[E0425]\u{1b}[0m: x\r"));
     let run = ws.sync(&["--all"]);
     run.assert_code(1);
     assert!(run.stdout.lines().nth(1).unwrap().contains("error[E0425]: x"), "{}", run.stdout);
@@ -105,8 +100,7 @@ fn odd_lines_are_classified_without_panic() {
 fn a_remediation_that_fails_or_is_missing_fails_the_step_and_says_why() {
     let ws = Workspace::citadel();
     let config = ws.protocol(&[("remediation_wait = \"10s\"", "remediation_wait = \"100ms\"")]);
-    let ts2688 =
-        all_succeed(150).replacen(&q(WASM_DONE), &q("error TS2688: Cannot find type definition file for 'node'."), 1);
+    let ts2688 = all_succeed_but(150, "sync-wasm-client", "error TS2688: Cannot find type definition file for 'node'.");
 
     // npm missing: PATH holds git and nothing else.
     let bin = ws.aside.join("only-git");
@@ -172,8 +166,8 @@ fn two_syncs_at_once_the_second_names_the_holder() {
 #[test]
 fn ctrl_c_mid_step_exits_130_and_keeps_the_partial_log() {
     let ws = Workspace::citadel();
-    let slow = build(20_000, &["   Compiling citadel-workspace-server-kernel v0.1.0", "never reached"]);
-    ws.tilt(&scenario_with(150, &[("server", &slow)]));
+    let slow = BuildSpec::new(20_000, &["   Compiling citadel-workspace-server-kernel v0.1.0", "never reached"]);
+    ws.tilt(&all_succeed(150).with_resource(Resource::compose("server").build(slow)));
     let child = ws.sync_command(&["--step", "server"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let server_log = ws.logs_dir().join("server.log");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -289,7 +283,7 @@ fn git_oddities_give_a_clear_message_or_a_fallback() {
 #[test]
 fn ctrl_c_during_a_hung_tilt_call_exits_130_at_once() {
     let ws = Workspace::citadel();
-    ws.tilt(&format!("hang = [\"trigger\"]\n{}", all_succeed(100)));
+    ws.tilt(&Scenario { hang: vec!["trigger".to_owned()], ..all_succeed(100) });
     let child = ws.sync_command(&["--step", "server"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ws.triggers().contains(&"server".to_owned()) && Instant::now() < deadline {

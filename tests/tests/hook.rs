@@ -86,7 +86,7 @@ fn a_failing_step_blocks_the_push() {
     xtask(&ws, &["install-hook"]).assert_code(0);
     let before = remote_head(&ws);
     commit_kernel_change(&ws);
-    ws.tilt(&all_succeed(100).replacen(&q(SERVER_RUNNING), &q("error[E0425]: cannot find value `x`"), 1));
+    ws.tilt(&all_succeed_but(100, "server", "error[E0425]: cannot find value `x`"));
     let run = push(&ws);
     assert_ne!(run.code, Some(0), "the push must fail: {}", run.stderr);
     assert!(
@@ -115,7 +115,7 @@ fn without_tilt_the_push_goes_on_with_a_warning_unless_strict() {
     ws.add_origin();
     xtask(&ws, &["install-hook"]).assert_code(0);
     commit_kernel_change(&ws);
-    ws.tilt(&format!("running = false\n{}", all_succeed(100)));
+    ws.tilt(&Scenario { running: false, ..all_succeed(100) });
     let run = push(&ws);
     run.assert_code(0);
     assert!(run.stderr.contains("the push goes on without a sync"), "{}", run.stderr);

@@ -6,9 +6,11 @@ use std::fs;
 
 use sync_tests::*;
 
-fn scenario_with_wasm(builds: &[&[&str]]) -> String {
-    let wasm_builds: String = builds.iter().map(|lines| build(150, lines)).collect();
-    scenario_with(150, &[("sync-wasm-client", &wasm_builds)])
+/// `all_succeed(150)`, but the WASM client's builds print `builds`, one after another.
+fn scenario_with_wasm(builds: &[&[&str]]) -> Scenario {
+    let wasm =
+        builds.iter().fold(Resource::compose("sync-wasm-client"), |wasm, lines| wasm.build(BuildSpec::new(150, lines)));
+    all_succeed(150).with_resource(wasm)
 }
 
 #[test]
@@ -162,12 +164,14 @@ fn an_error_after_cargos_early_finished_fails_step_1() {
 #[test]
 fn errors_in_earlier_builds_do_not_fail_the_new_one() {
     let ws = Workspace::citadel();
-    let history = r#"
-[[resource.history]]
-lines = ["error[E0425]: cannot find value `x` in this scope", "thread 'main' panicked at src/main.rs:1:1"]
-error = "Command \"cargo build\" failed: exit status 101"
-"#;
-    let scenario = insert_under(&all_succeed(150), "server", history);
+    let mut scenario = all_succeed(150);
+    scenario.resource_mut("server").history.push(
+        BuildSpec::new(
+            100,
+            &["error[E0425]: cannot find value `x` in this scope", "thread 'main' panicked at src/main.rs:1:1"],
+        )
+        .failing("Command \"cargo build\" failed: exit status 101"),
+    );
     ws.tilt(&scenario);
     ws.sync(&["--all"]).assert_code(0);
 }
@@ -176,9 +180,8 @@ error = "Command \"cargo build\" failed: exit status 101"
 fn a_build_running_at_trigger_time_is_not_ours() {
     // The running build would pass with its success line; ours fails: the run must fail.
     let ws = Workspace::citadel();
-    let running = format!("[resource.running]\nduration_ms = 600\nlines = {}\n", list(&["old", SERVER_RUNNING]));
-    let scenario =
-        insert_under(&server_printing(&["error[E0425]: cannot find value `x` in this scope"]), "server", &running);
+    let mut scenario = server_printing(&["error[E0425]: cannot find value `x` in this scope"]);
+    scenario.resource_mut("server").running = Some(BuildSpec::new(600, &["old", SERVER_RUNNING]));
     ws.tilt(&scenario);
     let run = ws.sync(&["--step", "server"]);
     run.assert_code(1);
@@ -186,9 +189,9 @@ fn a_build_running_at_trigger_time_is_not_ours() {
 
     // The running build fails; ours, queued behind it, succeeds: the run succeeds.
     let ws = Workspace::citadel();
-    let running =
-        "[resource.running]\nduration_ms = 600\nlines = [\"error[E0599]: no method\"]\nerror = \"exit status 101\"\n";
-    let scenario = insert_under(&all_succeed(150), "server", running);
+    let mut scenario = all_succeed(150);
+    scenario.resource_mut("server").running =
+        Some(BuildSpec::new(600, &["error[E0599]: no method"]).failing("exit status 101"));
     ws.tilt(&scenario);
     let run = ws.sync(&["--step", "server", "--json"]);
     run.assert_code(0);
@@ -200,23 +203,19 @@ fn the_previous_containers_success_line_does_not_pass_our_queued_build() {
     // The running build's container prints the server's success line once that build is over:
     // while ours (queued behind it) is building. Ours then fails.
     let ws = Workspace::citadel();
-    let running = format!(
-        "[resource.running]\nduration_ms = 400\nlines = [\"old build\"]\nruntime = {}\nruntime_ms = 200\n",
-        list(&[SERVER_RUNNING])
-    );
-    let ours = "[[resource.build]]\nduration_ms = 1000\nlines = [\"   Compiling citadel-workspace-server-kernel v0.1.0\"]\nerror = \"exit status 101\"\n";
-    ws.tilt(&scenario_with(150, &[("server", &format!("{running}{ours}"))]));
+    let running =
+        Resource::compose("server").running(BuildSpec::new(400, &["old build"]).runtime(&[SERVER_RUNNING], 200));
+    let ours =
+        BuildSpec::new(1000, &["   Compiling citadel-workspace-server-kernel v0.1.0"]).failing("exit status 101");
+    ws.tilt(&all_succeed(150).with_resource(running.clone().build(ours)));
     let run = ws.sync(&["--step", "server"]);
     run.assert_code(1);
     assert!(run.stdout.contains("Build Failed: exit status 101"), "{}", run.stdout);
 
     // Our own container's success line, after our build: success.
     let ws = Workspace::citadel();
-    let ours = format!(
-        "[[resource.build]]\nduration_ms = 300\nlines = [\"Compiling\"]\nruntime = {}\nruntime_ms = 100\n",
-        list(&[SERVER_RUNNING])
-    );
-    ws.tilt(&scenario_with(150, &[("server", &format!("{running}{ours}"))]));
+    let ours = BuildSpec::new(300, &["Compiling"]).runtime(&[SERVER_RUNNING], 100);
+    ws.tilt(&all_succeed(150).with_resource(running.build(ours)));
     ws.sync(&["--step", "server"]).assert_code(0);
 }
 
@@ -240,7 +239,7 @@ fn the_demo_runs_a_passing_and_a_failing_sync() {
 #[test]
 fn tilt_not_running_exits_2_saying_tilt_up() {
     let ws = Workspace::citadel();
-    ws.tilt(&format!("running = false\n{}", all_succeed(100)));
+    ws.tilt(&Scenario { running: false, ..all_succeed(100) });
     let run = ws.sync(&["--all"]);
     run.assert_code(2);
     assert!(run.stderr.contains("tilt up"), "{}", run.stderr);
@@ -250,7 +249,9 @@ fn tilt_not_running_exits_2_saying_tilt_up() {
 #[test]
 fn an_unknown_resource_exits_2_before_any_trigger() {
     let ws = Workspace::citadel();
-    ws.tilt(&all_succeed(100).replacen("name = \"internal-service\"", "name = \"internal-svc\"", 1));
+    let mut scenario = all_succeed(100);
+    scenario.resource_mut("internal-service").name = "internal-svc".to_owned();
+    ws.tilt(&scenario);
     let run = ws.sync(&["--all"]);
     run.assert_code(2);
     assert!(run.stderr.contains("Tilt has no resource named `internal-service`"), "{}", run.stderr);

@@ -3,25 +3,26 @@
 
 use sync_tests::*;
 
-const QUIET_CHECK: (&str, &str) = ("quiet_status_check = \"10s\"", "quiet_status_check = \"300ms\"");
+/// `all_succeed(100)` with `server` in place of its server.
+fn with_server(server: Resource) -> Scenario {
+    all_succeed(100).with_resource(server)
+}
 
-fn server_build(build: &str) -> String {
-    scenario_with(100, &[("server", build)])
+/// A Tilt older than 0.36.1 (no `logs --json`) playing `scenario`.
+fn old_tilt(scenario: Scenario) -> Scenario {
+    Scenario { json: false, version: "v0.33.2, built 2023-05-01".to_owned(), ..scenario }
 }
 
 #[test]
 fn a_failure_tilt_records_fails_the_step_even_when_no_line_matches() {
     let ws = Workspace::citadel();
     // Without `build-failed`, Tilt's `Build Failed:` line matches nothing: only its record tells.
-    let config = ws.protocol(&[
-        QUIET_CHECK,
-        (
-            "errors = [\"rust-compile\", \"panic\", \"link\", \"build-failed\", \"error-line\"]",
-            "errors = [\"rust-compile\"]",
-        ),
-    ]);
-    ws.tilt(&server_build(
-        "[[resource.build]]\nduration_ms = 200\nlines = [\"Compiling\"]\nerror = \"exit status 101\"",
+    let config = ws.protocol(&[(
+        "errors = [\"rust-compile\", \"panic\", \"link\", \"build-failed\", \"error-line\"]",
+        "errors = [\"rust-compile\"]",
+    )]);
+    ws.tilt(&with_server(
+        Resource::compose("server").build(BuildSpec::new(200, &["Compiling"]).failing("exit status 101")),
     ));
     let run = ws.sync(&["--step", "server", "--config", &config]);
     run.assert_code(1);
@@ -36,8 +37,8 @@ fn a_failure_tilt_records_fails_the_step_even_when_no_line_matches() {
 #[test]
 fn a_container_that_exits_with_an_error_after_its_build_fails_the_step() {
     let ws = Workspace::citadel();
-    let config = ws.protocol(&[QUIET_CHECK]);
-    ws.tilt(&server_build("[[resource.build]]\nduration_ms = 200\nlines = [\"Compiling\"]\nexit_code = 1"));
+    let config = ws.protocol(&[]);
+    ws.tilt(&with_server(Resource::compose("server").build(BuildSpec::new(200, &["Compiling"]).exit_code(1))));
     let run = ws.sync(&["--step", "server", "--config", &config]);
     run.assert_code(1);
     assert!(run.stdout.contains("server's container exited with an error after its build"), "{}", run.stdout);
@@ -46,7 +47,7 @@ fn a_container_that_exits_with_an_error_after_its_build_fails_the_step() {
 #[test]
 fn tilt_stopping_mid_build_is_a_failure_not_a_hang() {
     let ws = Workspace::citadel();
-    ws.tilt(&format!("stop_after_ms = 300\n{}", all_succeed(3000)));
+    ws.tilt(&Scenario { stop_after_ms: Some(300), ..all_succeed(3000) });
     let run = ws.sync(&["--all"]);
     run.assert_code(1);
     assert!(run.stdout.contains("Step 1 FAILED: Tilt went away while watching sync-wasm-client"), "{}", run.stdout);
@@ -57,9 +58,9 @@ fn tilt_stopping_mid_build_is_a_failure_not_a_hang() {
 #[test]
 fn an_old_tilt_without_json_is_polled() {
     let ws = Workspace::citadel();
-    let history = "[[resource.history]]\nlines = [\"error[E0425]: an old failure\"]\n";
-    let scenario = insert_under(&all_succeed(300), "server", history);
-    ws.tilt(&format!("json = false\nversion = \"v0.33.2, built 2023-05-01\"\n{scenario}"));
+    let mut scenario = all_succeed(300);
+    scenario.resource_mut("server").history.push(BuildSpec::new(100, &["error[E0425]: an old failure"]));
+    ws.tilt(&old_tilt(scenario));
     let run = ws.sync(&["--all", "--poll", "200ms", "-v"]);
     run.assert_code(0);
     assert!(
@@ -69,8 +70,7 @@ fn an_old_tilt_without_json_is_polled() {
     );
     assert!(ws.tilt_calls().iter().all(|args| !args.contains(&"--json".to_owned())));
 
-    let failing = all_succeed(300).replacen(&q(SERVER_RUNNING), &q("error[E0599]: no method named `x`"), 1);
-    ws.tilt(&format!("json = false\nversion = \"v0.33.2, built 2023-05-01\"\n{failing}"));
+    ws.tilt(&old_tilt(all_succeed_but(300, "server", "error[E0599]: no method named `x`")));
     let run = ws.sync(&["--all", "--poll", "200ms"]);
     run.assert_code(1);
     assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: error[E0599]"), "{}", run.stdout);
@@ -80,7 +80,7 @@ fn an_old_tilt_without_json_is_polled() {
 fn a_hung_tilt_call_is_killed_and_named() {
     let ws = Workspace::citadel();
     let config = ws.protocol(&[("tilt_call_timeout = \"30s\"", "tilt_call_timeout = \"500ms\"")]);
-    ws.tilt(&format!("hang = [\"trigger\"]\n{}", all_succeed(100)));
+    ws.tilt(&Scenario { hang: vec!["trigger".to_owned()], ..all_succeed(100) });
     let run = ws.sync(&["--all", "--config", &config]);
     run.assert_code(1);
     assert!(
@@ -99,7 +99,7 @@ fn no_tilt_process_is_left_running_after_a_sync() {
     assert!(ws.tilt_pids().len() >= 12, "{:?}", ws.tilt_calls());
     assert!(ws.tilt_processes_left().is_empty(), "{:?}", ws.tilt_processes_left());
 
-    ws.tilt(&all_succeed(100).replacen(&q(SERVER_RUNNING), &q("error[E0425]: x"), 1));
+    ws.tilt(&all_succeed_but(100, "server", "error[E0425]: x"));
     ws.sync(&["--all"]).assert_code(1);
     assert!(ws.tilt_processes_left().is_empty(), "{:?}", ws.tilt_processes_left());
 }
@@ -150,18 +150,22 @@ fn a_tilt_wrapper_script_leaves_nothing_behind() {
 #[test]
 fn a_crash_right_after_the_success_line_fails_a_step_with_a_confirm_time() {
     let ws = Workspace::citadel();
-    let crash = format!(
-        "[[resource.build]]\nduration_ms = 100\nlines = [\"Compiling\"]\nruntime = {}\nruntime_ms = 400\n",
-        list(&[SERVER_RUNNING, "thread 'main' panicked at src/main.rs:12:5:"])
+    let crash = Resource::compose("server").build(
+        BuildSpec::new(100, &["Compiling"])
+            .runtime(&[SERVER_RUNNING, "thread 'main' panicked at src/main.rs:12:5:"], 400),
     );
-    ws.tilt(&server_build(&crash));
+    ws.tilt(&with_server(crash.clone()));
     // Without a confirm time the step is over at its success line.
-    ws.sync(&["--step", "server"]).assert_code(0);
+    let no_confirm = ws.protocol(&[(
+        "name = \"server\"\nresource = \"server\"\n",
+        "name = \"server\"\nresource = \"server\"\nconfirm = \"0s\"\n",
+    )]);
+    ws.sync(&["--step", "server", "--config", &no_confirm]).assert_code(0);
     let config = ws.protocol(&[(
         "name = \"server\"\nresource = \"server\"\n",
         "name = \"server\"\nresource = \"server\"\nconfirm = \"1s\"\n",
     )]);
-    ws.tilt(&server_build(&crash));
+    ws.tilt(&with_server(crash));
     let run = ws.sync(&["--step", "server", "--config", &config]);
     run.assert_code(1);
     assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: thread 'main' panicked"), "{}", run.stdout);
@@ -174,12 +178,9 @@ fn a_chatty_log_does_not_starve_the_confirmation_of_a_success_line() {
     let ws = Workspace::citadel();
     let runtime: Vec<String> = (0..60).map(|n| format!("[INFO] request {n}")).collect();
     let runtime: Vec<&str> = runtime.iter().map(String::as_str).collect();
-    let chatty = format!(
-        "[[resource.build]]\nduration_ms = 1000\nlines = {}\nruntime = {}\nruntime_ms = 12000\n",
-        list(&[SERVER_RUNNING, "[INFO] a", "[INFO] b", "[INFO] c", "[INFO] d"]),
-        list(&runtime)
-    );
-    ws.tilt(&server_build(&chatty));
+    let chatty = BuildSpec::new(1000, &[SERVER_RUNNING, "[INFO] a", "[INFO] b", "[INFO] c", "[INFO] d"])
+        .runtime(&runtime, 12_000);
+    ws.tilt(&with_server(Resource::compose("server").build(chatty)));
     let run = ws.sync(&["--step", "server", "--timeout", "20s", "--json"]);
     run.assert_code(0);
     let took = run.json()["steps"][1]["duration_ms"].as_u64().unwrap();
@@ -190,15 +191,21 @@ fn a_chatty_log_does_not_starve_the_confirmation_of_a_success_line() {
 fn polling_follows_builds_by_number_and_keeps_the_failed_builds_lines() {
     let ws = Workspace::citadel();
     // A build-line success before the build ends: with --json polling its origin is known.
-    let early = format!(
-        "[[resource.build]]\nduration_ms = 1500\nlines = {}\n",
-        list(&["Compiling server", SERVER_RUNNING, "more 1", "more 2", "more 3"])
-    );
-    ws.tilt(&server_build(&early));
+    let early = BuildSpec::new(1500, &["Compiling server", SERVER_RUNNING, "more 1", "more 2", "more 3"]);
+    ws.tilt(&with_server(Resource::compose("server").build(early)));
     ws.sync(&["--step", "server", "--no-stream", "--poll", "200ms", "--timeout", "20s"]).assert_code(0);
 
-    let failing = "[[resource.build]]\nduration_ms = 600\nlines = [\"Compiling\", \"error[E0425]: cannot find value `x`\", \"  --> src/main.rs:3:5\", \"error: could not compile `server`\"]\nerror = \"exit status 101\"\n";
-    ws.tilt(&server_build(failing));
+    let failing = BuildSpec::new(
+        600,
+        &[
+            "Compiling",
+            "error[E0425]: cannot find value `x`",
+            "  --> src/main.rs:3:5",
+            "error: could not compile `server`",
+        ],
+    )
+    .failing("exit status 101");
+    ws.tilt(&with_server(Resource::compose("server").build(failing)));
     let run = ws.sync(&["--step", "server", "--no-stream", "--poll", "200ms"]);
     run.assert_code(1);
     assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: error[E0425]"), "{}", run.stdout);
@@ -224,11 +231,9 @@ fn an_error_right_after_a_containers_success_line_fails_even_on_a_slow_stream() 
     // The stream delivers lines 400 ms late: the container's error arrives after Tilt already
     // recorded the build finished. The re-check of the log as Tilt has it catches it.
     let ws = Workspace::citadel();
-    let crash = format!(
-        "[[resource.build]]\nduration_ms = 300\nlines = [\"Compiling\"]\nruntime = {}\nruntime_ms = 200\n",
-        list(&[SERVER_RUNNING, "error: could not bind 0.0.0.0:12349: address in use"])
-    );
-    ws.tilt(&format!("stream_delay_ms = 400\n{}", server_build(&crash)));
+    let crash = BuildSpec::new(300, &["Compiling"])
+        .runtime(&[SERVER_RUNNING, "error: could not bind 0.0.0.0:12349: address in use"], 200);
+    ws.tilt(&Scenario { stream_delay_ms: 400, ..with_server(Resource::compose("server").build(crash)) });
     let run = ws.sync(&["--step", "server"]);
     run.assert_code(1);
     assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: error: could not bind"), "{}", run.stdout);
@@ -239,13 +244,12 @@ fn the_previous_containers_late_success_line_is_disowned_by_tilts_order() {
     // A build runs when we trigger; its container prints the success line while ours (queued)
     // builds, and the slow stream delivers it after ours finished. Ours then crashes.
     let ws = Workspace::citadel();
-    let running =
-        format!("[resource.running]\nduration_ms = 400\nruntime = {}\nruntime_ms = 100\n", list(&[SERVER_RUNNING]));
-    let ours = format!(
-        "[[resource.build]]\nduration_ms = 300\nlines = [\"Compiling\"]\nruntime = {}\nruntime_ms = 1500\nexit_code = 101\n",
-        list(&["thread 'main' panicked at src/main.rs:40:10:"])
-    );
-    ws.tilt(&format!("stream_delay_ms = 400\n{}", server_build(&format!("{running}{ours}"))));
+    let running = BuildSpec::new(400, &[]).runtime(&[SERVER_RUNNING], 100);
+    let ours = BuildSpec::new(300, &["Compiling"])
+        .runtime(&["thread 'main' panicked at src/main.rs:40:10:"], 1500)
+        .exit_code(101);
+    let server = Resource::compose("server").running(running).build(ours);
+    ws.tilt(&Scenario { stream_delay_ms: 400, ..with_server(server) });
     let run = ws.sync(&["--step", "server"]);
     run.assert_code(1);
     assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: thread 'main' panicked"), "{}", run.stdout);
@@ -278,12 +282,9 @@ fn a_chatty_previous_container_does_not_cost_a_tilt_call_per_line() {
     let noise: Vec<String> = (0..100).map(|n| format!("error: connection refused (retry {n})")).collect();
     let noise: Vec<&str> = noise.iter().map(String::as_str).collect();
     // (It is stopped, as docker compose does, before our build ends.)
-    let running = format!("[resource.running]\nduration_ms = 100\nruntime = {}\nruntime_ms = 1700\n", list(&noise));
-    let ours = format!(
-        "[[resource.build]]\nduration_ms = 2000\nlines = [\"Compiling\"]\nruntime = {}\n",
-        list(&[SERVER_RUNNING])
-    );
-    ws.tilt(&server_build(&format!("{running}{ours}")));
+    let running = BuildSpec::new(100, &[]).runtime(&noise, 1700);
+    let ours = BuildSpec::new(2000, &["Compiling"]).runtime(&[SERVER_RUNNING], 0);
+    ws.tilt(&with_server(Resource::compose("server").running(running).build(ours)));
     ws.sync(&["--step", "server"]).assert_code(0);
     let status_calls =
         ws.tilt_calls().iter().filter(|args| args.starts_with(&["get".to_owned(), "uiresource".to_owned()])).count();

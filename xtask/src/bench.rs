@@ -19,18 +19,14 @@ use xshell::Shell;
 use crate::{
     config::Protocol,
     flags,
+    model::LogLine,
+    scan::{self, Verdict},
     standin::StandIn,
-    step::{Baseline, Watch},
-    tilt::{forward_json_lines, Event},
+    tilt::read_json_log,
+    usage,
 };
 
 const RESOURCES: [&str; 4] = ["sync-wasm-client", "server", "internal-service", "ui"];
-const SUCCESS: [&str; 4] = [
-    "\\u001b[0;32m[INFO]\\u001b[0m WASM client synchronization complete!",
-    "Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`",
-    "Running `target/debug/citadel-workspace-internal-service --bind '0.0.0.0:12345'`",
-    "  VITE v5.4.2  ready in 412 ms",
-];
 
 impl flags::Bench {
     pub fn run(&self, sh: &Shell) -> Result<()> {
@@ -42,7 +38,7 @@ impl flags::Bench {
         let bench_dir = stand_in.project.join("target/xtask-bench");
         let scenario = bench_dir.join("scenario.toml");
         fs::create_dir_all(&bench_dir)?;
-        fs::write(&scenario, scenario_text(self.build_ms)).context("writing the scenario")?;
+        stand_in.write_scenario(sh, &scenario, &["bench", "--build-ms", &self.build_ms.to_string()])?;
         let runs: [(&str, &[&str]); 2] = [
             ("ours (defaults: follow the log)", &[]),
             ("seed protocol (--no-stream --poll 10s --settle 5s)", &["--no-stream", "--poll", "10s", "--settle", "5s"]),
@@ -79,19 +75,6 @@ struct Figures {
     cpu_ms: u64,
     calls_per_step: usize,
     calls_per_run: usize,
-}
-
-fn scenario_text(build_ms: u64) -> String {
-    let mut text = String::from("# cargo xtask bench: four builds of fixed length, twenty lines each\n");
-    for (resource, success) in RESOURCES.iter().zip(SUCCESS) {
-        let mut lines: Vec<String> = (1..20).map(|n| format!("\"   Compiling crate-{n} v0.1.{n}\"")).collect();
-        lines.push(format!("\"{success}\""));
-        text.push_str(&format!(
-            "\n[[resource]]\nname = \"{resource}\"\n[[resource.build]]\nduration_ms = {build_ms}\nlines = [{}]\n",
-            lines.join(", ")
-        ));
-    }
-    text
 }
 
 fn sync_once(
@@ -159,39 +142,33 @@ fn classifier(megabytes: usize) -> Result<()> {
     let protocol = Protocol::load(None)?;
     let step = protocol.step("server").context("the built-in protocol has a server step")?;
     let (bytes, input) = synthetic_log(megabytes << 20);
-    let (sender, events) = mpsc::sync_channel(1024);
+    let (sender, lines_read) = mpsc::sync_channel::<LogLine>(1024);
     let started = Instant::now();
     let reader = thread::spawn(move || {
-        forward_json_lines(BufReader::with_capacity(64 << 10, input), &["server".to_owned()], &sender);
+        read_json_log(BufReader::with_capacity(64 << 10, input), &["server".to_owned()], |line| {
+            sender.send(line).is_ok()
+        });
     });
-    let mut watch = Watch::new(step, Baseline { log: 0, status: 0 }, protocol.settings.report_lines);
     let mut sink = io::BufWriter::new(io::sink());
-    let mut lines = 0u64;
-    for event in events {
-        if let Event::Line { line, .. } = event {
-            lines += 1;
-            let _ = writeln!(sink, "{}", line.text);
-            watch.on_line(&line);
+    let (mut lines, mut errors) = (0u64, 0u64);
+    for line in lines_read {
+        lines += 1;
+        let _ = writeln!(sink, "{}", line.text);
+        if matches!(scan::classify(step, &line.text), Verdict::Error(..)) {
+            errors += 1;
         }
     }
     reader.join().map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
     let elapsed = started.elapsed();
-    let peak_rss_kb = peak_rss_kb().unwrap_or_default();
+    let peak_rss = usage::own().map_or(0, |usage| usage.peak_rss);
     println!(
-        "classifier: {:.0} MB of Tilt JSON log, {lines} lines of `server`, in {:.2}s: {:.0} MB/s; peak RSS {:.1} MB; verdict {:?}",
+        "classifier: {:.0} MB of Tilt JSON log, {lines} lines of `server` ({errors} error lines), in {:.2}s: {:.0} MB/s; peak RSS {:.1} MB",
         bytes as f64 / 1e6,
         elapsed.as_secs_f64(),
         bytes as f64 / 1e6 / elapsed.as_secs_f64(),
-        peak_rss_kb as f64 / 1024.0,
-        watch.progress(),
+        peak_rss as f64 / (1 << 20) as f64,
     );
     Ok(())
-}
-
-fn peak_rss_kb() -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `tilt logs --follow --json` output: a build header, then a block of lines of several

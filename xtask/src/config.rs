@@ -1,8 +1,6 @@
 //! The protocol file (`xtask/sync.toml`): loaded, validated and compiled into typed steps.
 //! Every error names the file and the line of the key at fault.
 
-use std::collections::HashSet;
-
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -39,11 +37,12 @@ pub struct Settings {
     pub timeout: Duration,
     pub remediation_wait: Duration,
     pub poll: Duration,
-    pub quiet_status_check: Duration,
     pub tilt_call_timeout: Duration,
     pub report_lines: usize,
     pub build_header: Regex,
     pub after_error: Duration,
+    /// The workspace's Tiltfile, relative to its root: the Tilt answering must run this one.
+    pub tiltfile: Utf8PathBuf,
 }
 
 /// Index of an error kind in `Protocol::kinds`.
@@ -71,8 +70,20 @@ pub struct Step {
     pub remediations: Vec<Remediation>,
     /// Runs whenever another step of the run runs (the UI reloads after any service).
     pub with_any_step: bool,
-    /// After the success line, keep judging the log this long (a crash right after start).
+    /// After the step passed, its service must stay up this long, and print no error line.
     pub confirm: Duration,
+    /// Besides its success lines, Tilt's word that the service is ready passes the step.
+    pub ready: Option<Ready>,
+}
+
+/// What Tilt can say that passes a step without a success line (`ready` in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ready {
+    /// The container of our build reports healthy (its compose healthcheck passes).
+    Healthy,
+    /// The service of our build runs (Tilt's runtime status `ok`).
+    Running,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +94,16 @@ pub struct Remediation {
     /// Relative to the workspace root.
     pub dir: Utf8PathBuf,
     pub wait: Duration,
+}
+
+impl Remediation {
+    /// `` `npm install` in citadel-internal-service/typescript-client ``
+    pub fn describe(&self) -> String {
+        let mut command = vec![self.program.as_str()];
+        command.extend(self.args.iter().map(String::as_str));
+        let dir = if self.dir.as_str().is_empty() { "." } else { self.dir.as_str() };
+        format!("`{}` in {dir}", command.join(" "))
+    }
 }
 
 impl Protocol {
@@ -146,11 +167,12 @@ struct RawSettings {
     timeout: Duration,
     remediation_wait: Duration,
     poll: Duration,
-    quiet_status_check: Duration,
     tilt_call_timeout: Duration,
     report_lines: usize,
     build_header: Spanned<String>,
     after_error: Duration,
+    confirm: Duration,
+    tiltfile: Utf8PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -176,6 +198,7 @@ struct RawStep {
     #[serde(default)]
     with_any_step: bool,
     confirm: Option<Duration>,
+    ready: Option<Ready>,
 }
 
 #[derive(Deserialize)]
@@ -200,7 +223,6 @@ impl Compiler<'_> {
         let durations = [
             ("timeout", raw.settings.timeout),
             ("poll", raw.settings.poll),
-            ("quiet_status_check", raw.settings.quiet_status_check),
             ("tilt_call_timeout", raw.settings.tilt_call_timeout),
         ];
         if let Some((key, _)) = durations.iter().find(|(_, duration)| duration.0.is_zero()) {
@@ -212,12 +234,13 @@ impl Compiler<'_> {
             timeout: raw.settings.timeout,
             remediation_wait: raw.settings.remediation_wait,
             poll: raw.settings.poll,
-            quiet_status_check: raw.settings.quiet_status_check,
             tilt_call_timeout: raw.settings.tilt_call_timeout,
             report_lines: raw.settings.report_lines,
             build_header: self.regex(&raw.settings.build_header, "settings.build_header")?,
             after_error: raw.settings.after_error,
+            tiltfile: raw.settings.tiltfile,
         };
+        let default_confirm = raw.settings.confirm;
 
         let mut kinds: Vec<ErrorKind> = Vec::new();
         for raw_kind in raw.errors {
@@ -247,7 +270,7 @@ impl Compiler<'_> {
             if steps.iter().any(|step| step.name == *raw_step.name.get_ref()) {
                 bail!(self.at(&raw_step.name, format!("step `{}` is defined twice", raw_step.name.get_ref())));
             }
-            steps.push(self.step(raw_step, &kinds, &settings)?);
+            steps.push(self.step(raw_step, &kinds, &settings, default_confirm)?);
         }
         let rules = raw.rules.into_iter().map(|rule| self.path_rule(rule, &steps)).collect::<Result<_>>()?;
         Ok(Protocol { settings, kinds, steps, rules })
@@ -280,7 +303,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn step(&self, raw: RawStep, kinds: &[ErrorKind], settings: &Settings) -> Result<Step> {
+    fn step(&self, raw: RawStep, kinds: &[ErrorKind], settings: &Settings, confirm: Duration) -> Result<Step> {
         let name = raw.name.get_ref().clone();
         let kind_id = |reference: &Spanned<String>| -> Result<KindId> {
             kinds.iter().position(|kind| kind.name == *reference.get_ref()).map(KindId).ok_or_else(|| {
@@ -340,7 +363,8 @@ impl Compiler<'_> {
             remediations,
             timeout: raw.timeout.unwrap_or(settings.timeout),
             with_any_step: raw.with_any_step,
-            confirm: raw.confirm.unwrap_or(Duration(std::time::Duration::ZERO)),
+            confirm: raw.confirm.unwrap_or(confirm),
+            ready: raw.ready,
             resource: raw.resource,
             name,
         })
@@ -366,21 +390,6 @@ impl Compiler<'_> {
 fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
     text.as_bytes()[..offset].iter().filter(|&&byte| byte == b'\n').count() + 1
-}
-
-/// Checks `--step` names against the protocol and returns the steps to run, in protocol order.
-pub fn select_steps<'p>(protocol: &'p Protocol, names: &[String]) -> Result<Vec<&'p Step>> {
-    if names.is_empty() {
-        return Ok(protocol.steps.iter().collect());
-    }
-    let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
-    for name in &wanted {
-        if protocol.step(name).is_none() {
-            let known: Vec<&str> = protocol.steps.iter().map(|step| step.name.as_str()).collect();
-            bail!("no step named `{name}` in the protocol (steps: {})", known.join(", "));
-        }
-    }
-    Ok(protocol.steps.iter().filter(|step| wanted.contains(step.name.as_str())).collect())
 }
 
 #[cfg(test)]
@@ -464,25 +473,12 @@ mod tests {
 
     #[test]
     fn zero_durations_that_would_spin_are_refused() {
-        let text = with_default("quiet_status_check = \"10s\"", "quiet_status_check = \"0ms\"");
+        let text = with_default("poll = \"2s\"", "poll = \"0ms\"");
         let message = error_of(&text);
         assert_eq!(
             message,
-            format!(
-                "sync.toml:{}: settings.quiet_status_check must be longer than 0",
-                line_containing(&text, "quiet_status_check = ")
-            )
+            format!("sync.toml:{}: settings.poll must be longer than 0", line_containing(&text, "poll = "))
         );
-    }
-
-    #[test]
-    fn steps_are_selected_in_protocol_order() {
-        let protocol = Protocol::load(None).unwrap();
-        let names = ["ui".to_owned(), "server".to_owned()];
-        let steps = select_steps(&protocol, &names).unwrap();
-        assert_eq!(steps.iter().map(|step| step.name.as_str()).collect::<Vec<_>>(), ["server", "ui"]);
-        let message = select_steps(&protocol, &["sever".to_owned()]).unwrap_err().to_string();
-        assert!(message.contains("no step named `sever`"), "{message}");
     }
 }
 

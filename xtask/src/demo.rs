@@ -12,10 +12,9 @@ use xshell::Shell;
 
 use crate::{flags, standin::StandIn};
 
-const SCENARIOS: [(&str, &str); 2] = [
-    ("every build passes", "tests/scenarios/demo-happy.toml"),
-    ("the server fails to compile", "tests/scenarios/demo-failing.toml"),
-];
+/// The stand-in's named scenarios (`sync_tests::scenarios`), with a title.
+const SCENARIOS: [(&str, &str); 2] =
+    [("every build passes", "demo-happy"), ("the server fails to compile", "demo-failing")];
 
 impl flags::Demo {
     pub fn run(&self, sh: &Shell) -> Result<()> {
@@ -24,7 +23,9 @@ impl flags::Demo {
         for (index, (title, scenario)) in SCENARIOS.iter().enumerate() {
             let workspace = demo.join(format!("citadel-{}", index + 1));
             stand_in.make_workspace(sh, &workspace)?;
-            let scenario = stand_in.project.join(scenario);
+            let scenario_name = *scenario;
+            let scenario = demo.join(format!("{scenario_name}.toml"));
+            stand_in.write_scenario(sh, &scenario, &[scenario_name])?;
             println!("\n=== Demo {}: {title} ===", index + 1);
             println!("$ cargo xtask sync --root {workspace} --all   (Tilt stand-in scenario: {scenario})\n");
             let state = demo.join(format!("tilt-state-{}", index + 1));

@@ -16,7 +16,7 @@ const OWN_OUTPUT: &str = "logs/";
 /// The content of the workspace as git would store it: the tree of the working tree (tracked
 /// and untracked-not-ignored files) of the repository and of each checked-out submodule, keyed
 /// by the submodule's path ("" for the repository itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fingerprint {
     pub trees: BTreeMap<String, String>,
 }
@@ -271,6 +271,16 @@ impl<'a> Git<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether git still holds a fingerprint's trees (they are loose objects `git gc` may prune).
+    pub fn has_trees(&self, fingerprint: &Fingerprint) -> bool {
+        fingerprint.trees.iter().all(|(repository, tree)| {
+            let dir = if repository.is_empty() { self.root.to_owned() } else { self.root.join(repository) };
+            let dir = if dir.exists() { dir } else { self.root.to_owned() };
+            let object = format!("{tree}^{{tree}}");
+            cmd!(self.sh, "git -C {dir} cat-file -e {object}").quiet().ignore_stderr().run().is_ok()
+        })
     }
 
     /// The paths that differ between two fingerprints.

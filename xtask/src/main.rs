@@ -2,23 +2,27 @@
 //! every subcommand lives in its own module.
 
 mod bench;
-mod changes;
 mod config;
 mod demo;
 mod duration;
+mod engine;
 mod flags;
 mod git;
 mod hook;
 mod interrupt;
 mod live;
+mod logs;
+mod model;
 mod plan;
 mod process;
 mod report;
 mod scan;
+mod select;
 mod standin;
 mod step;
 mod sync;
 mod tilt;
+mod usage;
 
 use std::process::ExitCode;
 

@@ -1,117 +1,113 @@
-//! Changed paths -> the steps to run, each with its reason. Pure: git is read elsewhere.
+//! Changed paths -> which steps they claim, and why. Pure: git is read elsewhere, and
+//! `select.rs` weighs the claims against each step's last good sync and Tilt's state.
 
 use crate::config::Protocol;
 
+/// Why a changed path needs a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepDecision {
-    /// Index into `Protocol::steps`.
-    pub step: usize,
-    pub run: bool,
-    pub reason: String,
+pub enum Claim {
+    /// A path one of the step's `[[path]]` rules matches.
+    Rule { path: String, glob: String, reason: String },
+    /// A path no rule claims: every step runs, since an unknown change must never be skipped.
+    Unclaimed { path: String },
 }
 
-/// Decides every step of the protocol, in order. Each path is claimed by the first rule that
-/// matches it; a path that no rule claims runs every step, since an unknown change must never
-/// be skipped silently.
-pub fn plan(protocol: &Protocol, changed: &[String]) -> Vec<StepDecision> {
-    let mut reasons: Vec<Option<String>> = vec![None; protocol.steps.len()];
-    let mut unclaimed: Option<&str> = None;
-    for path in changed {
-        let claim = protocol.rules.iter().find_map(|rule| Some((rule, rule.matcher.matches(path).into_iter().next()?)));
-        match claim {
-            Some((rule, glob)) => {
-                for &step in &rule.steps {
-                    reasons[step]
-                        .get_or_insert_with(|| format!("`{path}` matches `{}` ({})", rule.globs[glob], rule.reason));
-                }
-            }
-            None => {
-                unclaimed.get_or_insert(path);
-            }
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Claim::Rule { path, glob, reason } => write!(f, "`{path}` matches `{glob}` ({reason})"),
+            Claim::Unclaimed { path } => write!(f, "no rule claims `{path}`: every step, to be safe"),
         }
     }
-    if let Some(path) = unclaimed {
-        return every_step(protocol, &format!("no rule claims `{path}`: every step, to be safe"));
-    }
-    let any_runs = reasons.iter().any(Option::is_some);
-    protocol
-        .steps
-        .iter()
-        .zip(reasons)
-        .enumerate()
-        .map(|(step, (definition, reason))| match reason {
-            Some(reason) => StepDecision { step, run: true, reason },
-            None if definition.with_any_step && any_runs => {
-                StepDecision { step, run: true, reason: "runs whenever another step runs".to_owned() }
-            }
-            None => StepDecision { step, run: false, reason: "no matching change".to_owned() },
-        })
-        .collect()
 }
 
-/// Every step runs, for `reason`.
-pub fn every_step(protocol: &Protocol, reason: &str) -> Vec<StepDecision> {
-    (0..protocol.steps.len()).map(|step| StepDecision { step, run: true, reason: reason.to_owned() }).collect()
+/// For each step of the protocol, in order, the first changed path that needs it. Each path is
+/// claimed by the first rule that matches it; a path no rule claims needs every step.
+pub fn claims(protocol: &Protocol, changed: &[String]) -> Vec<Option<Claim>> {
+    let mut claims: Vec<Option<Claim>> = vec![None; protocol.steps.len()];
+    for path in changed {
+        let matched =
+            protocol.rules.iter().find_map(|rule| Some((rule, rule.matcher.matches(path).into_iter().next()?)));
+        match matched {
+            Some((rule, glob)) => {
+                for &step in &rule.steps {
+                    claims[step].get_or_insert_with(|| Claim::Rule {
+                        path: path.clone(),
+                        glob: rule.globs[glob].clone(),
+                        reason: rule.reason.clone(),
+                    });
+                }
+            }
+            None => return vec![Some(Claim::Unclaimed { path: path.clone() }); protocol.steps.len()],
+        }
+    }
+    claims
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn steps_run(changed: &[&str]) -> Vec<&'static str> {
+    fn steps_claimed(changed: &[&str]) -> Vec<&'static str> {
         let protocol = Protocol::load(None).unwrap();
         let changed: Vec<String> = changed.iter().map(|path| (*path).to_owned()).collect();
         let names = ["sync-wasm-client", "server", "internal-service", "ui"];
-        plan(&protocol, &changed).iter().filter(|decision| decision.run).map(|decision| names[decision.step]).collect()
+        claims(&protocol, &changed)
+            .iter()
+            .zip(names)
+            .filter(|(claim, _)| claim.is_some())
+            .map(|(_, name)| name)
+            .collect()
     }
 
     #[test]
-    fn each_change_runs_the_steps_its_rule_names() {
+    fn each_change_claims_the_steps_its_rule_names() {
         let all = vec!["sync-wasm-client", "server", "internal-service", "ui"];
+        let services = vec!["sync-wasm-client", "server", "internal-service"];
         let cases: Vec<(&[&str], Vec<&str>)> = vec![
-            (&["citadel-workspace-types/src/lib.rs"], all.clone()),
-            (&["citadel-workspace-server-kernel/src/kernel.rs"], vec!["server", "ui"]),
-            (&["citadel-internal-service/src/lib.rs"], vec!["internal-service", "ui"]),
-            (&["citadel-workspace-internal-service/src/main.rs"], vec!["internal-service", "ui"]),
-            (&["citadel-internal-service"], vec!["sync-wasm-client", "internal-service", "ui"]),
+            (&["citadel-workspace-types/src/lib.rs"], services.clone()),
+            (&["citadel-workspace-server-kernel/src/kernel.rs"], vec!["server"]),
+            (&["citadel-internal-service/src/lib.rs"], vec!["internal-service"]),
+            (&["citadel-workspace-internal-service/src/main.rs"], vec!["internal-service"]),
+            (&["citadel-internal-service"], vec!["sync-wasm-client", "internal-service"]),
             (
                 &["citadel-internal-service/typescript-client/src/index.ts"],
-                vec!["sync-wasm-client", "internal-service", "ui"],
+                vec!["sync-wasm-client", "internal-service"],
             ),
             (
                 &["citadel-internal-service/citadel-internal-service-types/src/lib.rs"],
-                vec!["sync-wasm-client", "internal-service", "ui"],
+                vec!["sync-wasm-client", "internal-service"],
             ),
-            (&["citadel-workspace-client-ts/src/index.ts"], vec!["sync-wasm-client", "ui"]),
-            (&["Cargo.lock"], vec!["server", "internal-service", "ui"]),
+            (&["citadel-workspace-client-ts/src/index.ts"], vec!["sync-wasm-client"]),
+            (&["Cargo.lock"], vec!["server", "internal-service"]),
             (&["citadel-workspaces/src/App.tsx"], vec![]),
             (&["README.md", "docs/guide/setup.txt", "citadel-workspace-server-kernel/README.md"], vec![]),
+            (&["xtask/src/main.rs", "xtask/Cargo.lock", ".cargo/config.toml"], vec![]),
             (&[], vec![]),
             (&["Tiltfile"], all.clone()),
             (&["citadel-workspaces/src/App.tsx", "x/y.rs"], all.clone()),
         ];
         for (changed, expected) in cases {
-            assert_eq!(steps_run(changed), expected, "{changed:?}");
+            assert_eq!(steps_claimed(changed), expected, "{changed:?}");
         }
     }
 
     #[test]
-    fn reasons_name_the_rule_and_the_first_matching_path() {
+    fn a_claim_names_the_rule_and_the_first_matching_path() {
         let protocol = Protocol::load(None).unwrap();
         let changed = [
             "citadel-workspace-server-kernel/src/a.rs".to_owned(),
             "citadel-workspace-server-kernel/src/b.rs".to_owned(),
         ];
-        let decisions = plan(&protocol, &changed);
-        assert_eq!(decisions[0].reason, "no matching change");
+        let claims = claims(&protocol, &changed);
+        assert_eq!(claims[0], None);
         assert_eq!(
-            decisions[1].reason,
+            claims[1].as_ref().unwrap().to_string(),
             "`citadel-workspace-server-kernel/src/a.rs` matches `citadel-workspace-server-kernel/**` (the server kernel)"
         );
-        assert_eq!(decisions[3].reason, "runs whenever another step runs");
-        let unknown = plan(&protocol, &["x/y.rs".to_owned()]);
+        let unknown = super::claims(&protocol, &["x/y.rs".to_owned()]);
         assert!(unknown
             .iter()
-            .all(|decision| decision.run && decision.reason == "no rule claims `x/y.rs`: every step, to be safe"));
+            .all(|claim| claim.as_ref().unwrap().to_string() == "no rule claims `x/y.rs`: every step, to be safe"));
     }
 }

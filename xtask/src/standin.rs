@@ -22,13 +22,27 @@ impl StandIn {
     pub fn build(sh: &Shell) -> Result<StandIn> {
         let project = crate::project_root();
         sh.change_dir(&project);
-        cmd!(sh, "cargo build --quiet --package sync-tests --bin tilt")
+        cmd!(sh, "cargo build --quiet --package sync-tests --bin tilt --bin scenario")
             .quiet()
             .run()
             .context("building the Tilt stand-in")?;
         let xtask = Utf8PathBuf::try_from(std::env::current_exe().context("finding this program")?)
             .context("this program's path is not UTF-8")?;
         Ok(StandIn { tilt: project.join("target/debug/tilt"), project, xtask })
+    }
+
+    /// Writes the stand-in's named scenario (`demo-happy`, `bench --build-ms 3000`, …: the
+    /// typed scenarios the tests share) to `path`.
+    pub fn write_scenario(&self, sh: &Shell, path: &Utf8Path, name_and_flags: &[&str]) -> Result<()> {
+        let program = self.project.join("target/debug/scenario");
+        let text = cmd!(sh, "{program} {name_and_flags...}")
+            .quiet()
+            .read()
+            .with_context(|| format!("making the stand-in's scenario `{}`", name_and_flags.join(" ")))?;
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+        }
+        fs::write(path, text + "\n").with_context(|| format!("writing {path}"))
     }
 
     /// A fresh copy of the fixture at `workspace`, committed as a git repository.

@@ -1,44 +1,39 @@
-//! `cargo xtask sync`: checks Tilt, then runs the selected steps in protocol order. For each:
-//! trigger, follow the build Tilt starts for that trigger, decide with `step::Watch`, remediate
-//! once per error kind, and stop the run at the first failure.
+//! `cargo xtask sync`: decides which steps run, checks that Tilt answers for this checkout,
+//! opens the run's Tilt streams, then runs the steps in protocol order through `engine.rs` and
+//! reports. The first failure stops the run.
 
 use std::{
-    collections::HashSet,
-    fs::File,
-    io::{self, BufWriter, Write},
-    process::{Command, ExitCode},
-    sync::mpsc::{self, Receiver},
+    io,
+    process::ExitCode,
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
-use xshell::{cmd, Shell};
+use time::format_description::well_known::Rfc3339;
+use xshell::Shell;
 
 use crate::{
-    changes,
-    config::{Protocol, Remediation, Step},
+    config::{Protocol, Ready, Step},
+    engine::{Engine, Setup, StepEnd, StepFacts},
     flags, interrupt,
     live::Live,
-    process::{self, Ended},
-    report::{self, LogDir, Outcome, RunReport, StepReport},
-    step::{remediation_for, Failure, Progress},
-    tilt::{Event, LogStream, Tilt},
+    logs::{self, LogDir, StepLog},
+    model::ResourceKind,
+    report::{self, Outcome, RunReport, StepReport},
+    select::{self, Selection},
+    step::{Decision, Failure},
+    tilt::{self, Event, LogFormat, Stream, Tilt},
+    usage,
 };
 
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_ENVIRONMENT: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-mod follow;
-
-/// A Tilt call that failed, or was cut short by Ctrl-C.
-fn call_failure(err: anyhow::Error) -> Failure {
-    if interrupt::requested() {
-        return Failure::Interrupted;
-    }
-    Failure::TiltCall(format!("{err:#}"))
-}
+/// How long the status watch has to list the run's resources before the sync gives up.
+const STATUS_WAIT: Duration = Duration::from_secs(10);
 
 impl flags::Sync {
     pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
@@ -71,7 +66,21 @@ impl flags::Sync {
             true => Some(io::read_to_string(io::stdin()).context("reading the refs git is pushing (pre-push input)")?),
             false => None,
         };
-        let selection = changes::select(self, pre_push_input.as_deref(), &protocol, sh, &root, logs.as_ref().ok())?;
+        let mut records = logs.as_ref().map(LogDir::read_records).unwrap_or_default();
+        let inputs = select::Inputs {
+            sh,
+            root: &root,
+            all: self.all,
+            named: &self.step,
+            base: self.base.as_deref(),
+            pre_push_input: pre_push_input.as_deref(),
+            records: &records,
+        };
+        let statuses = || {
+            let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
+            tilt.statuses().context("asking Tilt whether the last good sync still stands")
+        };
+        let selection = select::select(&protocol, &inputs, (!self.plan).then_some(&statuses as &dyn Fn() -> _))?;
         if self.plan {
             match self.json {
                 true => println!("{}", serde_json::to_string_pretty(&selection.plan_json(&protocol))?),
@@ -79,8 +88,8 @@ impl flags::Sync {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let report = if selection.already_in_sync || selection.steps.is_empty() {
-            let message = match selection.already_in_sync {
+        let mut report = if !selection.any_runs() {
+            let message = match selection.already_in_sync() {
                 true => "SUCCESS: Already in sync: nothing changed since the last successful sync".to_owned(),
                 false => format!(
                     "SUCCESS: Nothing to rebuild: no change since {} needs a service rebuilt",
@@ -92,16 +101,25 @@ impl flags::Sync {
             if !self.json && !selection.by_flag {
                 eprint!("{}", selection.plan_text(&protocol));
             }
-            self.run_steps(sh, &root, &protocol, &selection.steps, logs.as_ref().map_err(String::as_str))?
+            let steps: Vec<&Step> = protocol
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| selection.runs(*index))
+                .map(|(_, step)| step)
+                .collect();
+            self.run_steps(sh, &root, &protocol, &steps, logs.as_ref().map_err(String::as_str))?
         };
+        report.cpu_ms = usage::own().map(|usage| u64::try_from(usage.cpu.as_millis()).unwrap_or(u64::MAX));
+        report.finished_at = logs::utc_now(&Rfc3339);
         match &logs {
             Ok(logs) => {
-                if let (true, Some(fingerprint)) = (report.succeeded(), &selection.fingerprint) {
-                    if let Err(err) = logs.write_fingerprint(fingerprint) {
+                if record(&mut records, &selection, &report) {
+                    if let Err(err) = logs.write_records(&records) {
                         eprintln!("warning: could not record this sync in {}: {err}", logs.dir);
                     }
                 }
-                if let Err(err) = logs.write_status(&report) {
+                if let Err(err) = logs.write_status(&report.json()) {
                     eprintln!("warning: could not write {}/sync-status.json: {err}", logs.dir);
                 }
             }
@@ -121,7 +139,7 @@ impl flags::Sync {
         Ok(ExitCode::from(code))
     }
 
-    /// Checks Tilt, follows its log, and runs `steps` in order.
+    /// Checks Tilt, opens its streams, and runs `steps` in protocol order.
     fn run_steps(
         &self,
         sh: &Shell,
@@ -130,14 +148,17 @@ impl flags::Sync {
         steps: &[&Step],
         logs: Result<&LogDir, &str>,
     ) -> Result<RunReport> {
-        let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
-        let (sender, events) = mpsc::sync_channel(1024);
+        let call_timeout = protocol.settings.tilt_call_timeout.0;
+        let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, call_timeout);
+        let (sender, events) = mpsc::sync_channel(4096);
         let wake = sender.clone();
         interrupt::install(move || {
             let _ = wake.send(Event::Interrupted);
         })?;
 
-        let json_logs = preflight(&tilt, steps, root)?;
+        let json_logs = tilt.supports_json()?;
+        check_checkout(&tilt, root, &protocol.settings.tiltfile)?;
+        let resources: Vec<&str> = steps.iter().map(|step| step.resource.as_str()).collect();
         let follow = json_logs && !self.no_stream;
         let mut live = Live::new(self.verbose);
         if !json_logs {
@@ -148,37 +169,73 @@ impl flags::Sync {
         }
         if live.verbose() {
             let poll = protocol.settings.poll;
-            let how = match (follow, json_logs) {
-                (true, _) => {
-                    "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers)".to_owned()
+            live.note(&format!(
+                "sync: {}",
+                match (follow, json_logs) {
+                    (true, _) =>
+                        "following `tilt logs --follow --json` (builds told apart by Tilt's build numbers) and \
+                                  `tilt get uiresources --watch`"
+                            .to_owned(),
+                    (false, true) => format!("--no-stream: polling `tilt logs` every {poll}"),
+                    (false, false) => {
+                        format!("this Tilt has no `logs --json` (older than 0.36.1): polling `tilt logs` every {poll}")
+                    }
                 }
-                (false, true) => format!("--no-stream: polling `tilt logs` every {poll}"),
-                (false, false) => {
-                    format!("this Tilt has no `logs --json` (older than 0.36.1): polling `tilt logs` every {poll}")
-                }
-            };
-            live.note(&format!("sync: {how}"));
+            ));
         }
-        // Dropped (killed) when the run is over.
-        let _stream: Option<LogStream> = match follow {
-            true => Some(tilt.follow(&steps.iter().map(|step| step.resource.as_str()).collect::<Vec<_>>(), sender)?),
-            false => None,
+        // The streams are killed when the run is over (dropped).
+        let mut streams: Vec<Stream> = vec![tilt.watch_statuses(sender.clone())?];
+        if follow {
+            streams.push(tilt.follow_logs(&resources, sender.clone())?);
+        } else {
+            let header = (!json_logs).then(|| protocol.settings.build_header.clone());
+            let names = resources.iter().map(|name| (*name).to_owned()).collect();
+            tilt::poll_logs(
+                self.tilt.clone(),
+                self.tilt_port,
+                call_timeout,
+                names,
+                header,
+                protocol.settings.poll.0,
+                sender.clone(),
+            );
+        }
+        let format = match json_logs {
+            true => LogFormat::Json,
+            false => LogFormat::Plain(&protocol.settings.build_header),
         };
-        let mut runner = Runner {
-            tilt: &tilt,
-            sh,
-            root,
-            protocol,
-            events,
-            follow,
-            json_logs,
-            settle: self.settle.map(|settle| settle.0).unwrap_or_default(),
-            stream_gone: None,
-            interrupted_now: false,
-            logs,
-            live,
-        };
-        Ok(runner.run(steps))
+        let polled_every = (!follow).then_some(protocol.settings.poll.0);
+        let settle = self.settle.map(|settle| settle.0).unwrap_or_default();
+        let setup = Setup { tilt: &tilt, sh, root, protocol, format, polled_every, settle };
+        let mut engine = Engine::new(setup, events, live);
+        let known = engine.wait_for_statuses(&resources, STATUS_WAIT).map_err(|failure| match failure {
+            Failure::TiltGone => anyhow::anyhow!(tilt::TiltError::NotRunning {
+                port: self.tilt_port.unwrap_or(10350),
+                stderr: String::new()
+            }),
+            Failure::Interrupted => anyhow::anyhow!("interrupted"),
+            other => anyhow::anyhow!("{}", report::cause(protocol, 0, steps[0], &other, &[], &[])),
+        })?;
+        let missing: Vec<&str> =
+            resources.iter().copied().filter(|name| !known.iter().any(|known| known == name)).collect();
+        if !missing.is_empty() {
+            bail!(
+                "Tilt has no resource named {}: fix the protocol file, or the Tiltfile (Tilt has: {})",
+                missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
+                known.join(", ")
+            );
+        }
+        let waits_for_health = steps.iter().any(|step| {
+            step.ready == Some(Ready::Healthy) && engine.kind(&step.resource) == Some(ResourceKind::Compose)
+        });
+        if waits_for_health {
+            streams.push(tilt.watch_compose(sender.clone())?);
+        }
+        drop(sender);
+        let mut run = Run { engine, protocol, logs, report: RunReport::default() };
+        run.steps(steps);
+        drop(streams);
+        Ok(run.report)
     }
 
     fn root(&self) -> Result<Utf8PathBuf> {
@@ -194,208 +251,195 @@ impl flags::Sync {
     }
 }
 
-/// Checks, before any trigger, that Tilt answers, runs this workspace, and has every resource
-/// of the run (`tilt logs` on a misspelt resource prints nothing and exits 0: a watcher would
-/// wait forever). Returns whether `tilt logs` can print JSON.
-fn preflight(tilt: &Tilt, steps: &[&Step], root: &Utf8Path) -> Result<bool> {
-    let resources = tilt.resources()?;
-    let missing: Vec<&str> = steps
-        .iter()
-        .map(|step| step.resource.as_str())
-        .filter(|resource| !resources.iter().any(|known| known == resource))
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "Tilt has no resource named {}: fix the protocol file, or the Tiltfile (Tilt has: {})",
-            missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
-            resources.join(", ")
-        );
+/// Updates each step's last sync from the run: a step that passed records the workspace as the
+/// run began and the build that passed; a failed step is recorded as failed, so that it runs
+/// next time whatever changed. Returns whether anything changed.
+fn record(records: &mut logs::Records, selection: &Selection, report: &RunReport) -> bool {
+    let Some(fingerprint) = &selection.fingerprint else { return false };
+    let before = records.clone();
+    for step in &report.steps {
+        match (step.outcome, &step.build) {
+            (Outcome::Ok, Some(build)) => {
+                let record = logs::StepRecord {
+                    resource: step.resource.clone(),
+                    failed: false,
+                    build: build.number,
+                    finished: build.finished.and_then(|at| at.format(&Rfc3339).ok()),
+                    fingerprint: fingerprint.clone(),
+                };
+                records.steps.insert(step.name.clone(), record);
+            }
+            (Outcome::Failed | Outcome::Timeout, _) => {
+                let record = logs::StepRecord {
+                    resource: step.resource.clone(),
+                    failed: true,
+                    build: 0,
+                    finished: None,
+                    fingerprint: fingerprint.clone(),
+                };
+                records.steps.insert(step.name.clone(), record);
+            }
+            _ => {}
+        }
     }
-    let tiltfile = tilt.tiltfile()?;
-    let watched = tiltfile.parent().and_then(|dir| dir.canonicalize_utf8().ok()).unwrap_or_else(|| tiltfile.clone());
-    // The Tiltfile may sit anywhere inside this workspace.
-    if !watched.starts_with(root) {
-        bail!(
-            "the Tilt on this port runs another checkout: {tiltfile}, not this workspace {root}. Its builds say \
-             nothing about this workspace: run `tilt up` here (on another port, passed with --tilt-port), or sync from {}",
-            watched
-        );
-    }
-    Ok(tilt.supports_json()?)
+    *records != before
 }
 
-struct Runner<'a> {
-    tilt: &'a Tilt<'a>,
-    sh: &'a Shell,
-    root: &'a Utf8Path,
+/// The Tilt answering must run this workspace's own Tiltfile: a Tilt of another clone, or of a
+/// git worktree inside this one, answers just the same, and its builds say nothing of our code.
+fn check_checkout(tilt: &Tilt, root: &Utf8Path, tiltfile: &Utf8Path) -> Result<()> {
+    let running = tilt.tiltfile()?;
+    let ours = root.join(tiltfile);
+    let resolved = |path: &Utf8Path| path.canonicalize_utf8().unwrap_or_else(|_| path.to_owned());
+    if resolved(&running) != resolved(&ours) {
+        let there = running.parent().map_or_else(|| running.clone(), Utf8Path::to_owned);
+        bail!(
+            "the Tilt on this port runs another checkout: {running}, not this workspace's {ours}. Its builds say \
+             nothing about this workspace: run `tilt up` here (on another port, passed with --tilt-port), or sync from {there}"
+        );
+    }
+    Ok(())
+}
+
+/// How a step ended, for its report.
+enum Ending<'a> {
+    Passed(&'a String),
+    Failed(Outcome, &'a Failure),
+    /// Cut short: a step that had passed failed meanwhile.
+    Stopped,
+}
+
+/// The steps of one run, in order, and what they report.
+struct Run<'a> {
+    engine: Engine<'a>,
     protocol: &'a Protocol,
-    events: Receiver<Event>,
-    /// Lines come from one `tilt logs --follow --json` stream; otherwise `tilt logs` is polled.
-    follow: bool,
-    /// This Tilt prints its log as JSON (0.36.1 and later).
-    json_logs: bool,
-    /// A fixed wait after each trigger (the seed protocol waits 5 s).
-    settle: Duration,
-    /// Set once the log stream has ended: how every later wait fails.
-    stream_gone: Option<Failure>,
-    /// Ctrl-C seen while draining events: acted on by the caller.
-    interrupted_now: bool,
-    /// The logs directory, or why it is not usable.
     logs: Result<&'a LogDir, &'a str>,
-    live: Live,
+    report: RunReport,
 }
 
-/// The step's log since its trigger, written as lines arrive so memory stays bounded.
-struct StepLog {
-    path: Utf8PathBuf,
-    file: BufWriter<File>,
-}
-
-impl Runner<'_> {
+impl Run<'_> {
     /// Runs the selected steps in protocol order; a step is numbered by its place in the
     /// protocol (the seed's "Step 2" is always the server), unselected steps are `skipped`.
-    fn run(&mut self, selected: &[&Step]) -> RunReport {
-        let mut report = RunReport::new();
+    fn steps(&mut self, selected: &[&Step]) {
         let mut ordinal = 0;
         for (index, step) in self.protocol.steps.iter().enumerate() {
-            if !selected.iter().any(|chosen| std::ptr::eq(*chosen, step)) {
-                report.steps.push(StepReport::unstarted(step, Outcome::Skipped));
-                continue;
-            }
-            if !report.succeeded() {
-                report.steps.push(StepReport::unstarted(step, Outcome::NotRun));
+            let chosen = selected.iter().any(|chosen| chosen.name == step.name);
+            if !chosen || !self.report.succeeded() {
+                let outcome = if chosen { Outcome::NotRun } else { Outcome::Skipped };
+                self.report.steps.push(StepReport::unstarted(step, outcome));
                 continue;
             }
             ordinal += 1;
-            self.live.step_started(ordinal, selected.len(), &step.name, &step.resource);
-            let (step_report, failure) = self.run_step(index + 1, step);
-            self.live.step_finished(step_report.outcome.as_str());
-            if let Some(failure) = failure {
-                report.interrupted = failure == Failure::Interrupted;
-                report.error_log = Some(self.save_error_log(index + 1, step, &step_report, &failure));
+            self.engine.live.step_started(ordinal, selected.len(), &step.name, &step.resource);
+            let started = Instant::now();
+            let mut log = self.open_step_log(step);
+            let run = self.engine.run_step(step, log.as_mut());
+            let facts = &run.facts;
+            if let Some(log) = &mut log {
+                use std::io::Write;
+                let _ = log.file.flush();
             }
-            report.steps.push(step_report);
+            let log = log.map(|log| log.path);
+            match &run.end {
+                StepEnd::Decided(Decision::Succeeded { line, build, guard }) => {
+                    self.engine.guard(index, guard.clone());
+                    let mut report = self.step_report(step, facts, started, Ending::Passed(line), log);
+                    report.build = Some(build.clone());
+                    self.engine.live.step_finished("ok");
+                    self.report.steps.push(report);
+                }
+                StepEnd::Decided(Decision::Failed(failure)) => {
+                    let outcome = if *failure == Failure::Timeout { Outcome::Timeout } else { Outcome::Failed };
+                    self.engine.live.step_finished(outcome.as_str());
+                    let report = self.step_report(step, facts, started, Ending::Failed(outcome, failure), log);
+                    self.fail(index, report, failure, false);
+                }
+                StepEnd::Guard { step: failed, failure } => {
+                    self.engine.live.step_finished("stopped");
+                    let report = self.step_report(step, facts, started, Ending::Stopped, log);
+                    self.report.steps.push(report);
+                    self.fail_guarded(*failed, failure.clone());
+                }
+            }
         }
-        report
+        if self.report.succeeded() {
+            if let Some((failed, failure)) = self.engine.finish() {
+                self.fail_guarded(failed, failure);
+            }
+        }
     }
 
-    fn run_step(&mut self, number: usize, step: &Step) -> (StepReport, Option<Failure>) {
-        let started = Instant::now();
-        let deadline = started + step.timeout.0;
-        let mut log = self.open_step_log(step);
-        let mut used = HashSet::new();
-        let mut remediations = Vec::new();
-        let (progress, tail) = loop {
-            let (progress, tail) = self.watch_build(step, deadline, log.as_mut());
-            let Progress::Failed(failure) = &progress else {
-                break (progress, tail);
-            };
-            let Some(remediation) = remediation_for(step, failure, &used) else {
-                break (progress, tail);
-            };
-            used.insert(remediation.on);
-            let described = describe(remediation);
-            remediations.push(described.clone());
-            self.live.note(&format!(
-                "{}: {} → remediation: {described}, then retrigger",
-                step.name,
-                self.protocol.kind(remediation.on).name
-            ));
-            if let Err(failure) = self.remediate(remediation, deadline, log.as_mut()) {
-                break (Progress::Failed(failure), tail);
-            }
+    fn step_report(
+        &self,
+        step: &Step,
+        facts: &StepFacts,
+        started: Instant,
+        ending: Ending,
+        log: Option<Utf8PathBuf>,
+    ) -> StepReport {
+        let (outcome, success, failure) = match ending {
+            Ending::Passed(line) => (Outcome::Ok, Some(line.clone()), None),
+            Ending::Failed(outcome, failure) => (outcome, None, Some(failure)),
+            Ending::Stopped => (Outcome::NotRun, None, None),
         };
-        if let Some(log) = &mut log {
-            let _ = log.file.flush();
-        }
-        let (outcome, deciding_line, failure) = match progress {
-            Progress::Succeeded(line) => (Outcome::Ok, Some(line), None),
-            Progress::Failed(Failure::Timeout) => (Outcome::Timeout, None, Some(Failure::Timeout)),
-            Progress::Failed(failure) => {
-                let line = match &failure {
-                    Failure::Error { line, .. } => Some(line.clone()),
-                    _ => None,
-                };
-                (Outcome::Failed, line, Some(failure))
-            }
-            // watch_build always decides; were it not to, unsure means failure.
-            Progress::Watching => (Outcome::Failed, None, Some(Failure::Uncertain)),
+        let remediations: Vec<String> =
+            facts.remediations.iter().map(|&index| step.remediations[index].describe()).collect();
+        let number = self.protocol.steps.iter().position(|known| known.name == step.name).unwrap_or(0) + 1;
+        let deciding_line = match failure {
+            Some(Failure::Error { line, .. }) => Some(line.clone()),
+            _ => success,
         };
-        let cause =
-            failure.as_ref().map(|failure| report::cause(self.protocol, number, step, failure, &used, &remediations));
-        let report = StepReport {
+        StepReport {
             name: step.name.clone(),
             resource: step.resource.clone(),
             outcome,
             duration: started.elapsed(),
+            cause: failure.map(|failure| {
+                report::cause(self.protocol, number, step, failure, &facts.remediated_kinds, &remediations)
+            }),
             remediations,
             deciding_line,
-            cause,
-            log: log.map(|log| log.path),
-            tail,
+            log,
+            tail: facts.tail.clone(),
+            build: None,
+        }
+    }
+
+    /// Records the failed step (`index` in the protocol) and saves its error log.
+    fn fail(&mut self, index: usize, report: StepReport, failure: &Failure, after_passing: bool) {
+        self.report.interrupted = *failure == Failure::Interrupted;
+        let step = &self.protocol.steps[index];
+        self.report.error_log = Some(self.save_error_log(index + 1, step, &report, failure, after_passing));
+        match self.report.steps.get_mut(index) {
+            Some(slot) => *slot = report,
+            None => self.report.steps.push(report),
+        }
+    }
+
+    /// A step that had passed failed while later steps ran, or at the end of the run.
+    fn fail_guarded(&mut self, index: usize, failure: Failure) {
+        let step = &self.protocol.steps[index];
+        let Some(passed) = self.report.steps.get(index).cloned() else { return };
+        let cause = report::cause(self.protocol, index + 1, step, &failure, &[], &[]);
+        let report = StepReport {
+            outcome: Outcome::Failed,
+            cause: Some(format!("{cause} — after the step had passed, before the run ended")),
+            deciding_line: match &failure {
+                Failure::Error { line, .. } => Some(line.clone()),
+                _ => None,
+            },
+            ..passed
         };
-        (report, failure)
+        self.fail(index, report, &failure, true);
     }
 
     fn open_step_log(&mut self, step: &Step) -> Option<StepLog> {
         let logs = self.logs.ok()?;
         match logs.step_log(&step.name) {
-            Ok((path, file)) => Some(StepLog { path, file: BufWriter::new(file) }),
+            Ok(log) => Some(log),
             Err(err) => {
-                self.live.note(&format!("warning: cannot write {}/{}.log: {err}", logs.dir, step.name));
+                self.engine.live.note(&format!("warning: cannot write {}/{}.log: {err}", logs.dir, step.name));
                 None
-            }
-        }
-    }
-
-    fn remediate(
-        &mut self,
-        remediation: &Remediation,
-        deadline: Instant,
-        log: Option<&mut StepLog>,
-    ) -> Result<(), Failure> {
-        let described = describe(remediation);
-        let dir = self.root.join(&remediation.dir);
-        if !dir.is_dir() {
-            return Err(Failure::RemediationFailed(format!("{described}: the directory {dir} does not exist")));
-        }
-        let program = &remediation.program;
-        let args = &remediation.args;
-        let mut command = Command::from(cmd!(self.sh, "{program} {args...}"));
-        command.current_dir(&dir);
-        let failed = |why: String| Err(Failure::RemediationFailed(format!("{described}: {why}")));
-        let output = match process::run(command, deadline.saturating_duration_since(Instant::now())) {
-            Ended::Exited(output) => output,
-            Ended::NotFound => return failed(format!("`{program}` was not found on PATH")),
-            Ended::TimedOut => return failed("still running when the step's time ran out: killed".to_owned()),
-            Ended::Interrupted => return Err(Failure::Interrupted),
-            Ended::Failed(err) => return failed(err.to_string()),
-        };
-        if let Some(log) = log {
-            let _ = writeln!(log.file, "[cargo xtask sync] remediation: {described}");
-            let _ = log.file.write_all(&output.stdout);
-            let _ = log.file.write_all(&output.stderr);
-        }
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("no message");
-            return failed(format!("exited with {}: {last}", output.status));
-        }
-        self.pause(remediation.wait.0.min(deadline.saturating_duration_since(Instant::now())))
-    }
-
-    /// Waits, but not through Ctrl-C or Tilt going away.
-    fn pause(&mut self, length: Duration) -> Result<(), Failure> {
-        let until = Instant::now() + length;
-        loop {
-            match self.events.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                // The failed build's last lines: the retrigger starts a new build.
-                Ok(Event::Line { .. }) => {}
-                Ok(Event::Interrupted) => return Err(Failure::Interrupted),
-                // The next watch fails at once, saying so.
-                Ok(Event::StreamEnded { detail }) => self.stream_ended(detail),
-                // The time is up (the channel stays open: the Ctrl-C handler holds a sender).
-                Err(_) => return Ok(()),
             }
         }
     }
@@ -406,10 +450,12 @@ impl Runner<'_> {
         step: &Step,
         report: &StepReport,
         failure: &Failure,
+        after_passing: bool,
     ) -> Result<Utf8PathBuf, String> {
         let logs = self.logs.map_err(str::to_owned)?;
+        let when = if after_passing { " after it had passed" } else { "" };
         let mut heading = format!(
-            "cargo xtask sync: Step {number} ({}) failed\nstep: {number} {}\nresource: {}\ncause: {}\n",
+            "cargo xtask sync: Step {number} ({}) failed{when}\nstep: {number} {}\nresource: {}\ncause: {}\n",
             step.name,
             step.name,
             step.resource,
@@ -425,11 +471,4 @@ impl Runner<'_> {
         logs.write_error_log(&heading, report.log.as_deref())
             .map_err(|err| format!("writing under {}: {err}", logs.dir))
     }
-}
-
-fn describe(remediation: &Remediation) -> String {
-    let mut command = vec![remediation.program.as_str()];
-    command.extend(remediation.args.iter().map(String::as_str));
-    let dir = if remediation.dir.as_str().is_empty() { "." } else { remediation.dir.as_str() };
-    format!("`{}` in {dir}", command.join(" "))
 }

@@ -1,31 +1,38 @@
-//! The only place that runs `tilt`. `../shared/tilt-cli.md` records what each call prints;
-//! the parsing here follows it. Every call is bounded in time; the log stream is one child
-//! process, killed and reaped when dropped.
+//! The only place that runs `tilt`. `../shared/tilt-cli.md` records what each call prints; the
+//! parsing here follows it. A run opens two long-lived calls — the log stream (`tilt logs -f
+//! --json`) and the status watch (`tilt get uiresources -w -o json`), plus a docker-compose
+//! service watch when a step waits for health — and per step only `tilt trigger`. Every other
+//! call is bounded in time; a stream is one child process, killed and reaped when dropped.
 
 use std::{
     collections::HashMap,
     fmt,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     process::{Child, Command, Stdio},
     sync::mpsc::SyncSender,
     thread,
     time::Duration,
 };
 
-use anyhow::{Context, Result};
 use camino::Utf8PathBuf;
 use regex::Regex;
 use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
 use xshell::{cmd, Shell};
 
 use crate::{
+    model::{
+        BuildRecord, ComposeService, FinishedBuild, Health, LogLine, ResourceKind, ResourceStatus, Runtime,
+        RuntimeStatus, Span, WallTime,
+    },
     process::{self, Ended},
     scan::strip_ansi,
-    step::{BuildStatus, FinishedBuild, LogLine, Origin},
 };
 
 /// The first release whose `tilt logs` has `--json` (and `--since`, `--tail`).
 const FIRST_JSON_VERSION: (u64, u64, u64) = (0, 36, 1);
+/// The name of the Tiltfile's own resource.
+const TILTFILE_RESOURCE: &str = "(Tiltfile)";
 
 pub struct Tilt<'a> {
     sh: &'a Shell,
@@ -35,13 +42,29 @@ pub struct Tilt<'a> {
 }
 
 /// Why a Tilt call did not give an answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum TiltError {
-    NotInstalled { program: Utf8PathBuf },
-    NotRunning { port: u16, stderr: String },
-    Hung { call: String, after: Duration },
+    NotInstalled {
+        program: Utf8PathBuf,
+    },
+    NotRunning {
+        port: u16,
+        stderr: String,
+    },
+    Hung {
+        call: String,
+        after: Duration,
+    },
     Interrupted,
-    Failed { call: String, stderr: String },
+    Failed {
+        call: String,
+        stderr: String,
+    },
+    /// Tilt answered with something this tool does not understand.
+    Unreadable {
+        call: String,
+        why: String,
+    },
 }
 
 impl fmt::Display for TiltError {
@@ -62,9 +85,8 @@ impl fmt::Display for TiltError {
                 write!(f, "`{call}` did not answer within {}s and was killed", after.as_secs_f32())
             }
             TiltError::Interrupted => write!(f, "interrupted"),
-            TiltError::Failed { call, stderr } => {
-                write!(f, "`{call}` failed: {}", first_line(stderr))
-            }
+            TiltError::Failed { call, stderr } => write!(f, "`{call}` failed: {}", first_line(stderr)),
+            TiltError::Unreadable { call, why } => write!(f, "`{call}` printed what this tool cannot read: {why}"),
         }
     }
 }
@@ -83,12 +105,37 @@ pub enum LogFormat<'r> {
     Plain(&'r Regex),
 }
 
-/// An event of the run, in the order it happened: log lines from the stream, the stream's
-/// end, or Ctrl-C.
+/// Which long-lived call an event comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Logs,
+    Statuses,
+    Compose,
+}
+
+impl Source {
+    pub fn call(self) -> &'static str {
+        match self {
+            Source::Logs => "tilt logs --follow --json",
+            Source::Statuses => "tilt get uiresources --watch -o json",
+            Source::Compose => "tilt get dockercomposeservices --watch -o json",
+        }
+    }
+}
+
+/// What happens during a run, in the order it arrives.
 #[derive(Debug)]
 pub enum Event {
-    Line { resource: String, line: LogLine },
-    StreamEnded { detail: String },
+    Line(LogLine),
+    Status(ResourceStatus),
+    Compose(ComposeService),
+    /// The log poller's first pass is in (old Tilt, `--no-stream`): the log is known.
+    Polled,
+    /// A long-lived call ended: Tilt stopped (no message), or the call failed (`detail`).
+    Ended {
+        source: Source,
+        detail: String,
+    },
     Interrupted,
 }
 
@@ -97,29 +144,29 @@ impl<'a> Tilt<'a> {
         Tilt { sh, program, port, call_timeout }
     }
 
-    /// `--port N` for the calls that talk to a running Tilt.
-    fn port_args(&self) -> Vec<String> {
-        self.port.map(|port| vec!["--port".to_owned(), port.to_string()]).unwrap_or_default()
-    }
-
-    fn command(&self, args: &[&str], with_port: bool) -> Command {
+    /// `tilt ARGS… --port N`; `tilt version` talks to no Tilt and refuses `--port`.
+    fn command(&self, args: &[&str]) -> Command {
         let program = &self.program;
-        let port = if with_port { self.port_args() } else { Vec::new() };
+        let talks_to_tilt = args.first() != Some(&"version");
+        let port = self.port.filter(|_| talks_to_tilt).map(|port| vec!["--port".to_owned(), port.to_string()]);
+        let port = port.unwrap_or_default();
         cmd!(self.sh, "{program} {args...} {port...}").into()
     }
 
     /// Runs one call to completion, killing it if it does not answer within the bound.
     fn call(&self, args: &[&str]) -> Result<String, TiltError> {
-        self.call_with(args, true)
-    }
-
-    fn call_with(&self, args: &[&str], with_port: bool) -> Result<String, TiltError> {
         let call = format!("tilt {}", args.join(" "));
-        match process::run(self.command(args, with_port), self.call_timeout) {
+        match process::run(self.command(args), self.call_timeout) {
             Ended::Exited(output) if output.status.success() => {
                 Ok(String::from_utf8_lossy(&output.stdout).into_owned())
             }
-            Ended::Exited(output) => Err(self.call_error(call, String::from_utf8_lossy(&output.stderr).into_owned())),
+            Ended::Exited(output) => {
+                let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                if stderr.trim().is_empty() {
+                    stderr = format!("{} and printed nothing", output.status);
+                }
+                Err(self.call_error(call, stderr))
+            }
             Ended::TimedOut => Err(TiltError::Hung { call, after: self.call_timeout }),
             Ended::Interrupted => Err(TiltError::Interrupted),
             Ended::NotFound => Err(TiltError::NotInstalled { program: self.program.clone() }),
@@ -138,38 +185,30 @@ impl<'a> Tilt<'a> {
 
     /// Whether `tilt logs` can print JSON (and so be followed by build number).
     pub fn supports_json(&self) -> Result<bool, TiltError> {
-        let version = self.call_with(&["version"], false)?;
+        let version = self.call(&["version"])?;
         Ok(parse_version(&version).is_none_or(|version| version >= FIRST_JSON_VERSION))
-    }
-
-    /// The resources this Tilt runs (without the `(Tiltfile)` pseudo-resource).
-    pub fn resources(&self) -> Result<Vec<String>, TiltError> {
-        let names = self.call(&["get", "uiresources", "-o", "name"])?;
-        Ok(names
-            .lines()
-            .filter_map(|line| line.trim().strip_prefix("uiresource.tilt.dev/"))
-            .filter(|name| *name != "(Tiltfile)")
-            .map(str::to_owned)
-            .collect())
     }
 
     /// The Tiltfile this Tilt runs: it tells which checkout its builds come from.
     pub fn tiltfile(&self) -> Result<Utf8PathBuf, TiltError> {
-        let path = self.call(&["get", "tiltfile", "(Tiltfile)", "-o", "jsonpath={.spec.path}"])?;
+        let path = self.call(&["get", "tiltfile", TILTFILE_RESOURCE, "-o", "jsonpath={.spec.path}"])?;
         Ok(Utf8PathBuf::from(path.trim()))
     }
 
-    pub fn status(&self, resource: &str) -> Result<BuildStatus> {
-        let json = self.call(&["get", "uiresource", resource, "-o", "json"])?;
-        parse_status(&json).with_context(|| format!("reading Tilt's status of `{resource}`"))
+    /// Every resource's status, in one call.
+    pub fn statuses(&self) -> Result<Vec<ResourceStatus>, TiltError> {
+        let args = ["get", "uiresources", "-o", "json"];
+        let json = self.call(&args)?;
+        let unreadable = |why: String| TiltError::Unreadable { call: format!("tilt {}", args.join(" ")), why };
+        let list: List<UiResource> = serde_json::from_str(&json).map_err(|err| unreadable(err.to_string()))?;
+        Ok(list.items.into_iter().filter_map(UiResource::into_status).collect())
     }
 
     pub fn trigger(&self, resource: &str) -> Result<(), TiltError> {
         self.call(&["trigger", resource]).map(drop)
     }
 
-    /// The resource's log now (the last `tail` lines, if given), placed in builds: by Tilt's
-    /// build numbers with `--json`, else by counting the build headers `plain_header` matches.
+    /// The resource's log now (the last `tail` lines, if given), each line in its span.
     pub fn logs(&self, resource: &str, format: LogFormat, tail: Option<usize>) -> Result<Vec<LogLine>, TiltError> {
         // Tilt without --json has no --tail either: it prints the whole log.
         let tail = tail.filter(|_| matches!(format, LogFormat::Json)).map(|lines| lines.to_string());
@@ -180,43 +219,89 @@ impl<'a> Tilt<'a> {
         match format {
             LogFormat::Json => {
                 args.push("--json");
-                Ok(read_json_log(&self.call(&args)?, resource))
+                let text = self.call(&args)?;
+                let mut lines = Vec::new();
+                read_json_log(text.as_bytes(), &[resource.to_owned()], |line| {
+                    lines.push(line);
+                    true
+                });
+                Ok(lines)
             }
-            LogFormat::Plain(header) => Ok(parse_plain_log(&self.call(&args)?, header)),
+            LogFormat::Plain(header) => Ok(parse_plain_log(&self.call(&args)?, resource, header)),
         }
     }
 
-    /// Follows the resources' logs as JSON: the history, then new lines as Tilt writes them,
-    /// each sent as an `Event` placed in its build.
-    pub fn follow(&self, resources: &[&str], events: SyncSender<Event>) -> Result<LogStream, TiltError> {
-        let mut args = vec!["logs", "--follow", "--json"];
-        args.extend_from_slice(resources);
+    /// Starts a long-lived call whose stdout `forward` turns into events.
+    fn stream(
+        &self,
+        source: Source,
+        args: &[&str],
+        events: SyncSender<Event>,
+        forward: impl FnOnce(Box<dyn Read + Send>, &SyncSender<Event>) + Send + 'static,
+    ) -> Result<Stream, TiltError> {
         let call = format!("tilt {}", args.join(" "));
-        let mut child = process::spawn(self.command(&args, true), Stdio::piped()).map_err(|err| match err.kind() {
+        let mut child = process::spawn(self.command(args), Stdio::piped()).map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound => TiltError::NotInstalled { program: self.program.clone() },
             _ => TiltError::Failed { call, stderr: err.to_string() },
         })?;
         let stderr = process::read_in_background(child.stderr.take());
         let stdout = child.stdout.take();
-        let wanted: Vec<String> = resources.iter().map(|name| (*name).to_owned()).collect();
         thread::spawn(move || {
             if let Some(stdout) = stdout {
-                forward_json_lines(BufReader::new(stdout), &wanted, &events);
+                forward(Box::new(stdout), &events);
             }
-            let detail = String::from_utf8_lossy(&stderr.bytes_within(Duration::from_secs(1))).into_owned();
+            let stderr = String::from_utf8_lossy(&stderr.bytes_within(Duration::from_secs(1))).into_owned();
+            let detail = stderr.lines().find(|line| !line.trim().is_empty()).unwrap_or_default().trim().to_owned();
             // The receiver may be gone already: the run is over.
-            let _ = events.send(Event::StreamEnded { detail: first_line(&detail).to_owned() });
+            let _ = events.send(Event::Ended { source, detail });
         });
-        Ok(LogStream { child })
+        Ok(Stream { child })
+    }
+
+    /// Follows the resources' logs: the history, then new lines as Tilt writes them.
+    pub fn follow_logs(&self, resources: &[&str], events: SyncSender<Event>) -> Result<Stream, TiltError> {
+        let mut args = vec!["logs", "--follow", "--json"];
+        args.extend_from_slice(resources);
+        let wanted: Vec<String> = resources.iter().map(|name| (*name).to_owned()).collect();
+        self.stream(Source::Logs, &args, events, move |stdout, events| {
+            read_json_log(BufReader::new(stdout), &wanted, |line| events.send(Event::Line(line)).is_ok());
+        })
+    }
+
+    /// Watches every resource's status: each once, then again on every change.
+    pub fn watch_statuses(&self, events: SyncSender<Event>) -> Result<Stream, TiltError> {
+        self.stream(Source::Statuses, &["get", "uiresources", "--watch", "-o", "json"], events, |stdout, events| {
+            for resource in serde_json::Deserializer::from_reader(BufReader::new(stdout)).into_iter::<UiResource>() {
+                let Ok(resource) = resource else { return };
+                if let Some(status) = resource.into_status() {
+                    if events.send(Event::Status(status)).is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Watches the docker-compose services' containers.
+    pub fn watch_compose(&self, events: SyncSender<Event>) -> Result<Stream, TiltError> {
+        let args = ["get", "dockercomposeservices", "--watch", "-o", "json"];
+        self.stream(Source::Compose, &args, events, |stdout, events| {
+            for service in serde_json::Deserializer::from_reader(BufReader::new(stdout)).into_iter::<DcService>() {
+                let Ok(service) = service else { return };
+                if events.send(Event::Compose(service.into_model())).is_err() {
+                    return;
+                }
+            }
+        })
     }
 }
 
-/// The `tilt logs --follow` process. Dropping it kills and reaps the process.
-pub struct LogStream {
+/// A long-lived `tilt` call. Dropping it kills and reaps the process.
+pub struct Stream {
     child: Child,
 }
 
-impl Drop for LogStream {
+impl Drop for Stream {
     fn drop(&mut self) {
         // Killing the whole group closes the pipe, so the reader thread ends by itself; it is
         // not waited for, in case something outside the group still holds the pipe.
@@ -236,76 +321,6 @@ struct JsonLine {
     build_event: String,
 }
 
-/// Reads `tilt logs --json` lines and sends those of `wanted` resources, each placed in its
-/// build.
-pub(crate) fn forward_json_lines(mut reader: impl BufRead, wanted: &[String], events: &SyncSender<Event>) {
-    let mut placer = JsonPlacer::default();
-    let mut raw = Vec::new();
-    while let Ok(Some(length)) = read_capped_line(&mut reader, &mut raw, MAX_JSON_LINE) {
-        let Some((resource, lines)) = placer.place(&raw, length, wanted) else { continue };
-        for line in lines {
-            if events.send(Event::Line { resource: resource.clone(), line }).is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// `tilt logs --json RESOURCE` printed at once (not followed), as lines placed in builds.
-fn read_json_log(text: &str, resource: &str) -> Vec<LogLine> {
-    let mut placer = JsonPlacer::default();
-    let wanted = [resource.to_owned()];
-    let mut reader = text.as_bytes();
-    let mut raw = Vec::new();
-    let mut lines = Vec::new();
-    while let Ok(Some(length)) = read_capped_line(&mut reader, &mut raw, MAX_JSON_LINE) {
-        lines.extend(placer.place(&raw, length, &wanted).into_iter().flat_map(|(_, lines)| lines));
-    }
-    lines
-}
-
-/// Places `tilt logs --json` lines in builds: a `build:N` span names it; runtime output
-/// (`dc:…`, `localserve:…`) goes to the resource's latest build.
-#[derive(Default)]
-struct JsonPlacer {
-    latest_build: HashMap<String, u64>,
-}
-
-impl JsonPlacer {
-    /// One raw JSON line (`length` bytes long, perhaps cut): its resource and its lines, if it
-    /// is one of `wanted`.
-    fn place(&mut self, raw: &[u8], length: usize, wanted: &[String]) -> Option<(String, Vec<LogLine>)> {
-        let parsed = serde_json::from_slice::<JsonLine>(raw)
-            .or_else(|_| serde_json::from_str::<JsonLine>(&String::from_utf8_lossy(raw)));
-        let json = match parsed {
-            Ok(json) => json,
-            // A line too long to keep whole: say so in its place rather than drop it unseen.
-            Err(_) if length > raw.len() => JsonLine::too_long(raw, length),
-            Err(_) => return None,
-        };
-        if !wanted.contains(&json.resource) {
-            return None;
-        }
-        let latest = self.latest_build.entry(json.resource.clone()).or_insert(0);
-        let (build, origin) = match build_number(&json.span_id) {
-            Some(number) => {
-                *latest = (*latest).max(number);
-                (number, Origin::Build)
-            }
-            None => (*latest, Origin::Runtime),
-        };
-        let header = json.build_event == "init";
-        let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
-        let lines = message.split('\n').map(|text| LogLine { build, header, origin, text: log_text(text) }).collect();
-        Some((json.resource, lines))
-    }
-}
-
-/// A JSON line longer than this is not parsed (its resource is still read, for the report).
-const MAX_JSON_LINE: usize = 8 << 20;
-/// Longer log lines are cut: judged and kept on their first bytes, so memory stays bounded.
-const MAX_LINE: usize = 64 << 10;
-
 impl JsonLine {
     fn too_long(start: &[u8], length: usize) -> JsonLine {
         let start = String::from_utf8_lossy(start);
@@ -322,6 +337,38 @@ impl JsonLine {
             message: format!("[a log line of {length} bytes, too long to read]"),
             span_id: field("spanID"),
             build_event: field("buildEvent"),
+        }
+    }
+}
+
+/// A JSON line longer than this is not parsed (its resource and span are still read).
+const MAX_JSON_LINE: usize = 8 << 20;
+/// Longer log lines are cut: judged and kept on their first bytes, so memory stays bounded.
+const MAX_LINE: usize = 64 << 10;
+
+/// Reads `tilt logs --json` output and hands each line of a `wanted` resource to `each`, until
+/// the input ends or `each` returns false.
+pub fn read_json_log(mut reader: impl BufRead, wanted: &[String], mut each: impl FnMut(LogLine) -> bool) {
+    let mut raw = Vec::new();
+    while let Ok(Some(length)) = read_capped_line(&mut reader, &mut raw, MAX_JSON_LINE) {
+        let parsed = serde_json::from_slice::<JsonLine>(&raw)
+            .or_else(|_| serde_json::from_str::<JsonLine>(&String::from_utf8_lossy(&raw)));
+        let json = match parsed {
+            Ok(json) => json,
+            // A line too long to keep whole: say so in its place rather than drop it unseen.
+            Err(_) if length > raw.len() => JsonLine::too_long(&raw, length),
+            Err(_) => continue,
+        };
+        if !wanted.contains(&json.resource) {
+            continue;
+        }
+        let span = Span::parse(&json.span_id);
+        let header = json.build_event == "init";
+        let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
+        for text in message.split('\n') {
+            if !each(LogLine { resource: json.resource.clone(), span, header, text: log_text(text) }) {
+                return;
+            }
         }
     }
 }
@@ -364,8 +411,30 @@ fn log_text(text: &str) -> String {
     format!("{} … [{} more bytes]", &text[..cut], text.len() - cut)
 }
 
-fn build_number(span_id: &str) -> Option<u64> {
-    span_id.strip_prefix("build:")?.parse().ok()
+/// Splits a plain `tilt logs RESOURCE` into lines placed in builds numbered by the order of
+/// their headers (an empty line, then a reason line such as `CLI Trigger`).
+pub fn parse_plain_log(text: &str, resource: &str, header: &Regex) -> Vec<LogLine> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut build = 0;
+    let mut parsed = Vec::with_capacity(lines.len());
+    let mut index = 0;
+    let line =
+        |build, header, text: String| LogLine { resource: resource.to_owned(), span: Span::Plain(build), header, text };
+    while index < lines.len() {
+        let opens_build =
+            lines[index].trim().is_empty() && lines.get(index + 1).is_some_and(|next| header.is_match(next.trim()));
+        if opens_build {
+            build += 1;
+            for text in &lines[index..index + 2] {
+                parsed.push(line(build, true, (*text).to_owned()));
+            }
+            index += 2;
+            continue;
+        }
+        parsed.push(line(build, false, log_text(lines[index])));
+        index += 1;
+    }
+    parsed
 }
 
 /// `v0.37.6-dev, built 2026-11-24` -> (0, 37, 6).
@@ -376,130 +445,323 @@ fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
 }
 
-/// Reads `tilt get uiresource NAME -o json`.
-fn parse_status(json: &str) -> Result<BuildStatus> {
-    #[derive(Deserialize)]
-    struct UiResource {
-        #[serde(default)]
-        status: Status,
-    }
-    #[derive(Deserialize, Default)]
-    #[serde(rename_all = "camelCase", default)]
-    struct Status {
-        build_history: Vec<Build>,
-        current_build: Option<Build>,
-        runtime_status: String,
-    }
-    #[derive(Deserialize, Default)]
-    #[serde(default)]
-    struct Build {
-        #[serde(rename = "spanID")]
-        span_id: String,
-        error: Option<String>,
-    }
-    let resource: UiResource = serde_json::from_str(json).context("Tilt printed JSON this tool does not understand")?;
-    let status = resource.status;
-    Ok(BuildStatus {
-        current: status.current_build.and_then(|build| build_number(&build.span_id)),
-        finished: status
-            .build_history
-            .into_iter()
-            .filter_map(|build| {
-                let number = build_number(&build.span_id)?;
-                Some(FinishedBuild { number, error: build.error.filter(|error| !error.is_empty()) })
-            })
-            .collect(),
-        runtime_failed: status.runtime_status == "error",
-    })
+#[derive(Deserialize)]
+struct List<T> {
+    #[serde(default = "Vec::new")]
+    items: Vec<T>,
 }
 
-/// Splits a plain `tilt logs RESOURCE` into lines placed in builds numbered by the order of
-/// their headers (an empty line, then a reason line such as `CLI Trigger`).
-fn parse_plain_log(text: &str, header: &Regex) -> Vec<LogLine> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut build = 0;
-    let mut parsed = Vec::with_capacity(lines.len());
-    let mut index = 0;
-    while index < lines.len() {
-        let opens_build =
-            lines[index].trim().is_empty() && lines.get(index + 1).is_some_and(|next| header.is_match(next.trim()));
-        if opens_build {
-            build += 1;
-            for text in &lines[index..index + 2] {
-                parsed.push(LogLine { build, header: true, origin: Origin::Unknown, text: (*text).to_owned() });
-            }
-            index += 2;
-            continue;
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Metadata {
+    name: String,
+}
+
+/// `tilt get uiresource NAME -o json`, the fields the sync reads.
+#[derive(Deserialize)]
+struct UiResource {
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    status: UiStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct UiStatus {
+    build_history: Vec<UiBuild>,
+    current_build: Option<UiBuild>,
+    queued: bool,
+    runtime_status: String,
+    specs: Vec<UiSpec>,
+    local_resource_info: Option<LocalInfo>,
+    compose_resource_info: Option<ComposeInfo>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct UiBuild {
+    #[serde(rename = "spanID")]
+    span_id: String,
+    start_time: Option<String>,
+    finish_time: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UiSpec {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LocalInfo {
+    pid: i64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ComposeInfo {
+    health_status: String,
+}
+
+fn build_number(span_id: &str) -> Option<u64> {
+    span_id.strip_prefix("build:")?.parse().ok()
+}
+
+fn wall_time(text: &Option<String>) -> Option<WallTime> {
+    WallTime::parse(text.as_deref()?, &Rfc3339).ok()
+}
+
+impl UiResource {
+    /// The model's status; None for the Tiltfile's own resource.
+    fn into_status(self) -> Option<ResourceStatus> {
+        if self.metadata.name == TILTFILE_RESOURCE || self.metadata.name.is_empty() {
+            return None;
         }
-        parsed.push(LogLine { build, header: false, origin: Origin::Unknown, text: log_text(lines[index]) });
-        index += 1;
+        let status = self.status;
+        let kinds: Vec<&str> = status.specs.iter().map(|spec| spec.kind.as_str()).collect();
+        let kind = if kinds.contains(&"docker-compose") {
+            ResourceKind::Compose
+        } else if kinds.contains(&"k8s") {
+            ResourceKind::Kubernetes
+        } else if kinds.contains(&"local") {
+            ResourceKind::Local
+        } else {
+            ResourceKind::Other
+        };
+        Some(ResourceStatus {
+            name: self.metadata.name,
+            kind,
+            current: status.current_build.and_then(|build| {
+                Some(BuildRecord { number: build_number(&build.span_id)?, start: wall_time(&build.start_time) })
+            }),
+            finished: status
+                .build_history
+                .into_iter()
+                .filter_map(|build| {
+                    Some(FinishedBuild {
+                        number: build_number(&build.span_id)?,
+                        start: wall_time(&build.start_time),
+                        finish: wall_time(&build.finish_time),
+                        error: build.error.filter(|error| !error.is_empty()),
+                    })
+                })
+                .collect(),
+            queued: status.queued,
+            runtime: Runtime {
+                status: RuntimeStatus::parse(&status.runtime_status),
+                instance: status.local_resource_info.filter(|info| info.pid != 0).map(|info| info.pid.to_string()),
+                health: status.compose_resource_info.and_then(|info| Health::parse(&info.health_status)),
+            },
+        })
     }
-    parsed
+}
+
+/// `tilt get dockercomposeservice NAME -o json`, the fields the sync reads.
+#[derive(Deserialize)]
+struct DcService {
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    status: DcStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct DcStatus {
+    #[serde(rename = "containerID")]
+    container_id: String,
+    container_state: Option<DcContainer>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct DcContainer {
+    running: bool,
+    exit_code: i64,
+    error: String,
+    health_status: String,
+}
+
+impl DcService {
+    fn into_model(self) -> ComposeService {
+        let state = self.status.container_state.unwrap_or_default();
+        ComposeService {
+            name: self.metadata.name,
+            container: Some(self.status.container_id).filter(|id| !id.is_empty()),
+            running: state.running,
+            exit_code: state.exit_code,
+            error: Some(state.error).filter(|error| !error.is_empty()),
+            health: Health::parse(&state.health_status),
+        }
+    }
+}
+
+/// Polls `tilt logs` for the resources every `every` (old Tilt, `--no-stream`) on a thread of
+/// its own, sending the lines each poll finds new, and `Polled` after the first pass. It stops
+/// when the run's receiver is gone, or at a failed call, sent as the log's end.
+pub fn poll_logs(
+    program: Utf8PathBuf,
+    port: Option<u16>,
+    call_timeout: Duration,
+    resources: Vec<String>,
+    header: Option<Regex>,
+    every: Duration,
+    events: SyncSender<Event>,
+) {
+    thread::spawn(move || {
+        let ended = |detail: String| Event::Ended { source: Source::Logs, detail };
+        let sh = match Shell::new() {
+            Ok(sh) => sh,
+            Err(err) => {
+                let _ = events.send(ended(err.to_string()));
+                return;
+            }
+        };
+        let tilt = Tilt::new(&sh, program, port, call_timeout);
+        let format = match &header {
+            Some(header) => LogFormat::Plain(header),
+            None => LogFormat::Json,
+        };
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut first = true;
+        loop {
+            for resource in &resources {
+                let lines = match tilt.logs(resource, format, None) {
+                    Ok(lines) => lines,
+                    Err(TiltError::NotRunning { .. }) => {
+                        let _ = events.send(ended(String::new()));
+                        return;
+                    }
+                    Err(err) => {
+                        let _ = events.send(ended(format!("Error: {err}")));
+                        return;
+                    }
+                };
+                let count = seen.entry(resource.as_str()).or_default();
+                if lines.len() < *count {
+                    let _ = events
+                        .send(ended(format!("Error: Tilt dropped old lines of `{resource}`: polling lost its place")));
+                    return;
+                }
+                for line in lines.into_iter().skip(*count) {
+                    *count += 1;
+                    if events.send(Event::Line(line)).is_err() {
+                        return;
+                    }
+                }
+            }
+            if std::mem::take(&mut first) && events.send(Event::Polled).is_err() {
+                return;
+            }
+            thread::sleep(every);
+        }
+    });
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::mpsc;
-
     use super::*;
 
     #[test]
     fn versions_decide_json_support() {
         assert_eq!(parse_version("v0.37.6-dev, built 2026-11-24"), Some((0, 37, 6)));
         assert_eq!(parse_version("v0.36.1, built 2025-01-01"), Some((0, 36, 1)));
-        assert_eq!(parse_version("v0.33.0"), Some((0, 33, 0)));
         assert!(parse_version("v0.35.9").unwrap() < FIRST_JSON_VERSION);
         assert_eq!(parse_version("garbage"), None);
     }
 
+    /// What the real Tilt printed for a local resource with a serve command (trimmed).
+    const REAL_SERVER: &str = r#"{
+    "apiVersion": "tilt.dev/v1alpha1",
+    "kind": "UIResource",
+    "metadata": {"name": "server", "resourceVersion": "99"},
+    "spec": {},
+    "status": {
+        "buildHistory": [
+            {"finishTime": "2026-11-26T00:33:47.164152Z", "spanID": "build:5", "startTime": "2026-11-26T00:33:46.599814Z"},
+            {"error": "Command \"./build.sh\" failed: exit status 101", "finishTime": "2026-11-26T00:33:43.975Z", "spanID": "build:4", "startTime": "2026-11-26T00:33:43.408Z"}
+        ],
+        "currentBuild": {"spanID": "build:6", "startTime": "2026-11-26T00:33:50.000001Z"},
+        "queued": true,
+        "localResourceInfo": {"pid": 2991},
+        "runtimeStatus": "error",
+        "specs": [{"id": "local:server", "type": "local"}],
+        "updateStatus": "in_progress"
+    }
+}
+{"apiVersion": "tilt.dev/v1alpha1", "kind": "UIResource", "metadata": {"name": "(Tiltfile)"}, "status": {}}
+{"metadata": {"name": "ui"}, "status": {"specs": [{"type": "docker-compose"}], "composeResourceInfo": {"healthStatus": "healthy"}, "runtimeStatus": "ok"}}
+"#;
+
     #[test]
-    fn status_reads_build_numbers_errors_and_runtime() {
-        let json = r#"{"metadata":{"name":"server"},"status":{
-            "buildHistory":[{"spanID":"build:6","startTime":"x","finishTime":"y","error":"exit status 1"},{"spanID":"build:2"}],
-            "currentBuild":{"spanID":"build:7","startTime":"z"},"queued":true,"updateStatus":"in_progress","runtimeStatus":"error"}}"#;
-        let status = parse_status(json).unwrap();
-        assert_eq!(status.current, Some(7));
-        assert_eq!(status.finished[0], FinishedBuild { number: 6, error: Some("exit status 1".to_owned()) });
-        assert_eq!(status.finished[1], FinishedBuild { number: 2, error: None });
-        assert!(status.runtime_failed);
-        assert_eq!(status.newest_build(), 7);
-        let idle = parse_status(r#"{"status":{"currentBuild":{"startTime":null},"runtimeStatus":"ok"}}"#).unwrap();
-        assert_eq!(idle, BuildStatus::default());
-        assert!(parse_status("not json").is_err());
+    fn watched_statuses_are_read_as_the_real_tilt_prints_them() {
+        let statuses: Vec<ResourceStatus> = serde_json::Deserializer::from_str(REAL_SERVER)
+            .into_iter::<UiResource>()
+            .filter_map(|resource| resource.unwrap().into_status())
+            .collect();
+        assert_eq!(statuses.len(), 2, "the Tiltfile's own resource is left out");
+        let server = &statuses[0];
+        assert_eq!(server.kind, ResourceKind::Local);
+        assert_eq!(server.current.as_ref().map(|build| build.number), Some(6));
+        assert_eq!(server.finished[0].number, 5);
+        assert_eq!(server.finished[1].error.as_deref(), Some("Command \"./build.sh\" failed: exit status 101"));
+        let start = server.finished[0].start.unwrap();
+        assert_eq!((start.second(), start.microsecond()), (46, 599814));
+        assert!(server.queued);
+        assert_eq!(
+            server.runtime,
+            Runtime { status: RuntimeStatus::Error, instance: Some("2991".to_owned()), health: None }
+        );
+        assert_eq!(server.newest_build(), 6);
+        assert_eq!(statuses[1].kind, ResourceKind::Compose);
+        assert_eq!(statuses[1].runtime.health, Some(Health::Healthy));
     }
 
     #[test]
-    fn json_lines_are_placed_in_their_builds() {
+    fn a_list_of_statuses_and_compose_services_are_read() {
+        let list: List<UiResource> = serde_json::from_str(r#"{"apiVersion":"v1","items":[{"metadata":{"name":"server"},"status":{"runtimeStatus":"ok"}}],"kind":"List"}"#).unwrap();
+        assert_eq!(list.items.len(), 1);
+        let service: DcService = serde_json::from_str(
+            r#"{"metadata":{"name":"server"},"status":{"containerID":"abc","containerState":{"status":"exited","exitCode":101,"healthStatus":"unhealthy"}}}"#,
+        )
+        .unwrap();
+        let service = service.into_model();
+        assert_eq!(service.container.as_deref(), Some("abc"));
+        assert!(service.failed());
+        assert_eq!(service.health, Some(Health::Unhealthy));
+    }
+
+    #[test]
+    fn json_lines_are_placed_in_their_spans() {
         let input = [
-            r#"{"time":"t","resource":"server","level":"INFO","message":"\n","spanID":"build:3","progressID":"","buildEvent":"init","source":""}"#,
-            r#"{"time":"t","resource":"server","level":"INFO","message":"CLI Trigger\n","spanID":"build:3","progressID":"","buildEvent":"init","source":""}"#,
-            r#"{"time":"t","resource":"ui","level":"INFO","message":"other\n","spanID":"build:4","buildEvent":""}"#,
-            r#"{"time":"t","resource":"server","level":"INFO","message":"\u001b[32mCompiling\u001b[0m\n","spanID":"build:3","buildEvent":""}"#,
-            r#"{"time":"t","resource":"server","level":"INFO","message":"Running a\nand b\n","spanID":"dc:server","buildEvent":""}"#,
+            r#"{"time":"t","resource":"server","level":"info","message":"","spanID":"build:3","progressID":"","buildEvent":"init","source":"build"}"#,
+            r#"{"time":"t","resource":"server","level":"info","message":"CLI Trigger","spanID":"build:3","progressID":"","buildEvent":"init","source":"build"}"#,
+            r#"{"time":"t","resource":"ui","level":"info","message":"other","spanID":"build:4","buildEvent":""}"#,
+            r#"{"time":"t","resource":"server","level":"info","message":"\u001b[32mCompiling\u001b[0m","spanID":"cmd:server:update","buildEvent":"","source":"runtime"}"#,
+            r#"{"time":"t","resource":"server","level":"info","message":"Running a\nand b\n","spanID":"localserve:2","buildEvent":""}"#,
+            r#"{"time":"t","resource":"server","level":"info","message":"up","spanID":"dc:server","buildEvent":""}"#,
             "not json at all",
         ]
         .join("\n");
-        let (tx, rx) = mpsc::sync_channel(100);
-        forward_json_lines(input.as_bytes(), &["server".to_owned()], &tx);
-        drop(tx);
-        let lines: Vec<LogLine> = rx
-            .iter()
-            .map(|event| match event {
-                Event::Line { line, .. } => line,
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let mut lines = Vec::new();
+        read_json_log(input.as_bytes(), &["server".to_owned()], |line| {
+            lines.push((line.span, line.header, line.text));
+            true
+        });
         let expected = [
-            (3, true, Origin::Build, ""),
-            (3, true, Origin::Build, "CLI Trigger"),
-            (3, false, Origin::Build, "Compiling"),
-            (3, false, Origin::Runtime, "Running a"),
-            (3, false, Origin::Runtime, "and b"),
+            (Span::Build(3), true, ""),
+            (Span::Build(3), true, "CLI Trigger"),
+            (Span::Update, false, "Compiling"),
+            (Span::Serve(2), false, "Running a"),
+            (Span::Serve(2), false, "and b"),
+            (Span::Container, false, "up"),
         ];
-        let expected: Vec<LogLine> = expected
-            .iter()
-            .map(|&(build, header, origin, text)| LogLine { build, header, origin, text: text.to_owned() })
-            .collect();
+        let expected: Vec<(Span, bool, String)> =
+            expected.iter().map(|&(span, header, text)| (span, header, text.to_owned())).collect();
         assert_eq!(lines, expected);
     }
 
@@ -512,58 +774,52 @@ mod tests {
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(100));
         assert_eq!(line, b"xxxxxxxxxx");
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(5));
-        assert_eq!(line, b"short");
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(100));
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), None);
-
         let huge = "é".repeat(MAX_LINE);
         let kept = log_text(&huge);
-        assert!(
-            kept.len() < MAX_LINE + 40 && kept.ends_with(&format!("[{} more bytes]", huge.len() - MAX_LINE)),
-            "{}",
-            kept.len()
-        );
+        assert!(kept.len() < MAX_LINE + 40 && kept.ends_with(&format!("[{} more bytes]", huge.len() - MAX_LINE)));
     }
 
     #[test]
     fn a_json_line_too_long_to_parse_is_reported_in_its_place() {
         let message = "y".repeat(MAX_JSON_LINE);
         let input = format!(r#"{{"resource":"server","spanID":"build:2","buildEvent":"","message":"{message}"}}"#);
-        let (tx, rx) = mpsc::sync_channel(10);
-        forward_json_lines(input.as_bytes(), &["server".to_owned()], &tx);
-        drop(tx);
-        let Some(Event::Line { line, .. }) = rx.iter().next() else { panic!("no line") };
-        assert_eq!(line.build, 2);
-        assert!(line.text.starts_with("[a log line of"), "{}", line.text);
+        let mut lines = Vec::new();
+        read_json_log(input.as_bytes(), &["server".to_owned()], |line| {
+            lines.push(line);
+            true
+        });
+        assert_eq!(lines[0].span, Span::Build(2));
+        assert!(lines[0].text.starts_with("[a log line of"), "{}", lines[0].text);
     }
 
     #[test]
     fn plain_logs_are_split_at_build_headers() {
         let header = Regex::new(r"^(Initial Build|CLI Trigger)").unwrap();
         let text = "\nInitial Build\nold error: x\n\nCLI Trigger\nnew\n\nnot a header\n";
-        let lines = parse_plain_log(text, &header);
-        let builds: Vec<(u64, bool, &str)> =
-            lines.iter().map(|line| (line.build, line.header, line.text.as_str())).collect();
-        assert_eq!(
-            builds,
-            [
-                (1, true, ""),
-                (1, true, "Initial Build"),
-                (1, false, "old error: x"),
-                (2, true, ""),
-                (2, true, "CLI Trigger"),
-                (2, false, "new"),
-                (2, false, ""),
-                (2, false, "not a header"),
-            ]
-        );
+        let builds: Vec<(Span, bool, String)> = parse_plain_log(text, "server", &header)
+            .into_iter()
+            .map(|line| (line.span, line.header, line.text))
+            .collect();
+        let expected = [
+            (1, true, ""),
+            (1, true, "Initial Build"),
+            (1, false, "old error: x"),
+            (2, true, ""),
+            (2, true, "CLI Trigger"),
+            (2, false, "new"),
+            (2, false, ""),
+            (2, false, "not a header"),
+        ];
+        let expected: Vec<(Span, bool, String)> =
+            expected.iter().map(|&(build, header, text)| (Span::Plain(build), header, text.to_owned())).collect();
+        assert_eq!(builds, expected);
     }
 }
 
 #[cfg(test)]
 mod never_panics {
-    use std::sync::mpsc;
-
     use proptest::prelude::*;
 
     use super::*;
@@ -571,18 +827,17 @@ mod never_panics {
     proptest! {
         #[test]
         fn reading_any_bytes_as_tilt_json(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
-            let (tx, rx) = mpsc::sync_channel(8192);
-            forward_json_lines(bytes.as_slice(), &["server".to_owned()], &tx);
-            drop(tx);
-            let only_lines = rx.iter().all(|event| matches!(event, Event::Line { .. }));
-            prop_assert!(only_lines, "the reader sends log lines and nothing else");
+            read_json_log(bytes.as_slice(), &["server".to_owned()], |_| true);
+            for resource in serde_json::Deserializer::from_slice(&bytes).into_iter::<UiResource>() {
+                let Ok(resource) = resource else { break };
+                let _ = resource.into_status();
+            }
         }
 
         #[test]
-        fn reading_any_plain_log_or_status(text in any::<String>()) {
+        fn reading_any_plain_log_or_version(text in any::<String>()) {
             let header = Regex::new(r"^(Initial Build|CLI Trigger)").unwrap();
-            let _ = parse_plain_log(&text, &header);
-            let _ = parse_status(&text);
+            let _ = parse_plain_log(&text, "server", &header);
             let _ = parse_version(&text);
         }
     }

@@ -25,8 +25,10 @@
 //! - `lock`: every read-modify-write of the above holds an exclusive lock on this file.
 //!
 //! # Scenario format
-//! Every key is optional except `name`; unknown keys are rejected. A bad scenario is reported on
-//! stderr (`tilt stand-in: bad scenario …`) with exit code 2.
+//! The scenario is the TOML form of `sync_tests::scenario::Scenario` (tests build it as typed
+//! values; `scenario demo-happy` etc. print named ones). Every key is optional except `name`;
+//! unknown keys are rejected. A bad scenario is reported on stderr
+//! (`tilt stand-in: bad scenario …`) with exit code 2.
 //! ```toml
 //! running = true          # false: no Tilt; every call but `version` fails to connect
 //! port = 10350            # the port this Tilt serves
@@ -35,10 +37,17 @@
 //! tiltfile = "/abs/Tiltfile"   # `get tiltfile` answer; default <current directory>/Tiltfile
 //! stop_after_ms = 1500    # Tilt stops this long after the FIRST successful trigger
 //! stream_delay_ms = 300   # `logs -f` delivers each line this long after Tilt wrote it
+//! status_lag_ms = 0       # every `tilt get` (-w too) shows Tilt's state as of now - this
+//! runtime_status_lag_ms = 0   # a new container/serve process shows in the status this late
+//! call_cost = { wall_ms = 70, cpu_ms = 80 }   # what each invocation costs (default: nothing)
 //! hang = ["logs", "get uiresource"]   # calls whose command words start so hang silently
 //!
 //! [[resource]]            # in Tiltfile order
 //! name = "server"
+//! kind = "compose"        # "compose" (dc_resource, the default) or "local" (local_resource)
+//! cmd = "./build.sh"      # local: the update command (this is the default)
+//! update = true           # local: false = serve-only (no update command; give no `cmd`)
+//! serve_cmd = "./serve.sh"    # local: the server started after each successful build
 //! [[resource.history]]    # builds finished before scenario start, oldest first
 //! lines = ["old line"]
 //! error = "old failure"   # optional
@@ -49,12 +58,17 @@
 //! duration_ms = 300       # none at all: a 100 ms build with no lines
 //! lines = ["Compiling x", "Finished ..."]
 //! error = "Command \"./wasm.sh\" failed: exit status 1"   # optional: the build fails
-//! runtime = ["Running `target/debug/server`"]  # container output after a successful build
+//! runtime = ["Running `target/debug/server`"]  # container/server output after a successful build
 //! runtime_ms = 200
-//! exit_code = 0           # optional: the container exits after its runtime output
+//! exit_code = 0           # optional: the container/server exits after its runtime output
+//! health = "healthy"      # compose, optional: "healthy" | "unhealthy", after health_ms
+//! health_ms = 500
 //! ```
 //! `history`, `running` and `build` entries all take the same keys: `duration_ms` (default
-//! 100), `lines`, `error`, `runtime`, `runtime_ms` (default 0), `exit_code`.
+//! 100), `lines`, `error`, `runtime`, `runtime_ms` (default 0), `exit_code`, `health`,
+//! `health_ms` (default 0). Checked: `cmd`/`serve_cmd`/`update` only on local resources,
+//! `health` only on compose ones, `runtime`/`exit_code` on a local resource only with a
+//! `serve_cmd`, a serve-only resource has a `serve_cmd` and builds without `lines`/`error`.
 //!
 //! # Timeline
 //! - Build numbers (`spanID` `build:N`) are shared by all resources: history builds first
@@ -65,61 +79,111 @@
 //!   Running builds start at scenario start and say `CLI Trigger`.
 //! - A build starting at S writes two header lines at S (an empty line and the reason line,
 //!   `"buildEvent":"init"`), then line i of n at `S + duration_ms*(i+1)/n`. A failed build
-//!   writes `Build Failed: <error>` at `S + duration_ms` (its finish). A successful build then
-//!   starts its container: runtime line i of n at `finish + runtime_ms*(i+1)/n`, with `spanID`
-//!   `dc:<name>`; later builds do not cut it off. A failed build has no runtime output.
+//!   writes `Build Failed: <error>` at `S + duration_ms` (its finish).
+//! - Compose: the build's lines are in span `build:N`. Each successful build recreates the
+//!   container at its finish (a new 12-hex-digit container ID, derived from N): runtime line i
+//!   of n at `finish + runtime_ms*(i+1)/n`, span `dc:<name>`; later builds do not cut it off.
+//!   With `exit_code` it exits after its output. With `health`, its healthStatus is `starting`
+//!   until `start + health_ms`, then the value. A failed build leaves the container alone.
+//! - Local with an update command: after the header, `Running cmd: <cmd>` at S, then the
+//!   build's lines as above, all in span `cmd:<name>:update` (source "runtime").
+//!   Serve-only (`update = false`): a build is its two header lines only, finished at once
+//!   (`duration_ms` ignored), and `updateStatus` is `not_applicable` once built.
+//! - Local with a `serve_cmd`: a successful build starts a serve process at its finish, unless
+//!   the resource's next build was already queued then (Tilt starts none between a build and
+//!   its queued successor). Serve process K (one counter over all resources, in start order)
+//!   writes `Running cmd: <serve_cmd>` at its start, then the build's `runtime` lines spread
+//!   over `runtime_ms`, in span `localserve:K`; its pid is 20000 + K; with `exit_code` it
+//!   exits after its output. It runs until the resource's next serve process starts (after
+//!   the next successful build): its lines due later are never written. A failed build starts
+//!   none and leaves the running one alone.
 //! - `tilt trigger R`: if R has a build queued, nothing happens (Tilt collapses triggers); if R
 //!   has a build in progress, the new build is queued and starts when that one finishes;
 //!   otherwise it starts now.
-//! - Status (`tilt get uiresource R -o json`): `buildHistory` holds the two newest finished
-//!   builds (omitted when none), `currentBuild` the build in progress (omitted when none),
-//!   `queued` is true while a triggered build waits (omitted when false, as Go's `omitempty`
-//!   does in the real Tilt); `updateStatus` is `in_progress` while building, else `error`/`ok`
-//!   from the last finished build, `none` if never built; `runtimeStatus` is `pending` until a
-//!   build succeeds, then `ok`, or `error` once that build's container exited non-zero (a failed
-//!   build leaves it as it was); `conditions` `UpToDate`/`Ready` as Tilt computes them.
+//! - Status (UIResource `status`): `buildHistory` holds the two newest finished builds
+//!   (omitted when none), `currentBuild` the build in progress (omitted when none), `queued` is
+//!   true while a triggered build waits (omitted when false, as Go's `omitempty` does);
+//!   `updateStatus` is `in_progress` while building, `pending` while queued, else `error`/`ok`
+//!   (`not_applicable` serve-only) from the last finished build, `none` if never built;
+//!   `runtimeStatus` is `not_applicable` for a local resource without `serve_cmd`, else
+//!   `pending` until a container/serve process runs, then `ok`, `error` once it exited
+//!   non-zero; `specs` `[{"id":"dc:<name>","type":"docker-compose"}]` with
+//!   `composeResourceInfo: {"healthStatus"}` (compose) or `[{"id":"local:<name>",
+//!   "type":"local"}]` with `localResourceInfo: {"pid"}` (local; no pid without a serve
+//!   process); `conditions` `UpToDate`/`Ready` as Tilt computes them, `lastTransitionTime` when
+//!   their status last flipped. The "(Tiltfile)" resource has a minimal status
+//!   (`not_applicable`, `ok`, both conditions true).
+//! - Lags: every `tilt get` shows the status as of now − `status_lag_ms`. A new container or
+//!   serve process shows in the runtime fields (`runtimeStatus`, `localResourceInfo.pid`,
+//!   `composeResourceInfo.healthStatus`, the DockerComposeService) only
+//!   `runtime_status_lag_ms` after it started; until then they describe the previous one (the
+//!   `error` of a crashed server stays after a fixed rebuild finished). Logs have no such lag.
+//! - Call cost: with `call_cost`, every invocation first burns `cpu_ms` of CPU (its own CPU
+//!   time, `/proc/thread-self/schedstat`, else wall time), then sleeps until `wall_ms` have
+//!   passed since it started; a streaming call pays once, at its start.
 //!
 //! # Calls
-//! `version`, `trigger R`, `logs [R…] [-f|--follow] [--json] [--since D] [--tail N]`,
-//! `get uiresources -o name`, `get uiresource R -o json|name`,
-//! `get tiltfile "(Tiltfile)" -o jsonpath={.spec.path}`. Unknown commands and flags fail as
-//! the real CLI does (exit 1); calls the stand-in does not imitate fail with
-//! `tilt stand-in: unsupported call: …` and exit 2.
+//! - `version`, `trigger R`.
+//! - `logs [R…] [-f|--follow] [--json] [--since D] [--tail N]`. `--json` lines:
+//!   `{"time","resource","level":"info","message","spanID","progressID","buildEvent","source"}`,
+//!   `message` without a trailing newline, `source` "build" for `build:N` spans, else
+//!   "runtime".
+//! - `get uiresources -o name`, `get uiresource R -o json|name` (R may be "(Tiltfile)"),
+//!   `get uiresources -o json` (a `List`: `{"apiVersion":"v1","items":[…],"kind":"List",
+//!   "metadata":{"resourceVersion":""}}`, "(Tiltfile)" first).
+//! - `get uiresources -w -o json`, `get uiresource R -w -o json`: every object (pretty, one
+//!   after another, no list), then an object again whenever its JSON changes (state polled
+//!   every 50 ms); exit 0 without output when Tilt stops. `get a,b -w`: `error: you may only
+//!   specify a single resource type`, exit 1.
+//! - `get dockercomposeservice R -o json`, `get dockercomposeservices -o json` (a `List`),
+//!   `get dockercomposeservices -w -o json` (and `… R -w -o json`): compose resources only
+//!   (others are NotFound), `{"apiVersion":"tilt.dev/v1alpha1","kind":"DockerComposeService",
+//!   "metadata":{"name"},"spec":{"service"},"status":{"containerID","containerName",
+//!   "containerState":{"status":"running"|"exited","running","exitCode" (omitted when 0),
+//!   "startedAt","finishedAt" (once exited),"healthStatus" (with `health`)}}}`; `status` is
+//!   `{}` until the first container.
+//! - `get tiltfile "(Tiltfile)" -o jsonpath={.spec.path}`.
+//! - Without Tilt, `get` fails with `Error: No tilt apiserver found: tilt-PORT` (exit 1);
+//!   `hang` patterns apply to every call, `-w` ones included. Unknown commands and flags fail
+//!   as the real CLI does (exit 1); calls the stand-in does not imitate fail with
+//!   `tilt stand-in: unsupported call: …` and exit 2.
 
 // The crate root is `src/bin/tilt.rs`, so its modules are found relative to `src/bin/`.
-#[path = "tilt/scenario.rs"]
-mod scenario;
+#[path = "tilt/cost.rs"]
+mod cost;
+#[path = "tilt/load.rs"]
+mod load;
+#[path = "tilt/objects.rs"]
+mod objects;
 #[path = "tilt/state.rs"]
 mod state;
 #[path = "tilt/timeline.rs"]
 mod timeline;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::env;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sync_tests::scenario::{Kind, Scenario, DEFAULT_PORT};
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
-use time::OffsetDateTime;
 
-use scenario::{Scenario, DEFAULT_PORT};
+use objects::{datetime, Clock, TILTFILE};
 use state::{unix_ms_now, State, StateDir};
-use timeline::{stop_ms, timeline, LogLine, ResourceStatus};
+use timeline::{reported, stop_ms, LogLine, Model, ResourceStatus};
 
-/// How often `logs -f` looks for new lines.
+/// How often `logs -f` and `get -w` look for news.
 const FOLLOW_POLL: Duration = Duration::from_millis(50);
-/// The name of the Tiltfile's own resource.
-const TILTFILE: &str = "(Tiltfile)";
 
 fn main() -> ExitCode {
+    let started = Instant::now();
     let args: Vec<String> = env::args_os().skip(1).map(|arg| arg.to_string_lossy().into_owned()).collect();
-    match run(&args) {
+    match run(&args, started) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if !failure.message.is_empty() {
@@ -166,7 +230,7 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-fn run(args: &[String]) -> Result<(), Failure> {
+fn run(args: &[String], started: Instant) -> Result<(), Failure> {
     let scenario_path = env::var_os("TILT_STANDIN_SCENARIO")
         .filter(|path| !path.is_empty())
         .ok_or_else(|| Failure::standin("TILT_STANDIN_SCENARIO is not set"))?;
@@ -182,10 +246,13 @@ fn run(args: &[String]) -> Result<(), Failure> {
         (locked.state.clone(), now_ms)
     };
 
-    let scenario = Scenario::load(Path::new(&scenario_path)).map_err(Failure::standin)?;
+    let scenario = load::load(Path::new(&scenario_path)).map_err(Failure::standin)?;
     let (endpoint, args) = Endpoint::from_args(args)?;
-    if scenario.hangs(&command_words(&args)) {
+    if load::hangs(&scenario, &command_words(&args)) {
         hang();
+    }
+    if let Some(call_cost) = scenario.call_cost {
+        cost::pay(call_cost, started);
     }
 
     let ctx = Context { scenario, dir, endpoint, snapshot, now_ms };
@@ -360,8 +427,8 @@ impl Context {
         self.connect(Api::WebsocketToken)?;
 
         let delay = if options.follow { i64::try_from(self.scenario.stream_delay_ms).unwrap_or(i64::MAX) } else { 0 };
-        let current = timeline(&self.scenario, &self.snapshot.triggers, self.now_ms.saturating_sub(delay));
-        let selected: Vec<&LogLine> = current.lines.iter().filter(|line| options.selects(line)).collect();
+        let current = Model::new(&self.scenario, &self.snapshot.triggers, self.now_ms.saturating_sub(delay)).lines();
+        let selected: Vec<&LogLine> = current.iter().filter(|line| options.selects(line)).collect();
         let skip = match options.tail {
             Some(tail) => selected.len().saturating_sub(tail),
             None => 0,
@@ -378,9 +445,9 @@ impl Context {
             let now_ms = state.now_ms();
             let stop = stop_ms(&self.scenario, &state.triggers);
             let until = stop.map_or(now_ms, |stop| now_ms.min(stop));
-            let current = timeline(&self.scenario, &state.triggers, until.saturating_sub(delay));
+            let current = Model::new(&self.scenario, &state.triggers, until.saturating_sub(delay)).lines();
             let fresh: Vec<&LogLine> =
-                current.lines.iter().filter(|line| options.selects(line) && printed.insert(line.id)).collect();
+                current.iter().filter(|line| options.selects(line) && printed.insert(line.id)).collect();
             if !fresh.is_empty() {
                 out.print(&options.render(&fresh, unix_ms_now()))?;
             }
@@ -392,8 +459,13 @@ impl Context {
 
     /// `tilt get …`.
     fn get(&self, args: &[String], out: &mut Out) -> Result<(), Failure> {
-        let parsed = parse_flags("get", args, &[FlagSpec::value("output", Some('o'))])?;
+        let flags = [FlagSpec::value("output", Some('o')), FlagSpec::switch("watch", Some('w'))];
+        let parsed = parse_flags("get", args, &flags)?;
         let output = parsed.value("output").unwrap_or_default();
+        let watch = parsed.switch("watch");
+        if watch && parsed.positional.first().is_some_and(|kind| kind.contains(',')) {
+            return Err(Failure::tilt("error: you may only specify a single resource type"));
+        }
         self.connect(Api::Server)?;
 
         let unsupported = || Failure::standin(format!("unsupported call: tilt get {}", args.join(" ")));
@@ -402,19 +474,27 @@ impl Context {
             [kind, name] => (kind.as_str(), Some(name.as_str())),
             _ => return Err(unsupported()),
         };
+        let not_found = |plural: &str, name: &str| {
+            Failure::tilt(format!("Error from server (NotFound): {plural}.tilt.dev \"{name}\" not found"))
+        };
+        let clock = Clock { start_unix_ms: self.snapshot.start_unix_ms };
         match kind {
             "uiresource" | "uiresources" | "uiresource.tilt.dev" => {
                 let names: Vec<&str> =
                     std::iter::once(TILTFILE).chain(self.scenario.resources.iter().map(|r| r.name.as_str())).collect();
-                if let Some(name) = name {
-                    if !names.contains(&name) {
-                        return Err(Failure::tilt(format!(
-                            "Error from server (NotFound): uiresources.tilt.dev \"{name}\" not found"
-                        )));
-                    }
+                if let Some(name) = name.filter(|name| !names.contains(name)) {
+                    return Err(not_found("uiresources", name));
                 }
-                match (output, name) {
-                    ("name", _) => {
+                let render = |statuses: &[ResourceStatus]| -> Result<Vec<Object>, String> {
+                    let mut all = vec![(TILTFILE.to_owned(), objects::pretty(&objects::tiltfile_resource(clock))?)];
+                    for status in statuses {
+                        all.push((status.name.to_owned(), objects::pretty(&objects::ui_resource(status, clock))?));
+                    }
+                    all.retain(|(n, _)| name.is_none_or(|name| name == n));
+                    Ok(all)
+                };
+                match (output, watch, name) {
+                    ("name", false, _) => {
                         let listed: String = names
                             .iter()
                             .filter(|n| name.is_none_or(|name| name == **n))
@@ -422,11 +502,45 @@ impl Context {
                             .collect();
                         out.print(&listed)
                     }
-                    ("json", Some(name)) if name != TILTFILE => {
-                        let current = timeline(&self.scenario, &self.snapshot.triggers, self.now_ms);
-                        let status = current.status(name).ok_or_else(unsupported)?;
-                        let json = ui_resource_json(status, self.snapshot.start_unix_ms).map_err(Failure::standin)?;
+                    ("json", true, _) => self.watch(render, out),
+                    ("json", false, Some(_)) => {
+                        let rendered = render(&self.statuses()).map_err(Failure::standin)?;
+                        let [(_, json)] = <[Object; 1]>::try_from(rendered).map_err(|_| unsupported())?;
                         out.print(&format!("{json}\n"))
+                    }
+                    ("json", false, None) => {
+                        let statuses = self.statuses();
+                        let items = std::iter::once(objects::tiltfile_resource(clock))
+                            .chain(statuses.iter().map(|s| objects::ui_resource(s, clock)))
+                            .collect();
+                        out.print(&format!("{}\n", objects::list(items).map_err(Failure::standin)?))
+                    }
+                    _ => Err(unsupported()),
+                }
+            }
+            "dockercomposeservice" | "dockercomposeservices" | "dockercomposeservice.tilt.dev" => {
+                let composed = |n: &str| self.scenario.resource(n).is_some_and(|r| r.kind == Kind::Compose);
+                if let Some(name) = name.filter(|name| !composed(name)) {
+                    return Err(not_found("dockercomposeservices", name));
+                }
+                let render = |statuses: &[ResourceStatus]| -> Result<Vec<Object>, String> {
+                    let services = statuses
+                        .iter()
+                        .filter(|s| name.is_none_or(|name| name == s.name))
+                        .filter_map(|s| Some((s.name, objects::compose_service(s, clock)?)));
+                    services.map(|(n, service)| Ok((n.to_owned(), objects::pretty(&service)?))).collect()
+                };
+                match (output, watch, name) {
+                    ("json", true, _) => self.watch(render, out),
+                    ("json", false, Some(_)) => {
+                        let rendered = render(&self.statuses()).map_err(Failure::standin)?;
+                        let [(_, json)] = <[Object; 1]>::try_from(rendered).map_err(|_| unsupported())?;
+                        out.print(&format!("{json}\n"))
+                    }
+                    ("json", false, None) => {
+                        let statuses = self.statuses();
+                        let items = statuses.iter().filter_map(|s| objects::compose_service(s, clock)).collect();
+                        out.print(&format!("{}\n", objects::list(items).map_err(Failure::standin)?))
                     }
                     _ => Err(unsupported()),
                 }
@@ -434,15 +548,11 @@ impl Context {
             "tiltfile" | "tiltfiles" | "tiltfile.tilt.dev" => {
                 match name {
                     Some(TILTFILE) => {}
-                    Some(name) => {
-                        return Err(Failure::tilt(format!(
-                            "Error from server (NotFound): tiltfiles.tilt.dev \"{name}\" not found"
-                        )))
-                    }
+                    Some(name) => return Err(not_found("tiltfiles", name)),
                     None => return Err(unsupported()),
                 }
                 let template = output.strip_prefix("jsonpath=").map(strip_quotes);
-                if template != Some("{.spec.path}") {
+                if watch || template != Some("{.spec.path}") {
                     return Err(unsupported());
                 }
                 let path = match &self.scenario.tiltfile {
@@ -457,6 +567,60 @@ impl Context {
             }
             other => Err(Failure::tilt(format!("Error: the server doesn't have a resource type \"{other}\""))),
         }
+    }
+
+    /// Every resource's status as `tilt get` shows it at the call.
+    fn statuses(&self) -> Vec<ResourceStatus<'_>> {
+        reported(&self.scenario, &self.snapshot.triggers, self.now_ms)
+    }
+
+    /// `tilt get … -w -o json`: prints each object, then again whenever it changes, until
+    /// Tilt stops.
+    fn watch(
+        &self,
+        objects: impl Fn(&[ResourceStatus]) -> Result<Vec<Object>, String>,
+        out: &mut Out,
+    ) -> Result<(), Failure> {
+        let mut reprint = Reprint::default();
+        let mut state = self.snapshot.clone();
+        let mut now_ms = self.now_ms;
+        loop {
+            let stop = stop_ms(&self.scenario, &state.triggers);
+            let until = stop.map_or(now_ms, |stop| now_ms.min(stop));
+            let current = objects(&reported(&self.scenario, &state.triggers, until)).map_err(Failure::standin)?;
+            for json in reprint.changed(current) {
+                out.print(&format!("{json}\n"))?;
+            }
+            if stop.is_some_and(|stop| now_ms >= stop) {
+                return Ok(());
+            }
+            thread::sleep(FOLLOW_POLL);
+            state = self.dir.read()?;
+            now_ms = state.now_ms();
+        }
+    }
+}
+
+/// An API object: its name and its JSON.
+type Object = (String, String);
+
+/// Which objects a watch prints: each the first time it is seen, then whenever its JSON
+/// changes.
+#[derive(Default)]
+struct Reprint {
+    printed: HashMap<String, String>,
+}
+
+impl Reprint {
+    fn changed(&mut self, objects: Vec<Object>) -> Vec<String> {
+        let mut fresh = Vec::new();
+        for (name, json) in objects {
+            if self.printed.get(&name) != Some(&json) {
+                self.printed.insert(name, json.clone());
+                fresh.push(json);
+            }
+        }
+        fresh
     }
 }
 
@@ -670,7 +834,7 @@ struct JsonLogLine<'a> {
     time: &'a str,
     resource: &'a str,
     level: &'static str,
-    message: String,
+    message: &'a str,
     #[serde(rename = "spanID")]
     span_id: &'a str,
     #[serde(rename = "progressID")]
@@ -683,138 +847,22 @@ fn json_log_line(line: &LogLine, time: &str) -> String {
     let json = JsonLogLine {
         time,
         resource: line.resource,
-        level: "INFO",
-        message: format!("{}\n", line.text),
+        level: "info",
+        message: &line.text,
         span_id: &line.span_id,
         progress_id: "",
         build_event: if line.init { "init" } else { "" },
-        source: "",
+        source: line.source(),
     };
     serde_json::to_string(&json).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
-// `tilt get uiresource R -o json` output.
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UiResourceJson<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: MetadataJson<'a>,
-    status: UiStatusJson,
-}
-
-#[derive(Serialize)]
-struct MetadataJson<'a> {
-    name: &'a str,
-}
-
-/// The fields of Tilt's `UIResourceStatus` the stand-in fills, in Tilt's order.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UiStatusJson {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    build_history: Vec<BuildTerminatedJson>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    current_build: Option<BuildRunningJson>,
-    runtime_status: &'static str,
-    update_status: &'static str,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    queued: bool,
-    conditions: Vec<ConditionJson>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BuildTerminatedJson {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    start_time: String,
-    finish_time: String,
-    #[serde(rename = "spanID")]
-    span_id: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BuildRunningJson {
-    start_time: String,
-    #[serde(rename = "spanID")]
-    span_id: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ConditionJson {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    status: &'static str,
-    last_transition_time: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-}
-
-/// The UIResource object, pretty-printed as `kubectl`-style printers do (4-space indent).
-fn ui_resource_json(status: &ResourceStatus, start_unix_ms: i64) -> Result<String, String> {
-    let at = |offset_ms: i64| micro_time(start_unix_ms + offset_ms);
-    let now = micro_time(unix_ms_now());
-    let object = UiResourceJson {
-        api_version: "tilt.dev/v1alpha1",
-        kind: "UIResource",
-        metadata: MetadataJson { name: status.name },
-        status: UiStatusJson {
-            build_history: status
-                .build_history
-                .iter()
-                .map(|b| BuildTerminatedJson {
-                    error: b.error.clone(),
-                    start_time: at(b.start_ms),
-                    finish_time: at(b.finish_ms),
-                    span_id: format!("build:{}", b.number),
-                })
-                .collect(),
-            current_build: status
-                .current_build
-                .map(|b| BuildRunningJson { start_time: at(b.start_ms), span_id: format!("build:{}", b.number) }),
-            runtime_status: status.runtime_status.as_str(),
-            update_status: status.update_status.as_str(),
-            queued: status.queued,
-            conditions: status
-                .conditions()
-                .iter()
-                .map(|c| ConditionJson {
-                    kind: c.kind,
-                    status: if c.status { "True" } else { "False" },
-                    last_transition_time: now.clone(),
-                    reason: c.reason,
-                })
-                .collect(),
-        },
-    };
-    let mut buffer = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut serializer = serde_json::Serializer::with_formatter(&mut buffer, formatter);
-    object.serialize(&mut serializer).map_err(|e| e.to_string())?;
-    String::from_utf8(buffer).map_err(|e| e.to_string())
-}
-
-// ---------------------------------------------------------------------------------------------
 // Time and output.
-
-fn datetime(unix_ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
 
 /// RFC 3339, UTC, whole seconds: `2026-08-01T12:00:00Z`.
 fn rfc3339_seconds(unix_ms: i64) -> String {
     datetime(unix_ms.div_euclid(1000) * 1000).format(&Rfc3339).unwrap_or_default()
-}
-
-/// RFC 3339, UTC, microseconds (Kubernetes `MicroTime`): `2026-08-01T12:00:00.250000Z`.
-fn micro_time(unix_ms: i64) -> String {
-    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    datetime(unix_ms).format(&format).unwrap_or_default()
 }
 
 /// Standard output, flushed after every write; a reader gone away ends the call quietly.
@@ -882,8 +930,51 @@ mod tests {
     }
 
     #[test]
+    fn a_watch_prints_each_object_then_only_the_changed_ones() {
+        use sync_tests::scenario::{BuildSpec, Resource};
+        let scenario = Scenario::new([
+            Resource::compose("server").build(BuildSpec::new(300, &[])),
+            Resource::compose("ui").build(BuildSpec::new(300, &[])),
+        ]);
+        let clock = Clock { start_unix_ms: 0 };
+        let triggers = [state::Trigger { resource: "server".to_owned(), ms: 100 }];
+        let at = |now_ms| -> Vec<Object> {
+            reported(&scenario, &triggers, now_ms)
+                .iter()
+                .map(|s| (s.name.to_owned(), objects::pretty(&objects::ui_resource(s, clock)).unwrap()))
+                .collect()
+        };
+        let status_of = |json: &str| -> serde_json::Value { serde_json::from_str::<serde_json::Value>(json).unwrap() };
+        let mut reprint = Reprint::default();
+        assert_eq!(reprint.changed(at(0)).len(), 2, "every object first");
+        assert!(reprint.changed(at(50)).is_empty(), "nothing changed");
+        let started = reprint.changed(at(100));
+        assert_eq!(started.len(), 1, "only the server: {started:?}");
+        assert_eq!(status_of(&started[0])["status"]["updateStatus"], "in_progress");
+        assert!(reprint.changed(at(200)).is_empty());
+        let finished = reprint.changed(at(400));
+        assert_eq!(status_of(&finished[0])["status"]["buildHistory"][0]["spanID"], "build:1");
+        assert!(reprint.changed(at(1000)).is_empty(), "a finished build's status stays put");
+    }
+
+    #[test]
+    fn json_log_lines_are_tilts() {
+        let line = LogLine {
+            id: (3, 2),
+            due_ms: 0,
+            resource: "server",
+            span_id: "cmd:server:update".to_owned(),
+            init: false,
+            text: "Running cmd: ./build.sh".to_owned(),
+        };
+        assert_eq!(
+            json_log_line(&line, "2026-11-26T00:33:32Z"),
+            r#"{"time":"2026-11-26T00:33:32Z","resource":"server","level":"info","message":"Running cmd: ./build.sh","spanID":"cmd:server:update","progressID":"","buildEvent":"","source":"runtime"}"#
+        );
+    }
+
+    #[test]
     fn times_are_utc() {
         assert_eq!(rfc3339_seconds(1_500), "1970-01-01T00:00:01Z");
-        assert_eq!(micro_time(1_250), "1970-01-01T00:00:01.250000Z");
     }
 }

@@ -1,0 +1,215 @@
+//! End-to-end: the cases where the sync answered wrong against the real Tilt and today's
+//! Citadel, each against the stand-in playing what the real Tilt does there (issue 9). The
+//! same cases run against the real Tilt in `real_tilt.rs`.
+
+use std::{thread, time::Duration};
+
+use sync_tests::{
+    scenario::{BuildSpec, Kind, Resource, Scenario},
+    scenarios, *,
+};
+
+/// Citadel's four resources as local resources: update commands, serve processes, a serve-only
+/// UI (what the real-Tilt tests run).
+fn local_citadel(ms: u64) -> Scenario {
+    scenarios::bench(ms, Kind::Local)
+}
+
+const RUST_ERROR: &str = "error[E0425]: cannot find value `x` in this scope";
+
+#[test]
+fn a_plain_sync_after_a_failed_one_runs_the_failed_step_and_not_already_in_sync() {
+    let ws = Workspace::citadel();
+    let server = Resource::compose("server")
+        .build(BuildSpec::new(100, &[SERVER_RUNNING]))
+        .build(BuildSpec::new(100, &[RUST_ERROR]).failing("exit status 101"))
+        .build(BuildSpec::new(100, &[SERVER_RUNNING]));
+    ws.tilt(&all_succeed(100).with_resource(server));
+    ws.sync(&["--all"]).assert_code(0);
+    let failed = ws.sync(&["--all"]);
+    failed.assert_code(1);
+    assert!(failed.first_line().contains("Step 2 (server)"), "{}", failed.stdout);
+    // The fix: a kernel change, committed.
+    write(&ws.root.join("citadel-workspace-server-kernel/src/main.rs"), "fn main() { /* fixed */ }\n");
+    ws.commit_all(".", "fix the server");
+    ws.forget_tilt_calls();
+    let run = ws.sync(&[]);
+    run.assert_code(0);
+    assert_eq!(ws.triggers(), ["server", "ui"], "the failed step runs, the WASM client does not: {}", run.stderr);
+    assert!(run.stderr.contains("it failed in the last sync that ran it"), "{}", run.stderr);
+}
+
+#[test]
+fn a_build_that_failed_in_tilt_since_the_last_sync_is_not_already_in_sync() {
+    let ws = Workspace::citadel();
+    let server = Resource::compose("server")
+        .build(BuildSpec::new(100, &[SERVER_RUNNING]))
+        .build(BuildSpec::new(100, &[RUST_ERROR]).failing("exit status 101"))
+        .build(BuildSpec::new(100, &[SERVER_RUNNING]));
+    ws.tilt(&all_succeed(100).with_resource(server));
+    ws.sync(&["--all"]).assert_code(0);
+    // The user rebuilds the server from Tilt's UI, and that build fails.
+    ws.tilt_cli(&["trigger", "server"]).assert_code(0);
+    thread::sleep(Duration::from_millis(400));
+    let plan = ws.sync(&["--plan"]);
+    assert!(plan.stdout.contains("skip  server"), "--plan does not ask Tilt: {}", plan.stdout);
+    ws.forget_tilt_calls();
+    let run = ws.sync(&[]);
+    run.assert_code(0);
+    assert!(run.stderr.contains("Tilt's latest build of server failed: exit status 101"), "{}", run.stderr);
+    assert_eq!(ws.triggers(), ["server", "ui"]);
+}
+
+#[test]
+fn a_local_update_commands_success_passes_and_its_errors_decide() {
+    let ws = Workspace::citadel();
+    ws.tilt(&local_citadel(200));
+    let run = ws.sync(&["--all", "--json"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["steps"][0]["deciding_line"], WASM_DONE.replace("\u{1b}[0;32m", "").replace("\u{1b}[0m", ""));
+
+    // TS2688 printed by the update command: `npm install` once, the step triggered again.
+    let ws = Workspace::citadel();
+    let npm = ws.fake_program("npm", 0);
+    let config = ws.protocol(&[("remediation_wait = \"10s\"", "remediation_wait = \"100ms\"")]);
+    let mut scenario = local_citadel(200);
+    let wasm = scenario.resource_mut("sync-wasm-client");
+    wasm.build.insert(
+        0,
+        BuildSpec::new(200, &["> tsc", "error TS2688: Cannot find type definition file for 'node'."])
+            .failing("Command \"./sync-wasm-clients.sh\" failed: exit status 1"),
+    );
+    ws.tilt(&scenario);
+    let run =
+        Run::from(ws.sync_command(&["--all", "--config", &config]).env("PATH", path_with(&npm)).output().unwrap());
+    run.assert_code(0);
+    assert_eq!(ws.fake_program_calls("npm").len(), 1);
+    assert_eq!(ws.triggers(), ["sync-wasm-client", "sync-wasm-client", "server", "internal-service", "ui"]);
+
+    // A Rust error in the server's update command is the deciding line, not `Build Failed`.
+    let ws = Workspace::citadel();
+    let mut scenario = local_citadel(200);
+    scenario.resource_mut("server").build[0] = BuildSpec::new(200, &["   Compiling server", RUST_ERROR])
+        .failing("Command \"cargo build --bin server\" failed: exit status 101");
+    ws.tilt(&scenario);
+    let run = ws.sync(&["--all"]);
+    run.assert_code(1);
+    let cause = run.stdout.lines().nth(1).unwrap();
+    assert!(cause.starts_with(&format!("Step 2 FAILED: server rebuild error: {RUST_ERROR}")), "{cause}");
+    assert_eq!(ws.triggers(), ["sync-wasm-client", "server"]);
+}
+
+#[test]
+fn a_server_crashing_right_after_its_success_line_fails_and_so_does_one_dying_later() {
+    let ws = Workspace::citadel();
+    let mut scenario = local_citadel(100);
+    scenario.resource_mut("server").build[0] = BuildSpec::new(100, &["   Compiling server"])
+        .runtime(&[SERVER_RUNNING, "thread 'main' panicked at src/main.rs:40:10:"], 700)
+        .exit_code(101);
+    ws.tilt(&scenario);
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("Step 2 FAILED: server rebuild error: thread 'main' panicked"), "{}", run.stdout);
+
+    // The server passes, then dies while the UI step runs: the run fails, naming the server.
+    let ws = Workspace::citadel();
+    let mut scenario = local_citadel(100);
+    scenario.resource_mut("server").build[0] =
+        BuildSpec::new(100, &["   Compiling server"]).runtime(&[SERVER_RUNNING, "shutting down"], 3500).exit_code(1);
+    scenario.resource_mut("ui").build[0] = BuildSpec::new(0, &[]).runtime(&["> vite", UI_READY], 4000);
+    ws.tilt(&scenario);
+    let run = ws.sync(&["--all", "--json"]);
+    run.assert_code(1);
+    let report = run.json();
+    assert_eq!(report["failed_step"], 2, "{report}");
+    let cause = report["steps"][1]["cause"].as_str().unwrap();
+    assert!(cause.contains("after the step had passed"), "{cause}");
+}
+
+#[test]
+fn a_healthy_container_passes_without_a_running_line_and_an_unhealthy_one_fails() {
+    let ws = Workspace::citadel();
+    let healthy =
+        Resource::compose("server").build(BuildSpec::new(200, &["Container citadel-server Started"]).healthy(300));
+    ws.tilt(&all_succeed(100).with_resource(healthy));
+    let run = ws.sync(&["--step", "server", "--json"]);
+    run.assert_code(0);
+    assert!(run.json()["steps"][1]["deciding_line"].as_str().unwrap().starts_with("healthy"), "{}", run.stdout);
+
+    let ws = Workspace::citadel();
+    let unhealthy =
+        Resource::compose("server").build(BuildSpec::new(200, &["Container citadel-server Started"]).unhealthy(300));
+    ws.tilt(&all_succeed(100).with_resource(unhealthy));
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("server's container reports unhealthy"), "{}", run.stdout);
+}
+
+#[test]
+fn a_build_started_before_the_trigger_is_not_ours_though_the_status_lags() {
+    // The user triggered a slow build just before the sync: Tilt's status shows it a second
+    // late, and the log stream delivers its header after our trigger. It passes; ours fails.
+    let ws = Workspace::citadel();
+    let server = Resource::compose("server")
+        .build(BuildSpec::new(1500, &["   Compiling", SERVER_RUNNING]))
+        .build(BuildSpec::new(200, &[RUST_ERROR]).failing("exit status 101"));
+    ws.tilt(&Scenario { status_lag_ms: 1000, stream_delay_ms: 300, ..all_succeed(100).with_resource(server) });
+    ws.tilt_cli(&["trigger", "server"]).assert_code(0);
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains(RUST_ERROR), "{}", run.stdout);
+}
+
+#[test]
+fn an_error_far_back_in_a_long_build_still_fails_it() {
+    let filler: Vec<String> = (0..150).map(|n| format!("[INFO] copying file {n}")).collect();
+    let filler: Vec<&str> = filler.iter().map(String::as_str).collect();
+    let ws = Workspace::citadel();
+    let mut scenario = local_citadel(100);
+    let mut lines = vec!["\u{1b}[0;31m[ERROR]\u{1b}[0m ❌ WASM files are NOT synchronized!"];
+    lines.extend(&filler);
+    lines.push(WASM_DONE);
+    scenario.resource_mut("sync-wasm-client").build[0] = BuildSpec::new(300, &lines);
+    ws.tilt(&scenario);
+    let run = ws.sync(&["--all"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("[ERROR] ❌ WASM files are NOT synchronized!"), "{}", run.stdout);
+
+    let ws = Workspace::citadel();
+    let mut scenario = local_citadel(100);
+    let mut lines = vec!["error: failed to load /usr/src/app/kernel.toml"];
+    lines.extend(&filler);
+    scenario.resource_mut("server").build[0] = BuildSpec::new(300, &lines).runtime(&[SERVER_RUNNING], 0);
+    ws.tilt(&scenario);
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("error: failed to load /usr/src/app/kernel.toml"), "{}", run.stdout);
+}
+
+#[test]
+fn a_stale_runtime_error_does_not_fail_a_fixed_server() {
+    let ws = Workspace::citadel();
+    let mut scenario = local_citadel(100);
+    let crash = BuildSpec::new(100, &["   Compiling server"]).runtime(&["thread 'main' panicked"], 100).exit_code(101);
+    let fixed = BuildSpec::new(100, &["   Compiling server"]).runtime(&[SERVER_RUNNING], 0);
+    scenario.resource_mut("server").build = vec![crash, fixed];
+    scenario.runtime_status_lag_ms = 1000;
+    ws.tilt(&scenario);
+    ws.tilt_cli(&["trigger", "server"]).assert_code(0);
+    thread::sleep(Duration::from_millis(1500));
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(0);
+}
+
+#[test]
+fn a_tilt_running_in_a_worktree_inside_the_workspace_is_refused() {
+    let ws = Workspace::citadel();
+    let worktree = ws.root.join(".worktrees/feat");
+    write(&worktree.join("Tiltfile"), "# a worktree's Tiltfile\n");
+    let tiltfile = worktree.join("Tiltfile").to_str().unwrap().to_owned();
+    ws.tilt(&Scenario { tiltfile: Some(tiltfile.clone()), ..all_succeed(100) });
+    let run = ws.sync(&["--all"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains(&tiltfile), "{}", run.stderr);
+    assert!(ws.triggers().is_empty());
+}

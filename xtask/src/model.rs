@@ -1,0 +1,205 @@
+//! Tilt's data as the sync sees it: log lines placed in their span, a resource's status and a
+//! docker-compose service's container. `tilt.rs` reads them from Tilt's output, `step.rs` judges
+//! them; neither owns them.
+
+use time::OffsetDateTime;
+
+/// A wall-clock instant as Tilt records it (UTC); the sync's own trigger times are taken on the
+/// same clock, since Tilt runs on this machine.
+pub type WallTime = OffsetDateTime;
+
+/// One line of a resource's log. `text` has no ANSI colour codes and is cut to a bounded length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub resource: String,
+    pub span: Span,
+    /// One of the two lines that open a build (an empty line and its reason, `CLI Trigger`).
+    pub header: bool,
+    pub text: String,
+}
+
+/// Who wrote a line, from its `spanID` (../shared/tilt-cli.md, "Spans").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// `build:N`: build N's own lines (its header, `Build Failed: …`, docker compose's output).
+    Build(u64),
+    /// `cmd:<resource>:update`: a local resource's update command, whose output is the build's
+    /// own: it belongs to the build whose header precedes it.
+    Update,
+    /// `localserve:K`: serve process K (one counter for all resources), started after a
+    /// successful build.
+    Serve(u64),
+    /// `dc:<name>`, `pod:…`: a container's output; the same span for every container.
+    Container,
+    /// Tilt older than 0.36.1 prints no spans: builds are numbered by counting their headers.
+    Plain(u64),
+}
+
+impl Span {
+    /// `build:7` -> Build(7), `cmd:x:update` -> Update, … Unknown spans are a container's.
+    pub fn parse(span_id: &str) -> Span {
+        if let Some(number) = span_id.strip_prefix("build:").and_then(|n| n.parse().ok()) {
+            return Span::Build(number);
+        }
+        if let Some(number) = span_id.strip_prefix("localserve:").and_then(|n| n.parse().ok()) {
+            return Span::Serve(number);
+        }
+        if span_id.starts_with("cmd:") && span_id.ends_with(":update") {
+            return Span::Update;
+        }
+        Span::Container
+    }
+}
+
+/// What Tilt says of a resource (`tilt get uiresource NAME -o json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceStatus {
+    pub name: String,
+    pub kind: ResourceKind,
+    pub current: Option<BuildRecord>,
+    /// Finished builds, newest first.
+    pub finished: Vec<FinishedBuild>,
+    /// A trigger waits for the running build to end.
+    pub queued: bool,
+    pub runtime: Runtime,
+}
+
+impl ResourceStatus {
+    /// The highest build number Tilt knows of for this resource.
+    pub fn newest_build(&self) -> u64 {
+        self.finished
+            .iter()
+            .map(|build| build.number)
+            .chain(self.current.as_ref().map(|build| build.number))
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn finished_build(&self, number: u64) -> Option<&FinishedBuild> {
+        self.finished.iter().find(|build| build.number == number)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResourceKind {
+    Local,
+    Compose,
+    Kubernetes,
+    #[default]
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRecord {
+    pub number: u64,
+    pub start: Option<WallTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedBuild {
+    pub number: u64,
+    pub start: Option<WallTime>,
+    pub finish: Option<WallTime>,
+    pub error: Option<String>,
+}
+
+/// The resource's runtime: its serve process or container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Runtime {
+    pub status: RuntimeStatus,
+    /// Which serve process (its pid) Tilt describes, when it says.
+    pub instance: Option<String>,
+    pub health: Option<Health>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RuntimeStatus {
+    Ok,
+    Pending,
+    Error,
+    NotApplicable,
+    #[default]
+    Unknown,
+}
+
+impl RuntimeStatus {
+    pub fn parse(text: &str) -> RuntimeStatus {
+        match text {
+            "ok" => RuntimeStatus::Ok,
+            "pending" => RuntimeStatus::Pending,
+            "error" => RuntimeStatus::Error,
+            "not_applicable" => RuntimeStatus::NotApplicable,
+            _ => RuntimeStatus::Unknown,
+        }
+    }
+}
+
+/// A container's healthcheck result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn parse(text: &str) -> Option<Health> {
+        match text {
+            "starting" => Some(Health::Starting),
+            "healthy" => Some(Health::Healthy),
+            "unhealthy" => Some(Health::Unhealthy),
+            _ => None,
+        }
+    }
+}
+
+/// A docker-compose service's container (`tilt get dockercomposeservice NAME -o json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComposeService {
+    pub name: String,
+    /// New for every container compose creates.
+    pub container: Option<String>,
+    pub running: bool,
+    pub exit_code: i64,
+    pub error: Option<String>,
+    pub health: Option<Health>,
+}
+
+impl ComposeService {
+    /// Tilt's reading of it: a non-zero exit or an error is a failed runtime.
+    pub fn failed(&self) -> bool {
+        self.exit_code != 0 || self.error.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_read_as_tilt_writes_them() {
+        let cases = [
+            ("build:7", Span::Build(7)),
+            ("cmd:sync-wasm-client:update", Span::Update),
+            ("localserve:12", Span::Serve(12)),
+            ("dc:server", Span::Container),
+            ("pod:server:abc", Span::Container),
+            ("build:x", Span::Container),
+            ("", Span::Container),
+        ];
+        for (span, expected) in cases {
+            assert_eq!(Span::parse(span), expected, "{span}");
+        }
+    }
+
+    #[test]
+    fn the_newest_build_includes_the_running_one() {
+        let status = ResourceStatus {
+            current: Some(BuildRecord { number: 7, start: None }),
+            finished: vec![FinishedBuild { number: 6, start: None, finish: None, error: None }],
+            ..ResourceStatus::default()
+        };
+        assert_eq!(status.newest_build(), 7);
+        assert_eq!(ResourceStatus::default().newest_build(), 0);
+    }
+}

@@ -1,0 +1,44 @@
+//! What the sync itself costs: its CPU time and peak memory, from `getrusage` (Linux and macOS).
+
+use std::time::Duration;
+
+/// This process's resource use so far.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// User and system CPU time, all threads.
+    pub cpu: Duration,
+    /// Peak resident set size, in bytes.
+    pub peak_rss: u64,
+}
+
+pub fn own() -> Option<Usage> {
+    // SAFETY: getrusage fills the struct it is given and touches nothing else.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return None;
+        }
+        usage
+    };
+    let time = |tv: libc::timeval| {
+        Duration::from_secs(u64::try_from(tv.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0))
+    };
+    let max_rss = u64::try_from(usage.ru_maxrss).unwrap_or(0);
+    // Linux counts ru_maxrss in KiB, macOS in bytes.
+    let peak_rss = if cfg!(target_os = "macos") { max_rss } else { max_rss * 1024 };
+    Some(Usage { cpu: time(usage.ru_utime) + time(usage.ru_stime), peak_rss })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_process_uses_some_memory_and_time() {
+        let mut spin = 0u64;
+        for n in 0..2_000_000u64 {
+            spin = spin.wrapping_add(n * n);
+        }
+        let usage = super::own().unwrap();
+        assert!(usage.peak_rss > 1 << 20, "{usage:?} {spin}");
+    }
+}
