@@ -9,6 +9,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use xshell::{cmd, Shell};
 
+use crate::process::Bounded;
+
 const GITLINK_MODE: &str = "160000";
 /// The tool's own output never counts as a change.
 const OWN_OUTPUT: &str = "logs/";
@@ -42,7 +44,7 @@ impl<'a> Git<'a> {
     /// Checks that the root is a git work tree, with a message that says what to do if not.
     pub fn check_repository(&self) -> Result<()> {
         let root = self.root;
-        cmd!(self.sh, "git -C {root} rev-parse --show-toplevel").quiet().ignore_stderr().read().with_context(|| {
+        cmd!(self.sh, "git -C {root} rev-parse --show-toplevel").read_bounded().with_context(|| {
             format!("{root} is not a git repository: change detection reads `git diff`; pass --all or --step NAME to sync without it")
         })?;
         Ok(())
@@ -54,24 +56,19 @@ impl<'a> Git<'a> {
         if let Some(rev) = explicit {
             let commit = format!("{rev}^{{commit}}");
             let resolved = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet {commit}")
-                .quiet()
-                .read()
+                .read_bounded()
                 .with_context(|| format!("--base {rev}: no such commit in {root}"))?;
             return Ok(Base { rev: resolved, described: rev.to_owned() });
         }
-        let head = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet HEAD").quiet().ignore_stderr().read();
+        let head = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet HEAD").read_bounded();
         let Ok(head) = head else {
             return Ok(Base { rev: self.empty_tree()?, described: "the empty tree (no commit yet)".to_owned() });
         };
         let upstream_ref = "@{upstream}";
-        let upstream = cmd!(self.sh, "git -C {root} rev-parse --abbrev-ref --symbolic-full-name {upstream_ref}")
-            .quiet()
-            .ignore_stderr()
-            .read();
+        let upstream =
+            cmd!(self.sh, "git -C {root} rev-parse --abbrev-ref --symbolic-full-name {upstream_ref}").read_bounded();
         if let Ok(upstream) = upstream {
-            if let Ok(merge_base) =
-                cmd!(self.sh, "git -C {root} merge-base HEAD {upstream}").quiet().ignore_stderr().read()
-            {
+            if let Ok(merge_base) = cmd!(self.sh, "git -C {root} merge-base HEAD {upstream}").read_bounded() {
                 return Ok(Base { rev: merge_base, described: format!("the merge-base with {upstream}") });
             }
         }
@@ -80,11 +77,7 @@ impl<'a> Git<'a> {
 
     fn empty_tree(&self) -> Result<String> {
         let root = self.root;
-        cmd!(self.sh, "git -C {root} hash-object -t tree --stdin")
-            .quiet()
-            .stdin("")
-            .read()
-            .context("hashing the empty tree")
+        cmd!(self.sh, "git -C {root} hash-object -t tree --stdin").read_bounded().context("hashing the empty tree")
     }
 
     /// Every path that differs between `base` and the working tree, submodules included.
@@ -119,12 +112,12 @@ impl<'a> Git<'a> {
     /// For a new branch: the parent of the oldest commit no remote has (or the empty tree).
     fn first_unpushed_parent(&self, local: &str) -> Result<String> {
         let root = self.root;
-        let unpushed = cmd!(self.sh, "git -C {root} rev-list --reverse {local} --not --remotes").quiet().read()?;
+        let unpushed = cmd!(self.sh, "git -C {root} rev-list --reverse {local} --not --remotes").read_bounded()?;
         let Some(oldest) = unpushed.lines().next() else {
             return Ok(local.to_owned());
         };
         let parent = format!("{oldest}^");
-        match cmd!(self.sh, "git -C {root} rev-parse --verify --quiet {parent}").quiet().ignore_stderr().read() {
+        match cmd!(self.sh, "git -C {root} rev-parse --verify --quiet {parent}").read_bounded() {
             Ok(parent) => Ok(parent),
             Err(_) => self.empty_tree(),
         }
@@ -142,15 +135,14 @@ impl<'a> Git<'a> {
         let files: Vec<String> = match from {
             Some(from) => {
                 let diff = cmd!(self.sh, "git -C {dir} diff --raw -z --no-renames --ignore-submodules=all {from}")
-                    .quiet()
-                    .read()
+                    .read_bounded()
                     .with_context(|| format!("reading `git diff {from}` in {dir}"))?;
                 // Submodules are looked into below, whatever their pointer did.
                 raw_diff(&diff).into_iter().filter(|entry| !entry.is_gitlink()).map(|entry| entry.path).collect()
             }
-            None => cmd!(self.sh, "git -C {dir} ls-files -z").quiet().read()?.split('\0').map(str::to_owned).collect(),
+            None => cmd!(self.sh, "git -C {dir} ls-files -z").read_bounded()?.split('\0').map(str::to_owned).collect(),
         };
-        let untracked = cmd!(self.sh, "git -C {dir} ls-files -z --others --exclude-standard").quiet().read()?;
+        let untracked = cmd!(self.sh, "git -C {dir} ls-files -z --others --exclude-standard").read_bounded()?;
         let untracked = untracked.split('\0').map(str::to_owned);
         changed.extend(
             files
@@ -192,8 +184,7 @@ impl<'a> Git<'a> {
         changed: &mut BTreeSet<String>,
     ) -> Result<()> {
         let diff = cmd!(self.sh, "git -C {dir} diff --raw -z --no-renames {from} {to}")
-            .quiet()
-            .read()
+            .read_bounded()
             .with_context(|| format!("reading `git diff {from} {to}` in {dir}"))?;
         for entry in raw_diff(&diff) {
             let sub_dir = dir.join(&entry.path);
@@ -214,12 +205,12 @@ impl<'a> Git<'a> {
 
     fn has_commit_in(&self, dir: &Utf8Path, sha: &str) -> bool {
         let commit = format!("{sha}^{{commit}}");
-        cmd!(self.sh, "git -C {dir} cat-file -e {commit}").quiet().ignore_stderr().run().is_ok()
+        cmd!(self.sh, "git -C {dir} cat-file -e {commit}").run_bounded().is_ok()
     }
 
     /// The submodules registered in the index of the repository at `dir`.
     fn submodules(&self, dir: &Utf8Path) -> Result<Vec<String>> {
-        let staged = cmd!(self.sh, "git -C {dir} ls-files -z --stage").quiet().read()?;
+        let staged = cmd!(self.sh, "git -C {dir} ls-files -z --stage").read_bounded()?;
         Ok(staged
             .split('\0')
             .filter_map(|entry| {
@@ -231,7 +222,7 @@ impl<'a> Git<'a> {
 
     /// The commit the submodule at `path` pointed to in `rev`, if it existed there.
     fn pointer_at(&self, dir: &Utf8Path, rev: &str, path: &str) -> Result<Option<String>> {
-        let entry = cmd!(self.sh, "git -C {dir} ls-tree -z {rev} -- {path}").quiet().read()?;
+        let entry = cmd!(self.sh, "git -C {dir} ls-tree -z {rev} -- {path}").read_bounded()?;
         Ok(entry.split_once('\t').and_then(|(meta, _)| {
             let mut fields = meta.split(' ');
             (fields.next() == Some(GITLINK_MODE)).then(|| fields.nth(1).map(str::to_owned)).flatten()
@@ -248,7 +239,7 @@ impl<'a> Git<'a> {
 
     fn fingerprint_into(&self, dir: &Utf8Path, prefix: &str, trees: &mut BTreeMap<String, String>) -> Result<()> {
         let real_index = Utf8PathBuf::from(
-            cmd!(self.sh, "git -C {dir} rev-parse --path-format=absolute --git-path index").quiet().read()?,
+            cmd!(self.sh, "git -C {dir} rev-parse --path-format=absolute --git-path index").read_bounded()?,
         );
         let temp_index = std::env::temp_dir().join(format!("xtask-sync-index-{}-{}", std::process::id(), trees.len()));
         // Starting from a copy of the real index lets git reuse its cached file hashes.
@@ -257,10 +248,8 @@ impl<'a> Git<'a> {
         }
         let tree = cmd!(self.sh, "git -C {dir} add --all --ignore-errors")
             .env("GIT_INDEX_FILE", &temp_index)
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .and_then(|()| cmd!(self.sh, "git -C {dir} write-tree").env("GIT_INDEX_FILE", &temp_index).quiet().read());
+            .run_bounded()
+            .and_then(|()| cmd!(self.sh, "git -C {dir} write-tree").env("GIT_INDEX_FILE", &temp_index).read_bounded());
         let _ = std::fs::remove_file(&temp_index);
         let tree = tree.with_context(|| format!("writing the working tree of {dir} as a git tree"))?;
         trees.insert(prefix.trim_end_matches('/').to_owned(), tree);
@@ -279,7 +268,7 @@ impl<'a> Git<'a> {
             let dir = if repository.is_empty() { self.root.to_owned() } else { self.root.join(repository) };
             let dir = if dir.exists() { dir } else { self.root.to_owned() };
             let object = format!("{tree}^{{tree}}");
-            cmd!(self.sh, "git -C {dir} cat-file -e {object}").quiet().ignore_stderr().run().is_ok()
+            cmd!(self.sh, "git -C {dir} cat-file -e {object}").run_bounded().is_ok()
         })
     }
 
@@ -294,9 +283,7 @@ impl<'a> Git<'a> {
                 (Some(old_tree), Some(new_tree)) if old_tree == new_tree => {}
                 (Some(old_tree), Some(new_tree)) => {
                     let diff = cmd!(self.sh, "git -C {dir} diff-tree -r -z --raw --no-renames {old_tree} {new_tree}")
-                        .quiet()
-                        .ignore_stderr()
-                        .read()
+                        .read_bounded()
                         .with_context(|| format!("comparing the workspace with the last successful sync in {dir}"))?;
                     // A submodule's pointer is its own fingerprint's business.
                     changed.extend(
@@ -309,8 +296,7 @@ impl<'a> Git<'a> {
                 // A submodule appeared or went away: all of it changed.
                 (Some(tree), None) | (None, Some(tree)) => {
                     let dir = if dir.exists() { dir } else { self.root.to_owned() };
-                    match cmd!(self.sh, "git -C {dir} ls-tree -r -z --name-only {tree}").quiet().ignore_stderr().read()
-                    {
+                    match cmd!(self.sh, "git -C {dir} ls-tree -r -z --name-only {tree}").read_bounded() {
                         Ok(files) => changed.extend(
                             files.split('\0').filter(|path| !path.is_empty()).map(|path| format!("{prefix}{path}")),
                         ),

@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
+
 use crate::interrupt;
 
 /// How a bounded run ended.
@@ -157,4 +159,42 @@ pub fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> Backgroun
         })
     });
     Background { done, handle }
+}
+
+/// How long one git call may take (a fingerprint of a large tree, a diff of many commits).
+const GIT_BOUND: Duration = Duration::from_secs(120);
+
+/// `cmd!`'s `read` and `run` for git, bounded in time and stopped by Ctrl-C like every child of
+/// the sync: a failure says which command and what it printed.
+pub trait Bounded {
+    /// Its standard output, without the trailing newline.
+    fn read_bounded(self) -> anyhow::Result<String>;
+    fn run_bounded(self) -> anyhow::Result<()>;
+}
+
+impl Bounded for xshell::Cmd<'_> {
+    fn read_bounded(self) -> anyhow::Result<String> {
+        let shown = self.to_string();
+        let output = match run(Command::from(self), GIT_BOUND) {
+            Ended::Exited(output) => output,
+            Ended::TimedOut => anyhow::bail!("`{shown}` did not answer within {}s and was killed", GIT_BOUND.as_secs()),
+            Ended::Interrupted => anyhow::bail!("`{shown}`: interrupted"),
+            Ended::NotFound => anyhow::bail!("`{shown}`: the program is not installed (not on PATH)"),
+            Ended::Failed(err) => return Err(err).with_context(|| format!("running `{shown}`")),
+        };
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let why = stderr.lines().find(|line| !line.trim().is_empty()).unwrap_or("no message");
+            anyhow::bail!("`{shown}` failed ({}): {}", output.status, why.trim());
+        }
+        let mut stdout = String::from_utf8(output.stdout).with_context(|| format!("`{shown}` printed non-UTF-8"))?;
+        if stdout.ends_with('\n') {
+            stdout.pop();
+        }
+        Ok(stdout)
+    }
+
+    fn run_bounded(self) -> anyhow::Result<()> {
+        self.read_bounded().map(drop)
+    }
 }
