@@ -1,139 +1,349 @@
-//! `cargo xtask bench`: what the sync costs, in figures. Part 1 runs the same four-step scenario
-//! on the Tilt stand-in with fixed build durations, with our defaults and configured as the seed
-//! protocol. Part 2 pushes a large synthetic Tilt log through the classifier.
+//! `cargo xtask bench`: what the sync costs, in figures. Part 1 pushes a large synthetic Tilt log
+//! through the reader and classifier. Part 2 runs a four-step sync of Citadel-shaped local
+//! resources on the Tilt stand-in, every CLI call costing what the real one does, with our
+//! defaults and as the seed protocol. Part 3 (`--real-tilt`) runs the same sync on the real Tilt
+//! and measures when each verdict comes after the build's end as Tilt records it.
 
 use std::{
-    collections::BTreeMap,
     fs,
     io::{self, BufReader, Read, Write},
-    process::{Command, Stdio},
+    net::TcpListener,
+    process::{Child, Command, Stdio},
     sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
-use camino::Utf8Path;
-use xshell::Shell;
+use camino::{Utf8Path, Utf8PathBuf};
+use time::format_description::well_known::Rfc3339;
+use xshell::{cmd, Shell};
 
 use crate::{
     config::Protocol,
     flags,
-    model::LogLine,
+    model::{LogLine, ResourceStatus, WallTime},
+    process,
     scan::{self, Verdict},
     standin::StandIn,
-    tilt::read_json_log,
+    tilt::{read_json_log, Tilt},
     usage,
 };
 
 const RESOURCES: [&str; 4] = ["sync-wasm-client", "server", "internal-service", "ui"];
+/// The seed protocol: look 5 s after each trigger, then every 10 s.
+const SEED: [&str; 5] = ["--no-stream", "--poll", "10s", "--settle", "5s"];
 
 impl flags::Bench {
     pub fn run(&self, sh: &Shell) -> Result<()> {
-        let build = Duration::from_millis(self.build_ms);
-        println!("Part 2 first (its peak memory is this process's own): the classifier");
+        println!("Part 1: the classifier (the peak memory is this process's own)");
         classifier(self.log_mb)?;
-        println!("\nPart 1: a four-step sync, every build {} ms, on the Tilt stand-in", self.build_ms);
         let stand_in = StandIn::build(sh)?;
-        let bench_dir = stand_in.project.join("target/xtask-bench");
-        let scenario = bench_dir.join("scenario.toml");
-        fs::create_dir_all(&bench_dir)?;
-        stand_in.write_scenario(sh, &scenario, &["bench", "--build-ms", &self.build_ms.to_string()])?;
-        let runs: [(&str, &[&str]); 2] = [
-            ("ours (defaults: follow the log)", &[]),
-            ("seed protocol (--no-stream --poll 10s --settle 5s)", &["--no-stream", "--poll", "10s", "--settle", "5s"]),
-        ];
+        let dir = stand_in.project.join("target/xtask-bench");
+        let build = Duration::from_millis(self.build_ms);
         println!(
-            "{:52} {:>8} {:>10} {:>10} {:>9} {:>7} {:>11} {:>9}",
-            "configuration", "wall s", "median ovh", "worst ovh", "cpu ms", "cpu %", "calls/step", "per run"
+            "\nPart 2: a four-step sync of Citadel-shaped local resources, every build {} ms, on the Tilt \
+             stand-in; every CLI call costs 70 ms wall and 80 ms CPU, as the real one does",
+            self.build_ms
         );
-        for (index, (name, args)) in runs.iter().enumerate() {
-            let figures = sync_once(sh, &stand_in, &bench_dir.join(format!("run-{index}")), &scenario, args, build)?;
-            println!(
-                "{name:52} {:>8.2} {:>9.3}s {:>9.3}s {:>9} {:>6.2}% {:>11} {:>9}",
-                figures.wall.as_secs_f64(),
-                figures.median_overhead.as_secs_f64(),
-                figures.worst_overhead.as_secs_f64(),
-                figures.cpu_ms,
-                figures.cpu_ms as f64 / figures.wall.as_millis() as f64 * 100.0,
-                figures.calls_per_step,
-                figures.calls_per_run,
-            );
+        let scenario = dir.join("scenario.toml");
+        let build_ms = self.build_ms.to_string();
+        stand_in.write_scenario(sh, &scenario, &["bench", "--build-ms", &build_ms, "--local", "--call-cost"])?;
+        print_header();
+        for (name, args) in [("ours", &[][..]), ("seed protocol (--no-stream --poll 10s --settle 5s)", &SEED[..])] {
+            let run_dir = dir.join(if args.is_empty() { "ours" } else { "seed" });
+            let workspace = run_dir.join("citadel");
+            let state = run_dir.join("tilt-state");
+            stand_in.make_workspace(sh, &workspace)?;
+            let all: Vec<&str> = ["--all", "--json"].into_iter().chain(args.iter().copied()).collect();
+            let started = Instant::now();
+            let output = Command::from(stand_in.sync(sh, &workspace, &scenario, &state, &all))
+                .stderr(Stdio::null())
+                .output()
+                .context("running the sync")?;
+            let wall = started.elapsed();
+            let report = read_report(&output.stdout)?;
+            let calls = fs::read_to_string(state.join("calls.jsonl")).unwrap_or_default().lines().count();
+            let overheads = report.steps.iter().map(|step| step.took.saturating_sub(build)).collect();
+            print_row(name, &Figures { wall, overheads, cpu_ms: report.cpu_ms, calls });
+        }
+        if let Some(real) = &self.real_tilt {
+            self.real_tilt(sh, &stand_in, real, &dir.join("real"))?;
         }
         println!(
-            "(overhead = a step's wall time minus its build's {} ms; cpu = the sync process alone, not Tilt's)",
-            self.build_ms
+            "(overhead: a step's time, trigger to verdict, minus its build's; cpu: the sync process alone, not \
+             Tilt's; calls: every tilt invocation of the run, its streams included)"
+        );
+        Ok(())
+    }
+
+    /// Part 3: the sync on the real Tilt, `runs` times, and once as the seed protocol.
+    fn real_tilt(&self, sh: &Shell, stand_in: &StandIn, program: &Utf8Path, dir: &Utf8Path) -> Result<()> {
+        println!(
+            "\nPart 3: the same sync on the real Tilt ({program}), local resources, every build about {} ms, \
+             {} runs",
+            self.build_ms, self.runs
+        );
+        let workspace = dir.join("citadel");
+        stand_in.make_workspace(sh, &workspace)?;
+        let tilt = RealTilt::start(sh, program, &workspace, &dir.join("bin"), self.build_ms)?;
+        print_header();
+        let (mut latencies, mut delays) = (Vec::new(), Vec::new());
+        let mut ours = Figures::default();
+        for _ in 0..self.runs {
+            let (figures, timing) = tilt.sync(sh, &workspace, &[])?;
+            latencies.extend(timing.after_end);
+            delays.extend(timing.before_start);
+            ours.wall += figures.wall;
+            ours.overheads.extend(figures.overheads);
+            ours.cpu_ms += figures.cpu_ms;
+            ours.calls = ours.calls.max(figures.calls);
+        }
+        ours.wall /= self.runs.max(1);
+        ours.cpu_ms /= u64::from(self.runs.max(1));
+        print_row(&format!("ours (mean of {} runs; overheads of all)", self.runs), &ours);
+        let (seed, _) = tilt.sync(sh, &workspace, &SEED)?;
+        print_row("seed protocol (--no-stream --poll 10s --settle 5s)", &seed);
+        latencies.sort();
+        delays.sort();
+        println!(
+            "of a step's overhead, over {} builds: from the step's start to the build's start as Tilt records it \
+             (the `tilt trigger` call, ~70 ms, then Tilt's own scheduling) median {:.3}s, worst {:.3}s; from the \
+             build's end as Tilt records it (finishTime) to the verdict median {:.3}s, worst {:.3}s",
+            latencies.len(),
+            median(&delays).as_secs_f64(),
+            delays.last().copied().unwrap_or_default().as_secs_f64(),
+            median(&latencies).as_secs_f64(),
+            latencies.last().copied().unwrap_or_default().as_secs_f64()
         );
         Ok(())
     }
 }
 
-struct Figures {
-    wall: Duration,
-    median_overhead: Duration,
-    worst_overhead: Duration,
-    cpu_ms: u64,
-    calls_per_step: usize,
-    calls_per_run: usize,
+/// Where a step's time goes around its build, on the real Tilt.
+struct AroundBuilds {
+    before_start: Vec<Duration>,
+    after_end: Vec<Duration>,
 }
 
-fn sync_once(
-    sh: &Shell,
-    stand_in: &StandIn,
-    dir: &Utf8Path,
-    scenario: &Utf8Path,
-    args: &[&str],
-    build: Duration,
-) -> Result<Figures> {
-    let workspace = dir.join("citadel");
-    let state = dir.join("tilt-state");
-    stand_in.make_workspace(sh, &workspace)?;
-    let args: Vec<&str> = ["--all", "--json"].into_iter().chain(args.iter().copied()).collect();
-    let started = Instant::now();
-    let output = Command::from(stand_in.sync(sh, &workspace, scenario, &state, &args))
-        .stderr(Stdio::null())
-        .output()
-        .context("running the sync")?;
-    let wall = started.elapsed();
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("reading the sync's --json report")?;
+#[derive(Default)]
+struct Figures {
+    wall: Duration,
+    overheads: Vec<Duration>,
+    cpu_ms: u64,
+    calls: usize,
+}
+
+fn print_header() {
+    println!(
+        "{:58} {:>8} {:>10} {:>10} {:>8} {:>7} {:>6}",
+        "configuration", "wall s", "median ovh", "worst ovh", "cpu ms", "cpu %", "calls"
+    );
+}
+
+fn print_row(name: &str, figures: &Figures) {
+    let mut overheads = figures.overheads.clone();
+    overheads.sort();
+    println!(
+        "{name:58} {:>8.2} {:>9.3}s {:>9.3}s {:>8} {:>6.2}% {:>6}",
+        figures.wall.as_secs_f64(),
+        median(&overheads).as_secs_f64(),
+        overheads.last().copied().unwrap_or_default().as_secs_f64(),
+        figures.cpu_ms,
+        figures.cpu_ms as f64 / figures.wall.as_millis().max(1) as f64 * 100.0,
+        figures.calls,
+    );
+}
+
+fn median(sorted: &[Duration]) -> Duration {
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
+    }
+}
+
+/// What the benchmark reads of a sync's `--json` report.
+struct Report {
+    cpu_ms: u64,
+    steps: Vec<StepFigures>,
+}
+
+struct StepFigures {
+    resource: String,
+    took: Duration,
+    started_at: Option<WallTime>,
+    decided_at: Option<WallTime>,
+    build: Option<u64>,
+}
+
+fn read_report(stdout: &[u8]) -> Result<Report> {
+    let report: serde_json::Value = serde_json::from_slice(stdout).context("reading the sync's --json report")?;
     if report["status"] != "success" {
         bail!("the benchmark's sync did not succeed: {report}");
     }
-    let mut overheads: Vec<Duration> = report["steps"]
-        .as_array()
-        .map(|steps| steps.iter().filter_map(|step| step["duration_ms"].as_u64()).map(Duration::from_millis).collect())
-        .unwrap_or_default();
-    let overheads_of_steps = overheads.iter_mut().map(|took| took.saturating_sub(build)).collect::<Vec<_>>();
-    let mut sorted = overheads_of_steps.clone();
-    sorted.sort();
-    let (per_step, per_run) = count_calls(&state.join("calls.jsonl"))?;
-    Ok(Figures {
-        wall,
-        median_overhead: sorted.get(sorted.len() / 2).copied().unwrap_or_default(),
-        worst_overhead: sorted.last().copied().unwrap_or_default(),
+    let steps = report["steps"].as_array().map(Vec::as_slice).unwrap_or_default();
+    Ok(Report {
         cpu_ms: report["cpu_ms"].as_u64().unwrap_or_default(),
-        calls_per_step: per_step,
-        calls_per_run: per_run,
+        steps: steps
+            .iter()
+            .filter(|step| step["outcome"] == "ok")
+            .map(|step| StepFigures {
+                resource: step["resource"].as_str().unwrap_or_default().to_owned(),
+                took: Duration::from_millis(step["duration_ms"].as_u64().unwrap_or_default()),
+                started_at: step["started_at"].as_str().and_then(|at| WallTime::parse(at, &Rfc3339).ok()),
+                decided_at: step["decided_at"].as_str().and_then(|at| WallTime::parse(at, &Rfc3339).ok()),
+                build: step["build"].as_u64(),
+            })
+            .collect(),
     })
 }
 
-/// The most Tilt calls any one step made (calls naming its resource alone), and the calls made
-/// once per run (version, resource list, Tiltfile, the log stream naming every resource).
-fn count_calls(calls: &Utf8Path) -> Result<(usize, usize)> {
-    let text = fs::read_to_string(calls).with_context(|| format!("reading {calls}"))?;
-    let mut per_resource: BTreeMap<String, usize> = BTreeMap::new();
-    let mut per_run = 0;
-    for line in text.lines() {
-        let call: serde_json::Value = serde_json::from_str(line)?;
-        let args: Vec<&str> = call["args"].as_array().into_iter().flatten().filter_map(|arg| arg.as_str()).collect();
-        let named: Vec<&&str> = args.iter().filter(|arg| RESOURCES.contains(arg)).collect();
-        match named[..] {
-            [resource] => *per_resource.entry((*resource).to_owned()).or_default() += 1,
-            _ => per_run += 1,
+/// A real `tilt up` serving a Citadel-shaped workspace of local resources, stopped when dropped.
+struct RealTilt {
+    program: Utf8PathBuf,
+    port: u16,
+    /// A wrapper that counts the sync's calls before running the real tilt.
+    counting: Utf8PathBuf,
+    calls: Utf8PathBuf,
+    child: Child,
+}
+
+impl RealTilt {
+    fn start(sh: &Shell, program: &Utf8Path, workspace: &Utf8Path, bin: &Utf8Path, build_ms: u64) -> Result<RealTilt> {
+        fs::create_dir_all(bin).with_context(|| format!("creating {bin}"))?;
+        // Each build prints 19 `Compiling` lines over `build_ms` (but the first builds, at once).
+        let pause = format!("{:.3}", build_ms as f64 / 19.0 / 1000.0);
+        let fast = bin.join("fast");
+        let build = format!(
+            "#!/bin/sh\n# cargo xtask bench: a build printing 19 lines over {build_ms} ms.\nn=1\nwhile [ $n -le 19 ]; do\n  \
+             echo \"   Compiling crate-$n v0.1.$n\"\n  [ -e '{fast}' ] || sleep {pause}\n  n=$((n + 1))\ndone\n\
+             [ \"$1\" = sync-wasm-client ] && echo '[INFO] WASM client synchronization complete!'\nexit 0\n"
+        );
+        let serve = "#!/bin/sh\n# cargo xtask bench: a service that says it is up, then serves.\ncase \"$1\" in\n  \
+             server) echo 'Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`' ;;\n  \
+             internal-service) echo \"Running \\`target/debug/citadel-workspace-internal-service --bind '0.0.0.0:12345'\\`\" ;;\n  \
+             ui) echo '  VITE v5.4.2  ready in 412 ms' ;;\nesac\nexec sleep 100000\n";
+        for (name, text) in [("build.sh", build.as_str()), ("serve.sh", serve)] {
+            fs::write(bin.join(name), text).with_context(|| format!("writing {bin}/{name}"))?;
+            make_executable(&bin.join(name))?;
+        }
+        let tiltfile: String = RESOURCES
+            .iter()
+            .map(|name| {
+                let (update, serve, deps) = match *name {
+                    "sync-wasm-client" => (true, false, ""),
+                    "ui" => (false, true, ", resource_deps=['server', 'internal-service']"),
+                    _ => (true, true, ", resource_deps=['sync-wasm-client']"),
+                };
+                let update = if update { format!(", cmd='{bin}/build.sh {name}'") } else { String::new() };
+                let serve = if serve { format!(", serve_cmd='{bin}/serve.sh {name}'") } else { String::new() };
+                let manual = if *name == "ui" { "" } else { ", trigger_mode=TRIGGER_MODE_MANUAL" };
+                format!("local_resource('{name}'{update}{serve}{manual}{deps})\n")
+            })
+            .collect();
+        fs::write(workspace.join("Tiltfile"), tiltfile).context("writing the bench's Tiltfile")?;
+        fs::write(&fast, "").with_context(|| format!("writing {fast}"))?;
+        let calls = bin.join("calls");
+        let counting = bin.join("tilt");
+        fs::write(&counting, format!("#!/bin/sh\necho \"$*\" >> '{calls}'\nexec '{program}' \"$@\"\n"))
+            .context("writing the counting wrapper")?;
+        make_executable(&counting)?;
+
+        let port =
+            TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).context("a free port")?.port();
+        let log = fs::File::create(bin.join("tilt-up.log")).context("creating the tilt up log")?;
+        let port_text = port.to_string();
+        let mut up = Command::from(cmd!(sh, "{program} up --port {port_text} --stream --web-mode=prod"));
+        up.current_dir(workspace).env("TILT_DISABLE_ANALYTICS", "1").stderr(log.try_clone()?);
+        let child = process::spawn(up, Stdio::from(log)).context("starting tilt up")?;
+        let tilt = RealTilt { program: program.to_owned(), port, counting, calls, child };
+        tilt.wait_until_built(sh, Duration::from_secs(90))?;
+        fs::remove_file(&fast).with_context(|| format!("removing {fast}"))?;
+        Ok(tilt)
+    }
+
+    fn statuses(&self, sh: &Shell) -> Result<Vec<ResourceStatus>> {
+        Ok(Tilt::new(sh, self.program.clone(), Some(self.port), Duration::from_secs(30)).statuses()?)
+    }
+
+    /// Until every resource has built once and nothing builds.
+    fn wait_until_built(&self, sh: &Shell, bound: Duration) -> Result<()> {
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Ok(statuses) = self.statuses(sh) {
+                let built = |name: &str| {
+                    statuses
+                        .iter()
+                        .any(|status| status.name == name && status.current.is_none() && !status.finished.is_empty())
+                };
+                if RESOURCES.iter().all(|name| built(name)) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("the real Tilt did not finish its first builds within {}s", bound.as_secs());
+            }
+            thread::sleep(Duration::from_millis(200));
         }
     }
-    Ok((per_resource.values().copied().max().unwrap_or_default(), per_run))
+
+    /// `sync --all ARGS`, and for each step how long before its build's start and after its end.
+    fn sync(&self, sh: &Shell, workspace: &Utf8Path, args: &[&str]) -> Result<(Figures, AroundBuilds)> {
+        let _ = fs::remove_file(&self.calls);
+        let xtask = Utf8PathBuf::try_from(std::env::current_exe()?).context("this program's path is not UTF-8")?;
+        let counting = &self.counting;
+        let port = self.port.to_string();
+        let started = Instant::now();
+        let output = Command::from(cmd!(
+            sh,
+            "{xtask} sync --root {workspace} --all --json --tilt {counting} --tilt-port {port} {args...}"
+        ))
+        .stderr(Stdio::null())
+        .output()
+        .context("running the sync")?;
+        let wall = started.elapsed();
+        let report = read_report(&output.stdout)?;
+        let statuses = self.statuses(sh)?;
+        let mut overheads = Vec::new();
+        let mut around = AroundBuilds { before_start: Vec::new(), after_end: Vec::new() };
+        for step in &report.steps {
+            let status = statuses.iter().find(|status| status.name == step.resource);
+            let build = status.and_then(|status| status.finished_build(step.build?));
+            let (Some(build), Some(started), Some(decided)) = (build, step.started_at, step.decided_at) else {
+                continue;
+            };
+            let (Some(start), Some(finish)) = (build.start, build.finish) else { continue };
+            let work = Duration::try_from(finish - start).unwrap_or_default();
+            overheads.push(step.took.saturating_sub(work));
+            around.before_start.push(Duration::try_from(start - started).unwrap_or_default());
+            around.after_end.push(Duration::try_from(decided - finish).unwrap_or_default());
+        }
+        let calls = fs::read_to_string(&self.calls).unwrap_or_default().lines().count();
+        Ok((Figures { wall, overheads, cpu_ms: report.cpu_ms, calls }, around))
+    }
+}
+
+impl Drop for RealTilt {
+    fn drop(&mut self) {
+        // Tilt stops its serve processes (each in a session of its own) when asked to stop.
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) sends a signal; it touches no memory of ours.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            thread::sleep(Duration::from_millis(100));
+        }
+        process::kill_group(&mut self.child);
+    }
+}
+
+fn make_executable(path: &Utf8Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).with_context(|| format!("making {path} executable"))
 }
 
 /// Feeds `megabytes` of synthetic `tilt logs --json` output (ANSI codes, long lines, several
@@ -162,11 +372,12 @@ fn classifier(megabytes: usize) -> Result<()> {
     let elapsed = started.elapsed();
     let peak_rss = usage::own().map_or(0, |usage| usage.peak_rss);
     println!(
-        "classifier: {:.0} MB of Tilt JSON log, {lines} lines of `server` ({errors} error lines), in {:.2}s: {:.0} MB/s; peak RSS {:.1} MB",
+        "classifier: {:.0} MB of Tilt JSON log, {lines} lines of `server` ({errors} error lines), in {:.2}s: \
+         {:.0} MB/s; peak RSS {:.1} MB",
         bytes as f64 / 1e6,
         elapsed.as_secs_f64(),
         bytes as f64 / 1e6 / elapsed.as_secs_f64(),
-        peak_rss as f64 / (1 << 20) as f64,
+        peak_rss as f64 / f64::from(1 << 20),
     );
     Ok(())
 }
@@ -200,7 +411,7 @@ fn synthetic_log(size: usize) -> (usize, impl Read + Send) {
 
 fn json_line(resource: &str, span: &str, build_event: &str, message: &str) -> Vec<u8> {
     format!(
-        "{{\"time\":\"2026-11-25T10:00:00Z\",\"resource\":\"{resource}\",\"level\":\"INFO\",\"message\":\"{message}\\n\",\"spanID\":\"{span}\",\"progressID\":\"\",\"buildEvent\":\"{build_event}\",\"source\":\"\"}}\n"
+        "{{\"time\":\"2026-11-25T10:00:00Z\",\"resource\":\"{resource}\",\"level\":\"info\",\"message\":\"{message}\",\"spanID\":\"{span}\",\"progressID\":\"\",\"buildEvent\":\"{build_event}\",\"source\":\"\"}}\n"
     )
     .into_bytes()
 }

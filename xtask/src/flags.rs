@@ -21,9 +21,11 @@ pub enum Command {
     Bench(Bench),
 }
 
-/// Print what a sync costs: a four-step scenario on the Tilt stand-in, with our defaults and as
-/// the seed protocol (wall time, per-step overhead, CPU, Tilt calls), then the classifier's
-/// throughput and peak memory on a large synthetic log.
+/// Print what a sync costs: the classifier's throughput and peak memory on a large synthetic
+/// log; a four-step sync of Citadel-shaped local resources on the Tilt stand-in, each CLI call
+/// costing what the real one does, with our defaults and as the seed protocol (wall time,
+/// per-step overhead, CPU, Tilt calls); with --real-tilt, the same on the real Tilt, and when
+/// each verdict comes after the build's end as Tilt records it.
 #[derive(Debug, Args)]
 pub struct Bench {
     /// How long each of the four builds takes
@@ -32,6 +34,12 @@ pub struct Bench {
     /// Size of the synthetic log pushed through the classifier, in MiB
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub log_mb: usize,
+    /// Also run the sync on this real Tilt binary (e.g. from ../shared/tilt/install.sh)
+    #[arg(long, value_name = "PATH")]
+    pub real_tilt: Option<Utf8PathBuf>,
+    /// Syncs on the real Tilt (each of four builds)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub runs: u32,
 }
 
 /// Install a git pre-push hook that runs `cargo xtask sync` on what a push changes.

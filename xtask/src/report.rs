@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use camino::Utf8PathBuf;
 use serde_json::json;
+use time::format_description::well_known::Rfc3339;
 
 use crate::{
     config::{KindId, Protocol, Step},
+    model::WallTime,
     step::{BuildId, Failure},
 };
 
@@ -38,6 +40,9 @@ pub struct StepReport {
     pub resource: String,
     pub outcome: Outcome,
     pub duration: Duration,
+    /// When the step began (before its trigger) and was decided.
+    pub started_at: Option<WallTime>,
+    pub decided_at: Option<WallTime>,
     pub remediations: Vec<String>,
     pub deciding_line: Option<String>,
     /// For a failure: the one-line cause, e.g. `Step 2 FAILED: server rebuild error: …`.
@@ -57,6 +62,8 @@ impl StepReport {
             resource: step.resource.clone(),
             outcome,
             duration: Duration::ZERO,
+            started_at: None,
+            decided_at: None,
             remediations: Vec::new(),
             deciding_line: None,
             cause: None,
@@ -150,6 +157,8 @@ impl RunReport {
                     "resource": step.resource,
                     "outcome": step.outcome.as_str(),
                     "duration_ms": u64::try_from(step.duration.as_millis()).unwrap_or(u64::MAX),
+                    "started_at": step.started_at.and_then(|at| at.format(&Rfc3339).ok()),
+                    "decided_at": step.decided_at.and_then(|at| at.format(&Rfc3339).ok()),
                     "remediations": step.remediations,
                     "deciding_line": step.deciding_line,
                     "cause": step.cause,

@@ -20,7 +20,7 @@ use crate::{
     flags, interrupt,
     live::Live,
     logs::{self, LogDir, StepLog},
-    model::ResourceKind,
+    model::{ResourceKind, WallTime},
     report::{self, Outcome, RunReport, StepReport},
     select::{self, Selection},
     step::{Decision, Failure},
@@ -331,7 +331,7 @@ impl Run<'_> {
             }
             ordinal += 1;
             self.engine.live.step_started(ordinal, selected.len(), &step.name, &step.resource);
-            let started = Instant::now();
+            let started = (Instant::now(), WallTime::now_utc());
             let mut log = self.open_step_log(step);
             let run = self.engine.run_step(step, log.as_mut());
             let facts = &run.facts;
@@ -373,7 +373,7 @@ impl Run<'_> {
         &self,
         step: &Step,
         facts: &StepFacts,
-        started: Instant,
+        started: (Instant, WallTime),
         ending: Ending,
         log: Option<Utf8PathBuf>,
     ) -> StepReport {
@@ -393,7 +393,9 @@ impl Run<'_> {
             name: step.name.clone(),
             resource: step.resource.clone(),
             outcome,
-            duration: started.elapsed(),
+            duration: started.0.elapsed(),
+            started_at: Some(started.1),
+            decided_at: Some(WallTime::now_utc()),
             cause: failure.map(|failure| {
                 report::cause(self.protocol, number, step, failure, &facts.remediated_kinds, &remediations)
             }),
