@@ -32,18 +32,22 @@ fn bin_dir() -> PathBuf {
 }
 
 /// The `xtask` binary, built once per test process so that the tests never run a stale one.
+/// The xtask is a Cargo workspace of its own (as installed into Citadel), built in its own
+/// target directory.
 pub fn xtask_bin() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "--package", "xtask", "--bin", "xtask"]);
-        if bin_dir().ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("running cargo build for xtask");
-        assert!(status.success(), "cargo build --package xtask failed");
-        bin_dir().join("xtask")
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/Cargo.toml");
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--bin", "xtask", "--manifest-path"])
+            .arg(&manifest)
+            .status()
+            .expect("running cargo build for xtask");
+        assert!(status.success(), "cargo build --manifest-path xtask/Cargo.toml failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/target"), PathBuf::from);
+        target.join("debug/xtask")
     })
 }
 

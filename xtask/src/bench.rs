@@ -6,7 +6,7 @@
 
 use std::{
     fs,
-    io::{self, BufReader, Read, Write},
+    io::{self, BufReader, Read},
     net::TcpListener,
     process::{Child, Command, Stdio},
     sync::mpsc,
@@ -16,6 +16,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
+use tilt_log::{read_json_log, Judgement};
 use time::format_description::well_known::Rfc3339;
 use xshell::{cmd, Shell};
 
@@ -24,9 +25,8 @@ use crate::{
     flags,
     model::{LogLine, ResourceStatus, WallTime},
     process,
-    scan::{self, Verdict},
     standin::StandIn,
-    tilt::{read_json_log, Tilt},
+    tilt::Tilt,
     usage,
 };
 
@@ -355,16 +355,14 @@ fn classifier(megabytes: usize) -> Result<()> {
     let (sender, lines_read) = mpsc::sync_channel::<LogLine>(1024);
     let started = Instant::now();
     let reader = thread::spawn(move || {
-        read_json_log(BufReader::with_capacity(64 << 10, input), &["server".to_owned()], |line| {
+        read_json_log(&mut BufReader::with_capacity(64 << 10, input), &["server".to_owned()], &mut |line| {
             sender.send(line).is_ok()
         });
     });
-    let mut sink = io::BufWriter::new(io::sink());
     let (mut lines, mut errors) = (0u64, 0u64);
     for line in lines_read {
         lines += 1;
-        let _ = writeln!(sink, "{}", line.text);
-        if matches!(scan::classify(step, &line.text), Verdict::Error(..)) {
+        if matches!(step.patterns.judge(&line.text), Judgement::Error(_)) {
             errors += 1;
         }
     }

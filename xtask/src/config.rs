@@ -3,9 +3,9 @@
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::{Regex, RegexSet};
 use serde::Deserialize;
+use tilt_log::Patterns;
 use toml::Spanned;
 
 use crate::duration::Duration;
@@ -26,7 +26,7 @@ pub struct Protocol {
 #[derive(Debug)]
 pub struct PathRule {
     pub globs: Vec<String>,
-    pub matcher: GlobSet,
+    pub matcher: RegexSet,
     /// Indices into `Protocol::steps`.
     pub steps: Vec<usize>,
     pub reason: String,
@@ -62,10 +62,9 @@ pub struct Step {
     pub name: String,
     pub resource: String,
     pub timeout: Duration,
-    pub success: RegexSet,
-    pub ignore: RegexSet,
-    /// One pattern set over all the patterns of `errors`, and the kind of each pattern.
-    pub error_patterns: RegexSet,
+    /// `ignore`, the patterns of every error kind of `errors` in order, and `success`.
+    pub patterns: Patterns,
+    /// The error kind of each error pattern.
     pub error_pattern_kinds: Vec<KindId>,
     pub remediations: Vec<Remediation>,
     /// Runs whenever another step of the run runs (the UI reloads after any service).
@@ -277,14 +276,12 @@ impl Compiler<'_> {
     }
 
     fn path_rule(&self, raw: RawPathRule, steps: &[Step]) -> Result<PathRule> {
-        let mut matcher = GlobSetBuilder::new();
         for glob in &raw.globs {
-            let compiled = GlobBuilder::new(glob.get_ref())
-                .literal_separator(true)
-                .build()
+            crate::glob::to_regex(glob.get_ref())
                 .map_err(|err| anyhow::anyhow!(self.at(glob, format!("bad glob in a `[[path]]` rule: {err}"))))?;
-            matcher.add(compiled);
         }
+        let globs: Vec<&str> = raw.globs.iter().map(|glob| glob.get_ref().as_str()).collect();
+        let matcher = crate::glob::set(&globs).map_err(|err| anyhow::anyhow!("{}: {err}", self.file))?;
         let mut step_indices = Vec::new();
         for name in &raw.steps {
             let Some(index) = steps.iter().position(|step| step.name == *name.get_ref()) else {
@@ -297,7 +294,7 @@ impl Compiler<'_> {
         }
         Ok(PathRule {
             globs: raw.globs.into_iter().map(Spanned::into_inner).collect(),
-            matcher: matcher.build().context("compiling a `[[path]]` rule's globs")?,
+            matcher,
             steps: step_indices,
             reason: raw.reason,
         })
@@ -356,9 +353,11 @@ impl Compiler<'_> {
         }
 
         Ok(Step {
-            success: self.regex_set(&raw.success, &format!("step `{name}` success"))?,
-            ignore: self.regex_set(&raw.ignore, &format!("step `{name}` ignore"))?,
-            error_patterns: RegexSet::new(error_patterns).context("compiling the error patterns")?,
+            patterns: Patterns {
+                success: self.regex_set(&raw.success, &format!("step `{name}` success"))?,
+                ignore: self.regex_set(&raw.ignore, &format!("step `{name}` ignore"))?,
+                errors: RegexSet::new(error_patterns).context("compiling the error patterns")?,
+            },
             error_pattern_kinds,
             remediations,
             timeout: raw.timeout.unwrap_or(settings.timeout),

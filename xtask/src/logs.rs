@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
-use time::{format_description::well_known::Rfc3339, macros::format_description, OffsetDateTime};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use std::collections::BTreeMap;
 
@@ -141,7 +141,16 @@ impl LogDir {
     /// second): what decided, then the step's whole log since its trigger. Then removes the
     /// oldest error logs beyond the newest 50.
     pub fn write_error_log(&self, heading: &str, step_log: Option<&Utf8Path>) -> io::Result<Utf8PathBuf> {
-        let stamp = utc_now(format_description!("[year][month][day]T[hour][minute][second]Z"));
+        let now = OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
         let (path, mut file) = (1..)
             .map(|n| match n {
                 1 => self.dir.join(format!("{ERROR_LOG_PREFIX}{stamp}.log")),

@@ -8,6 +8,7 @@ mod duration;
 mod engine;
 mod flags;
 mod git;
+mod glob;
 mod hook;
 mod interrupt;
 mod live;

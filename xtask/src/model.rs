@@ -8,48 +8,7 @@ use time::OffsetDateTime;
 /// same clock, since Tilt runs on this machine.
 pub type WallTime = OffsetDateTime;
 
-/// One line of a resource's log. `text` has no ANSI colour codes and is cut to a bounded length.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    pub resource: String,
-    pub span: Span,
-    /// One of the two lines that open a build (an empty line and its reason, `CLI Trigger`).
-    pub header: bool,
-    pub text: String,
-}
-
-/// Who wrote a line, from its `spanID` (../shared/tilt-cli.md, "Spans").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Span {
-    /// `build:N`: build N's own lines (its header, `Build Failed: …`, docker compose's output).
-    Build(u64),
-    /// `cmd:<resource>:update`: a local resource's update command, whose output is the build's
-    /// own: it belongs to the build whose header precedes it.
-    Update,
-    /// `localserve:K`: serve process K (one counter for all resources), started after a
-    /// successful build.
-    Serve(u64),
-    /// `dc:<name>`, `pod:…`: a container's output; the same span for every container.
-    Container,
-    /// Tilt older than 0.36.1 prints no spans: builds are numbered by counting their headers.
-    Plain(u64),
-}
-
-impl Span {
-    /// `build:7` -> Build(7), `cmd:x:update` -> Update, … Unknown spans are a container's.
-    pub fn parse(span_id: &str) -> Span {
-        if let Some(number) = span_id.strip_prefix("build:").and_then(|n| n.parse().ok()) {
-            return Span::Build(number);
-        }
-        if let Some(number) = span_id.strip_prefix("localserve:").and_then(|n| n.parse().ok()) {
-            return Span::Serve(number);
-        }
-        if span_id.starts_with("cmd:") && span_id.ends_with(":update") {
-            return Span::Update;
-        }
-        Span::Container
-    }
-}
+pub use tilt_log::{LogLine, Span};
 
 /// What Tilt says of a resource (`tilt get uiresource NAME -o json`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -175,22 +134,6 @@ impl ComposeService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spans_are_read_as_tilt_writes_them() {
-        let cases = [
-            ("build:7", Span::Build(7)),
-            ("cmd:sync-wasm-client:update", Span::Update),
-            ("localserve:12", Span::Serve(12)),
-            ("dc:server", Span::Container),
-            ("pod:server:abc", Span::Container),
-            ("build:x", Span::Container),
-            ("", Span::Container),
-        ];
-        for (span, expected) in cases {
-            assert_eq!(Span::parse(span), expected, "{span}");
-        }
-    }
 
     #[test]
     fn the_newest_build_includes_the_running_one() {

@@ -1,6 +1,6 @@
 //! One log line -> a verdict: benign, an error of some kind, or the step's success. Pure.
 
-use std::borrow::Cow;
+use tilt_log::Judgement;
 
 use crate::config::{KindId, Step};
 
@@ -15,70 +15,19 @@ pub enum Verdict {
 /// Judges a line for `step`, in the protocol's order: ignore, then errors, then success.
 /// The line is matched without its ANSI colour codes (`strip_ansi` first).
 pub fn classify(step: &Step, line: &str) -> Verdict {
-    let line = line.trim_end_matches(['\r', '\n']);
-    if step.ignore.is_match(line) {
-        return Verdict::Benign;
-    }
-    if step.error_patterns.is_match(line) {
+    match step.patterns.judge(line) {
+        Judgement::Benign => Verdict::Benign,
         // The first kind in the step's list wins: specific kinds are listed before generic ones.
-        if let Some(pattern) = step.error_patterns.matches(line).into_iter().next() {
-            return Verdict::Error(step.error_pattern_kinds[pattern], pattern);
-        }
+        Judgement::Error(pattern) => Verdict::Error(step.error_pattern_kinds[pattern], pattern),
+        Judgement::Success => Verdict::Success,
     }
-    if step.success.is_match(line) {
-        return Verdict::Success;
-    }
-    Verdict::Benign
-}
-
-/// Removes ANSI escape sequences (colours, cursor moves, OSC titles and links). Lines without
-/// an escape byte, the vast majority, are returned as they are without copying.
-pub fn strip_ansi(line: &str) -> Cow<'_, str> {
-    if !line.contains('\x1b') {
-        return Cow::Borrowed(line);
-    }
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\x1b' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            // CSI: parameters and intermediates, then one final byte in @..~.
-            Some('[') => {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            // OSC: up to BEL or ESC \.
-            Some(']') => {
-                while let Some(c) = chars.next() {
-                    if c == '\x07' {
-                        break;
-                    }
-                    if c == '\x1b' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
-            // Character set designations: ESC ( B and the like.
-            Some('(' | ')' | '*' | '+') => {
-                chars.next();
-            }
-            // Two-byte escapes (ESC followed by one character).
-            _ => {}
-        }
-    }
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tilt_log::strip_ansi;
+
     use crate::config::Protocol;
 
     fn verdict_name(protocol: &Protocol, step: &str, line: &str) -> String {
@@ -186,28 +135,13 @@ mod tests {
             "benign"
         );
     }
-
-    #[test]
-    fn ansi_codes_are_stripped() {
-        let cases = [
-            ("plain", "plain"),
-            ("\x1b[0;32m[INFO]\x1b[0m done", "[INFO] done"),
-            ("\x1b[1;33mwarn\x1b[m", "warn"),
-            ("\x1b]8;;http://x\x07link\x1b]8;;\x07", "link"),
-            ("\x1b]0;title\x1b\\text", "text"),
-            ("a\x1b[2Kb\x1b(Bc", "abc"),
-            ("trailing escape \x1b", "trailing escape "),
-            ("\x1b[", ""),
-        ];
-        for (line, stripped) in cases {
-            assert_eq!(strip_ansi(line), stripped, "{line:?}");
-        }
-    }
 }
 
 #[cfg(test)]
 mod never_panics {
     use proptest::prelude::*;
+
+    use tilt_log::strip_ansi;
 
     use super::*;
     use crate::config::Protocol;
@@ -223,10 +157,5 @@ mod never_panics {
             }
         }
 
-        #[test]
-        fn stripping_leaves_no_complete_colour_code(text in "[a-z \x1b\\[0-9;m]{0,64}") {
-            let stripped = strip_ansi(&text);
-            prop_assert!(!stripped.contains("\x1b[0m"));
-        }
     }
 }

@@ -188,12 +188,12 @@ impl Judged {
         match scan::classify(step, text) {
             Verdict::Benign => {}
             Verdict::Error(kind, pattern) if text.starts_with(TILT_BUILD_FAILED) => {
-                let rule = step.error_patterns.patterns()[pattern].clone();
+                let rule = step.patterns.errors.patterns()[pattern].clone();
                 self.tilt_error.get_or_insert(Failure::Error { kind, rule, line: text.to_owned() });
             }
             Verdict::Error(kind, pattern) => {
                 if self.error.is_none() {
-                    let rule = step.error_patterns.patterns()[pattern].clone();
+                    let rule = step.patterns.errors.patterns()[pattern].clone();
                     self.error = Some(Failure::Error { kind, rule, line: text.to_owned() });
                 }
             }

@@ -7,7 +7,7 @@
 use std::{
     collections::HashMap,
     fmt,
-    io::{BufRead, BufReader, Read},
+    io::{BufReader, Read},
     process::{Child, Command, Stdio},
     sync::mpsc::SyncSender,
     thread,
@@ -20,13 +20,14 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use xshell::{cmd, Shell};
 
+use tilt_log::{log_text, read_json_log};
+
 use crate::{
     model::{
         BuildRecord, ComposeService, FinishedBuild, Health, LogLine, ResourceKind, ResourceStatus, Runtime,
         RuntimeStatus, Span, WallTime,
     },
     process::{self, Ended},
-    scan::strip_ansi,
 };
 
 /// The first release whose `tilt logs` has `--json` (and `--since`, `--tail`).
@@ -221,7 +222,7 @@ impl<'a> Tilt<'a> {
                 args.push("--json");
                 let text = self.call(&args)?;
                 let mut lines = Vec::new();
-                read_json_log(text.as_bytes(), &[resource.to_owned()], |line| {
+                read_json_log(&mut text.as_bytes(), &[resource.to_owned()], &mut |line| {
                     lines.push(line);
                     true
                 });
@@ -264,7 +265,7 @@ impl<'a> Tilt<'a> {
         args.extend_from_slice(resources);
         let wanted: Vec<String> = resources.iter().map(|name| (*name).to_owned()).collect();
         self.stream(Source::Logs, &args, events, move |stdout, events| {
-            read_json_log(BufReader::new(stdout), &wanted, |line| events.send(Event::Line(line)).is_ok());
+            read_json_log(&mut BufReader::new(stdout), &wanted, &mut |line| events.send(Event::Line(line)).is_ok());
         })
     }
 
@@ -307,108 +308,6 @@ impl Drop for Stream {
         // not waited for, in case something outside the group still holds the pipe.
         process::kill_group(&mut self.child);
     }
-}
-
-#[derive(Deserialize)]
-struct JsonLine {
-    #[serde(default)]
-    resource: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default, rename = "spanID")]
-    span_id: String,
-    #[serde(default, rename = "buildEvent")]
-    build_event: String,
-}
-
-impl JsonLine {
-    fn too_long(start: &[u8], length: usize) -> JsonLine {
-        let start = String::from_utf8_lossy(start);
-        let field = |name: &str| {
-            let key = format!("\"{name}\":\"");
-            start
-                .split_once(&key)
-                .and_then(|(_, rest)| rest.split_once('"'))
-                .map(|(value, _)| value.to_owned())
-                .unwrap_or_default()
-        };
-        JsonLine {
-            resource: field("resource"),
-            message: format!("[a log line of {length} bytes, too long to read]"),
-            span_id: field("spanID"),
-            build_event: field("buildEvent"),
-        }
-    }
-}
-
-/// A JSON line longer than this is not parsed (its resource and span are still read).
-const MAX_JSON_LINE: usize = 8 << 20;
-/// Longer log lines are cut: judged and kept on their first bytes, so memory stays bounded.
-const MAX_LINE: usize = 64 << 10;
-
-/// Reads `tilt logs --json` output and hands each line of a `wanted` resource to `each`, until
-/// the input ends or `each` returns false.
-pub fn read_json_log(mut reader: impl BufRead, wanted: &[String], mut each: impl FnMut(LogLine) -> bool) {
-    let mut raw = Vec::new();
-    while let Ok(Some(length)) = read_capped_line(&mut reader, &mut raw, MAX_JSON_LINE) {
-        let parsed = serde_json::from_slice::<JsonLine>(&raw)
-            .or_else(|_| serde_json::from_str::<JsonLine>(&String::from_utf8_lossy(&raw)));
-        let json = match parsed {
-            Ok(json) => json,
-            // A line too long to keep whole: say so in its place rather than drop it unseen.
-            Err(_) if length > raw.len() => JsonLine::too_long(&raw, length),
-            Err(_) => continue,
-        };
-        if !wanted.contains(&json.resource) {
-            continue;
-        }
-        let span = Span::parse(&json.span_id);
-        let header = json.build_event == "init";
-        let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
-        for text in message.split('\n') {
-            if !each(LogLine { resource: json.resource.clone(), span, header, text: log_text(text) }) {
-                return;
-            }
-        }
-    }
-}
-
-/// Reads one line into `line` (without its newline), keeping at most `cap` bytes and skipping
-/// the rest. Returns the line's whole length, or None at the end of the input.
-fn read_capped_line(reader: &mut impl BufRead, line: &mut Vec<u8>, cap: usize) -> std::io::Result<Option<usize>> {
-    line.clear();
-    let mut length = 0;
-    loop {
-        let buffer = reader.fill_buf()?;
-        if buffer.is_empty() {
-            return Ok((length > 0).then_some(length));
-        }
-        let (chunk, done) = match buffer.iter().position(|&byte| byte == b'\n') {
-            Some(end) => (&buffer[..end], Some(end + 1)),
-            None => (buffer, None),
-        };
-        let room = cap.saturating_sub(line.len());
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        length += chunk.len();
-        let consumed = done.unwrap_or(chunk.len());
-        reader.consume(consumed);
-        if done.is_some() {
-            return Ok(Some(length));
-        }
-    }
-}
-
-/// A log line as it is judged and kept: without ANSI codes, cut at `MAX_LINE` bytes.
-fn log_text(text: &str) -> String {
-    let text = strip_ansi(text);
-    if text.len() <= MAX_LINE {
-        return text.into_owned();
-    }
-    let mut cut = MAX_LINE;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{} … [{} more bytes]", &text[..cut], text.len() - cut)
 }
 
 /// Splits a plain `tilt logs RESOURCE` into lines placed in builds numbered by the order of
@@ -736,65 +635,6 @@ mod tests {
     }
 
     #[test]
-    fn json_lines_are_placed_in_their_spans() {
-        let input = [
-            r#"{"time":"t","resource":"server","level":"info","message":"","spanID":"build:3","progressID":"","buildEvent":"init","source":"build"}"#,
-            r#"{"time":"t","resource":"server","level":"info","message":"CLI Trigger","spanID":"build:3","progressID":"","buildEvent":"init","source":"build"}"#,
-            r#"{"time":"t","resource":"ui","level":"info","message":"other","spanID":"build:4","buildEvent":""}"#,
-            r#"{"time":"t","resource":"server","level":"info","message":"\u001b[32mCompiling\u001b[0m","spanID":"cmd:server:update","buildEvent":"","source":"runtime"}"#,
-            r#"{"time":"t","resource":"server","level":"info","message":"Running a\nand b\n","spanID":"localserve:2","buildEvent":""}"#,
-            r#"{"time":"t","resource":"server","level":"info","message":"up","spanID":"dc:server","buildEvent":""}"#,
-            "not json at all",
-        ]
-        .join("\n");
-        let mut lines = Vec::new();
-        read_json_log(input.as_bytes(), &["server".to_owned()], |line| {
-            lines.push((line.span, line.header, line.text));
-            true
-        });
-        let expected = [
-            (Span::Build(3), true, ""),
-            (Span::Build(3), true, "CLI Trigger"),
-            (Span::Update, false, "Compiling"),
-            (Span::Serve(2), false, "Running a"),
-            (Span::Serve(2), false, "and b"),
-            (Span::Container, false, "up"),
-        ];
-        let expected: Vec<(Span, bool, String)> =
-            expected.iter().map(|&(span, header, text)| (span, header, text.to_owned())).collect();
-        assert_eq!(lines, expected);
-    }
-
-    #[test]
-    fn long_lines_are_cut_and_memory_stays_bounded() {
-        let long = "x".repeat(100);
-        let input = format!("{long}\nshort\n{long}");
-        let mut reader = input.as_bytes();
-        let mut line = Vec::new();
-        assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(100));
-        assert_eq!(line, b"xxxxxxxxxx");
-        assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(5));
-        assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(100));
-        assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), None);
-        let huge = "é".repeat(MAX_LINE);
-        let kept = log_text(&huge);
-        assert!(kept.len() < MAX_LINE + 40 && kept.ends_with(&format!("[{} more bytes]", huge.len() - MAX_LINE)));
-    }
-
-    #[test]
-    fn a_json_line_too_long_to_parse_is_reported_in_its_place() {
-        let message = "y".repeat(MAX_JSON_LINE);
-        let input = format!(r#"{{"resource":"server","spanID":"build:2","buildEvent":"","message":"{message}"}}"#);
-        let mut lines = Vec::new();
-        read_json_log(input.as_bytes(), &["server".to_owned()], |line| {
-            lines.push(line);
-            true
-        });
-        assert_eq!(lines[0].span, Span::Build(2));
-        assert!(lines[0].text.starts_with("[a log line of"), "{}", lines[0].text);
-    }
-
-    #[test]
     fn plain_logs_are_split_at_build_headers() {
         let header = Regex::new(r"^(Initial Build|CLI Trigger)").unwrap();
         let text = "\nInitial Build\nold error: x\n\nCLI Trigger\nnew\n\nnot a header\n";
@@ -827,7 +667,7 @@ mod never_panics {
     proptest! {
         #[test]
         fn reading_any_bytes_as_tilt_json(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
-            read_json_log(bytes.as_slice(), &["server".to_owned()], |_| true);
+            read_json_log(&mut bytes.as_slice(), &["server".to_owned()], &mut |_| true);
             for resource in serde_json::Deserializer::from_slice(&bytes).into_iter::<UiResource>() {
                 let Ok(resource) = resource else { break };
                 let _ = resource.into_status();

@@ -27,7 +27,21 @@ pub fn own() -> Option<Usage> {
     let max_rss = u64::try_from(usage.ru_maxrss).unwrap_or(0);
     // Linux counts ru_maxrss in KiB, macOS in bytes.
     let peak_rss = if cfg!(target_os = "macos") { max_rss } else { max_rss * 1024 };
-    Some(Usage { cpu: time(usage.ru_utime) + time(usage.ru_stime), peak_rss })
+    Some(Usage { cpu: time(usage.ru_utime) + time(usage.ru_stime), peak_rss: own_peak_rss().unwrap_or(peak_rss) })
+}
+
+/// Linux keeps ru_maxrss across exec: run by `cargo run`, it would be cargo's. The kernel's own
+/// count of this program's peak starts at its exec.
+#[cfg(target_os = "linux")]
+fn own_peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?.trim().strip_suffix("kB")?;
+    Some(kib.trim().parse::<u64>().ok()? * 1024)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn own_peak_rss() -> Option<u64> {
+    None
 }
 
 #[cfg(test)]
