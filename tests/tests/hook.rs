@@ -1,12 +1,13 @@
-//! End-to-end: the pre-push hook, installed into Citadel's `core.hooksPath` next to the hook
-//! already there, exercised by real `git push`es to a local bare repository.
+//! End-to-end: the pre-push hook, installed in a folder inside `.git` that `core.hooksPath`
+//! points to, forwarding to Citadel's own hooks, exercised by real `git push`es to a local bare
+//! repository.
 
 use std::{fs, process::Command};
 
 use sync_tests::*;
 
-/// Citadel's own pre-push hook, standing in: records its arguments and input, then exits
-/// with `code`.
+/// Citadel's own pre-push hook, standing in, tracked in `.githooks` as in Citadel: records its
+/// arguments and input, then exits with `code`.
 fn existing_hook(ws: &Workspace, code: i32) -> String {
     let record = ws.aside.join("existing-hook.calls");
     let script = format!("#!/bin/sh\necho \"args: $*\" >> '{r}'\ncat >> '{r}'\nexit {code}\n", r = record.display());
@@ -14,7 +15,12 @@ fn existing_hook(ws: &Workspace, code: i32) -> String {
     let hook = ws.root.join(".githooks/pre-push");
     write(&hook, &script);
     make_executable(&hook);
+    ws.commit_all(".", "Citadel's pre-push hook");
     script
+}
+
+fn hooks_path(ws: &Workspace) -> String {
+    git(&ws.root, &["config", "--local", "--get", "core.hooksPath"]).trim().to_owned()
 }
 
 fn xtask(ws: &Workspace, args: &[&str]) -> Run {
@@ -52,16 +58,17 @@ fn the_hook_chains_to_the_existing_one_and_syncs_what_the_push_changes() {
     let ws = Workspace::citadel();
     ws.add_origin();
     let original = existing_hook(&ws, 0);
+    let before = ws.git_status();
     xtask(&ws, &["install-hook"]).assert_code(0);
-    let hook = ws.root.join(".githooks/pre-push");
-    let installed = fs::read_to_string(&hook).unwrap();
-    assert!(installed.contains("cargo-xtask-sync pre-push hook"));
-    assert_eq!(fs::read_to_string(ws.root.join(".githooks/pre-push.before-xtask-sync")).unwrap(), original);
+    assert_eq!(ws.git_status(), before, "no tracked file, no file of the work tree changes");
+    assert_eq!(fs::read_to_string(ws.root.join(".githooks/pre-push")).unwrap(), original);
+    let folder = ws.root.join(".git/xtask-hooks");
+    assert_eq!(hooks_path(&ws), folder.to_str().unwrap());
+    let installed = fs::read_to_string(folder.join("pre-push")).unwrap();
 
-    // Installing again changes nothing.
+    // Installing again changes nothing, and keeps what was there before.
     xtask(&ws, &["install-hook"]).assert_code(0);
-    assert_eq!(fs::read_to_string(&hook).unwrap(), installed);
-    assert_eq!(fs::read_to_string(ws.root.join(".githooks/pre-push.before-xtask-sync")).unwrap(), original);
+    assert_eq!(fs::read_to_string(folder.join("pre-push")).unwrap(), installed);
 
     commit_kernel_change(&ws);
     ws.tilt(&all_succeed(100));
@@ -75,8 +82,51 @@ fn the_hook_chains_to_the_existing_one_and_syncs_what_the_push_changes() {
     assert!(seen.contains(&format!("refs/heads/main {}", head.trim())), "the existing hook gets git's input: {seen}");
 
     xtask(&ws, &["uninstall-hook"]).assert_code(0);
-    assert_eq!(fs::read_to_string(&hook).unwrap(), original);
-    assert!(!ws.root.join(".githooks/pre-push.before-xtask-sync").exists());
+    assert_eq!(hooks_path(&ws), ".githooks", "core.hooksPath exactly as it was");
+    assert!(!folder.exists());
+    assert_eq!(ws.git_status(), before);
+}
+
+#[test]
+fn every_other_hook_forwards_to_the_ones_in_effect_before() {
+    let ws = Workspace::citadel();
+    let record = ws.aside.join("pre-commit.calls");
+    let hook = ws.root.join(".githooks/pre-commit");
+    write(&hook, &format!("#!/bin/sh\necho \"pre-commit ran in $PWD\" >> '{}'\nexit 0\n", record.display()));
+    make_executable(&hook);
+    git(&ws.root, &["config", "core.hooksPath", ".githooks"]);
+    ws.commit_all(".", "Citadel's hooks");
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    write(&ws.root.join("docs/notes.md"), "notes\n");
+    ws.commit_all(".", "notes");
+    let ran = fs::read_to_string(&record).unwrap();
+    assert_eq!(ran.lines().count(), 2, "{ran}");
+
+    // A failing hook still stops what it guards.
+    write(&hook, "#!/bin/sh\necho 'refused by the pre-commit hook' >&2\nexit 1\n");
+    write(&ws.root.join("docs/more.md"), "more\n");
+    git(&ws.root, &["add", "--all"]);
+    let output = Command::new("git").args(["commit", "-m", "refused"]).current_dir(&ws.root).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refused by the pre-commit hook"));
+
+    // Without a hooks path of its own, git's default folder is where the hooks were.
+    let ws = Workspace::citadel();
+    let record = ws.aside.join("default.calls");
+    let default_hook = ws.root.join(".git/hooks/pre-commit");
+    write(&default_hook, &format!("#!/bin/sh\necho ran >> '{}'\n", record.display()));
+    make_executable(&default_hook);
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    write(&ws.root.join("docs/notes.md"), "notes\n");
+    ws.commit_all(".", "notes");
+    assert_eq!(fs::read_to_string(&record).unwrap(), "ran\n");
+    xtask(&ws, &["uninstall-hook"]).assert_code(0);
+    let unset = Command::new("git")
+        .args(["config", "--local", "--get", "core.hooksPath"])
+        .current_dir(&ws.root)
+        .output()
+        .unwrap();
+    assert!(!unset.status.success(), "core.hooksPath is unset again");
 }
 
 #[test]
@@ -134,8 +184,9 @@ fn a_hook_not_written_by_the_tool_is_never_removed() {
     let original = existing_hook(&ws, 0);
     let run = xtask(&ws, &["uninstall-hook"]);
     run.assert_code(2);
-    assert!(run.stderr.contains("was not written by `cargo xtask install-hook`"), "{}", run.stderr);
+    assert!(run.stderr.contains("no hook installed by `cargo xtask install-hook`"), "{}", run.stderr);
     assert_eq!(fs::read_to_string(ws.root.join(".githooks/pre-push")).unwrap(), original);
+    assert_eq!(hooks_path(&ws), ".githooks");
 }
 
 #[test]

@@ -19,6 +19,17 @@ pub enum Command {
     InstallHook(InstallHook),
     UninstallHook(UninstallHook),
     Bench(Bench),
+    InstallInto(InstallInto),
+}
+
+/// Put this xtask into a Citadel work tree: `xtask/` (a Cargo workspace of its own, so Citadel's
+/// workspace, cargo commands and Docker builds do not change) and the `cargo xtask` alias merged
+/// into its `.cargo/config.toml`. Run from the xtask's own repository; idempotent.
+#[derive(Debug, Args)]
+pub struct InstallInto {
+    /// The root of the Citadel work tree
+    #[arg(value_name = "DIR")]
+    pub dir: Utf8PathBuf,
 }
 
 /// Print what a sync costs: the classifier's throughput and peak memory on a large synthetic
@@ -44,10 +55,12 @@ pub struct Bench {
 
 /// Install a git pre-push hook that runs `cargo xtask sync` on what a push changes.
 ///
-/// The hook goes where git looks for hooks (`core.hooksPath` honoured). A pre-push hook already
-/// there is kept beside it and runs first, with the same arguments and input; its failure stops
-/// the push. The push is blocked only when a needed step fails; when Tilt is not running the hook
-/// warns and lets the push go, unless installed with --strict. Running it again updates the hook.
+/// The hook lives in a folder inside `.git` (no tracked file, no file of the work tree changes)
+/// and `core.hooksPath` is set, locally, to it; every hook there forwards to the hooks in effect
+/// before (Citadel's `.githooks`), with the same arguments and input, so they keep running: the
+/// previous pre-push hook runs first and its failure stops the push. The push is blocked only
+/// when a needed step fails; when Tilt is not running the hook warns and lets the push go,
+/// unless installed with --strict. `git push --no-verify` skips it. Running it again updates it.
 #[derive(Debug, Args)]
 pub struct InstallHook {
     /// The repository [default: the workspace holding the xtask crate]
@@ -56,12 +69,9 @@ pub struct InstallHook {
     /// Block the push also when the sync cannot run (Tilt not running, bad configuration)
     #[arg(long)]
     pub strict: bool,
-    /// Replace a hook kept aside by an earlier install
-    #[arg(long)]
-    pub force: bool,
 }
 
-/// Remove the pre-push hook `install-hook` wrote and restore the hook that was there before.
+/// Remove the hooks `install-hook` wrote and restore `core.hooksPath` exactly as it was.
 #[derive(Debug, Args)]
 pub struct UninstallHook {
     /// The repository [default: the workspace holding the xtask crate]

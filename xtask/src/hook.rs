@@ -1,93 +1,168 @@
-//! `cargo xtask install-hook` / `uninstall-hook`: a git pre-push hook that syncs what the push
-//! changes. It goes where git looks (`core.hooksPath` honoured), chains to the hook already
-//! there (which runs first, with the same arguments and input, and can stop the push), and is
-//! removed by restoring that hook.
+//! `cargo xtask install-hook` / `uninstall-hook`: a git pre-push hook that syncs what a push
+//! changes, changing no tracked file and no file in the work tree. The hooks live in a folder
+//! inside `.git`, `core.hooksPath` is set (locally) to it, and every hook name there forwards to
+//! the hooks that were in effect before (Citadel's `.githooks`), with the same arguments and
+//! input; the pre-push hook runs the previous one first, then the sync. Uninstalling restores
+//! `core.hooksPath` exactly as it was.
 
 use std::fs;
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
 use xshell::{cmd, Shell};
 
-use crate::flags;
+use crate::{flags, install, process::Bounded};
 
-/// Marks a hook as ours: only a hook carrying it is ever rewritten or removed.
-const MARKER: &str = "# cargo-xtask-sync pre-push hook";
-/// Where the hook that was there before is kept, and run from.
-const PREVIOUS: &str = "pre-push.before-xtask-sync";
+/// The folder, inside the repository's git directory.
+const FOLDER: &str = "xtask-hooks";
+/// What `core.hooksPath` was before, recorded in the folder.
+const RECORD: &str = "previous-hooks-path.json";
+/// Every hook git runs (githooks(5)): each forwards to the previous hooks.
+const HOOKS: [&str; 27] = [
+    "applypatch-msg",
+    "pre-applypatch",
+    "post-applypatch",
+    "pre-commit",
+    "pre-merge-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "pre-rebase",
+    "post-checkout",
+    "post-merge",
+    "pre-receive",
+    "update",
+    "proc-receive",
+    "post-receive",
+    "post-update",
+    "reference-transaction",
+    "push-to-checkout",
+    "pre-auto-gc",
+    "post-rewrite",
+    "sendemail-validate",
+    "fsmonitor-watchman",
+    "p4-changelist",
+    "p4-prepare-changelist",
+    "p4-post-changelist",
+    "p4-pre-submit",
+    "post-index-change",
+];
 
-fn hook_script(strict: bool) -> String {
-    let strict = if strict { " --strict" } else { "" };
-    format!(
-        r#"#!/bin/sh
-{MARKER}: written by `cargo xtask install-hook`; `cargo xtask uninstall-hook` restores
-# the hook that was here. It runs that hook first (same arguments, same standard input: the refs
-# being pushed), then `cargo xtask sync` planned against those refs. Set SYNC_XTASK to the path
-# of a prebuilt xtask binary to skip cargo.
-refs=$(cat)
-previous="$(dirname "$0")/{PREVIOUS}"
-if [ -x "$previous" ]; then
-    printf '%s\n' "$refs" | "$previous" "$@" || exit $?
-fi
-root=$(git rev-parse --show-toplevel) || exit 1
-if [ -n "$SYNC_XTASK" ]; then
-    printf '%s\n' "$refs" | "$SYNC_XTASK" sync --root "$root" --pre-push{strict}
-else
-    printf '%s\n' "$refs" | cargo xtask sync --root "$root" --pre-push{strict}
-fi
-"#
-    )
+/// `core.hooksPath` before install: the repository's own value, if it had one, and where git
+/// looked for hooks then (as configured: relative to the work tree, or absolute; empty for the
+/// default `hooks` folder of the git directory).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Previous {
+    local: Option<String>,
+    effective: String,
 }
 
 struct Hooks {
-    dir: Utf8PathBuf,
+    root: Utf8PathBuf,
+    folder: Utf8PathBuf,
 }
 
 impl Hooks {
     fn find(sh: &Shell, root: &Option<Utf8PathBuf>) -> Result<Hooks> {
         let root = root.clone().unwrap_or_else(crate::project_root);
-        let dir = cmd!(sh, "git -C {root} rev-parse --path-format=absolute --git-path hooks")
-            .quiet()
-            .read()
+        let common = cmd!(sh, "git -C {root} rev-parse --path-format=absolute --git-common-dir")
+            .read_bounded()
             .with_context(|| format!("{root} is not a git repository: no hook to install"))?;
-        Ok(Hooks { dir: Utf8PathBuf::from(dir) })
+        let top = cmd!(sh, "git -C {root} rev-parse --show-toplevel").read_bounded()?;
+        Ok(Hooks { root: Utf8PathBuf::from(top.trim()), folder: Utf8PathBuf::from(common.trim()).join(FOLDER) })
     }
 
-    fn hook(&self) -> Utf8PathBuf {
-        self.dir.join("pre-push")
+    fn hooks_path(&self, sh: &Shell, scope: &str) -> Option<String> {
+        let root = &self.root;
+        cmd!(sh, "git -C {root} config {scope} --get core.hooksPath")
+            .read_bounded()
+            .ok()
+            .map(|value| value.trim().to_owned())
     }
 
-    fn previous(&self) -> Utf8PathBuf {
-        self.dir.join(PREVIOUS)
+    fn installed(&self, sh: &Shell) -> bool {
+        self.hooks_path(sh, "--local").as_deref() == Some(self.folder.as_str())
     }
 }
 
-fn is_ours(path: &Utf8Path) -> bool {
-    fs::read_to_string(path).is_ok_and(|text| text.contains(MARKER))
+/// Where the previous hooks are, as a shell expression run by git in the work tree's root.
+fn previous_folder(previous: &Previous) -> String {
+    match previous.effective.as_str() {
+        "" => "\"$(git rev-parse --git-common-dir)/hooks\"".to_owned(),
+        path if path.starts_with('/') => shell_quote(path),
+        path => format!("\"$(git rev-parse --show-toplevel)\"/{}", shell_quote(path)),
+    }
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+fn forwarder(name: &str, previous: &Previous) -> String {
+    format!(
+        "#!/bin/sh\n# cargo xtask install-hook: forwards to the hooks in effect before it.\n\
+         previous={}\n[ -x \"$previous/{name}\" ] && exec \"$previous/{name}\" \"$@\"\nexit 0\n",
+        previous_folder(previous)
+    )
+}
+
+fn pre_push(previous: &Previous, strict: bool) -> String {
+    let strict = if strict { " --strict" } else { "" };
+    format!(
+        r#"#!/bin/sh
+# cargo xtask install-hook: the pre-push hook. It runs the pre-push hook in effect before it first
+# (same arguments, same input: the refs being pushed), then `cargo xtask sync` planned against
+# those refs. `git push --no-verify` skips both. SYNC_XTASK names a prebuilt xtask to skip cargo.
+refs=$(cat)
+previous={previous}
+if [ -x "$previous/pre-push" ]; then
+    printf '%s\n' "$refs" | "$previous/pre-push" "$@" || exit $?
+fi
+root=$(git rev-parse --show-toplevel) || exit 1
+if [ -n "$SYNC_XTASK" ]; then
+    printf '%s\n' "$refs" | "$SYNC_XTASK" sync --root "$root" --pre-push{strict}
+else
+    cd "$root" && printf '%s\n' "$refs" | cargo xtask sync --root "$root" --pre-push{strict}
+fi
+"#,
+        previous = previous_folder(previous)
+    )
 }
 
 impl flags::InstallHook {
     pub fn run(&self, sh: &Shell) -> Result<()> {
         let hooks = Hooks::find(sh, &self.root)?;
-        let (hook, previous) = (hooks.hook(), hooks.previous());
-        fs::create_dir_all(&hooks.dir).with_context(|| format!("creating {}", hooks.dir))?;
-        if hook.exists() && !is_ours(&hook) {
-            if previous.exists() && !self.force {
-                bail!(
-                    "{hook} was not written by this tool and {previous} already exists, so it cannot be kept \
-                     aside to chain to: remove or merge one of them, or pass --force to replace {previous} with {hook}"
-                );
-            }
-            fs::rename(&hook, &previous).with_context(|| format!("moving {hook} aside to {previous}"))?;
-            println!("kept the existing hook as {previous}: it runs first, and can still stop a push");
+        let record = hooks.folder.join(RECORD);
+        let previous = if hooks.installed(sh) {
+            let text = fs::read_to_string(&record).with_context(|| format!("reading {record}"))?;
+            serde_json::from_str(&text).with_context(|| format!("reading {record}"))?
+        } else {
+            let local = hooks.hooks_path(sh, "--local");
+            let effective = local.clone().or_else(|| hooks.hooks_path(sh, "")).unwrap_or_default();
+            Previous { local, effective }
+        };
+        fs::create_dir_all(&hooks.folder).with_context(|| format!("creating {}", hooks.folder))?;
+        fs::write(&record, serde_json::to_string_pretty(&previous)? + "\n")
+            .with_context(|| format!("writing {record}"))?;
+        for name in HOOKS {
+            write_executable(&hooks.folder.join(name), &forwarder(name, &previous))?;
         }
-        let updating = hook.exists();
-        fs::write(&hook, hook_script(self.strict)).with_context(|| format!("writing {hook}"))?;
-        make_executable(&hook)?;
-        let verb = if updating { "updated" } else { "installed" };
+        write_executable(&hooks.folder.join("pre-push"), &pre_push(&previous, self.strict))?;
+        let (root, folder) = (&hooks.root, &hooks.folder);
+        cmd!(sh, "git -C {root} config --local core.hooksPath {folder}").run_bounded()?;
+        let was = match &previous.local {
+            Some(path) => format!("core.hooksPath was {path}"),
+            None => "core.hooksPath was not set here".to_owned(),
+        };
         println!(
-            "{verb} the pre-push hook {hook}: a push now syncs what it changes (undo: cargo xtask uninstall-hook)"
+            "installed the pre-push hook in {folder} (core.hooksPath now points there; {was}, and those hooks \
+             still run first). A push now syncs what it changes; `git push --no-verify` skips it; undo: cargo \
+             xtask uninstall-hook"
         );
+        for note in install::submodule_aliases(sh, root)? {
+            println!("{note}");
+        }
         Ok(())
     }
 }
@@ -95,26 +170,49 @@ impl flags::InstallHook {
 impl flags::UninstallHook {
     pub fn run(&self, sh: &Shell) -> Result<()> {
         let hooks = Hooks::find(sh, &self.root)?;
-        let (hook, previous) = (hooks.hook(), hooks.previous());
-        if hook.exists() && !is_ours(&hook) {
-            bail!("{hook} was not written by `cargo xtask install-hook`: left as it is");
+        let record = hooks.folder.join(RECORD);
+        if !hooks.folder.exists() {
+            bail!("no hook installed by `cargo xtask install-hook` in {}", hooks.root);
         }
-        if hook.exists() {
-            fs::remove_file(&hook).with_context(|| format!("removing {hook}"))?;
-        }
-        if previous.exists() {
-            fs::rename(&previous, &hook).with_context(|| format!("restoring {previous} to {hook}"))?;
-            println!("restored the previous pre-push hook {hook}");
+        let (root, folder) = (&hooks.root, &hooks.folder);
+        if hooks.installed(sh) {
+            let text = fs::read_to_string(&record).with_context(|| format!("reading {record}"))?;
+            let previous: Previous = serde_json::from_str(&text).with_context(|| format!("reading {record}"))?;
+            match &previous.local {
+                Some(path) => cmd!(sh, "git -C {root} config --local core.hooksPath {path}").run_bounded()?,
+                None => cmd!(sh, "git -C {root} config --local --unset core.hooksPath").run_bounded()?,
+            }
+            println!("restored core.hooksPath ({})", previous.local.as_deref().unwrap_or("not set"));
         } else {
-            println!("removed the pre-push hook {hook}");
+            println!("core.hooksPath no longer points to {folder} (changed since): left as it is");
         }
+        fs::remove_dir_all(folder).with_context(|| format!("removing {folder}"))?;
+        println!("removed {folder}");
         Ok(())
     }
 }
 
-fn make_executable(path: &Utf8Path) -> Result<()> {
+fn write_executable(path: &Utf8Path, text: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let mut permissions = fs::metadata(path).with_context(|| format!("reading {path}"))?.permissions();
-    permissions.set_mode(permissions.mode() | 0o755);
-    fs::set_permissions(path, permissions).with_context(|| format!("making {path} executable"))
+    fs::write(path, text).with_context(|| format!("writing {path}"))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).with_context(|| format!("making {path} executable"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hooks_forward_to_where_git_looked_before() {
+        let relative = Previous { local: Some(".githooks".to_owned()), effective: ".githooks".to_owned() };
+        assert!(
+            forwarder("pre-commit", &relative).contains("previous=\"$(git rev-parse --show-toplevel)\"/'.githooks'")
+        );
+        let default = Previous { local: None, effective: String::new() };
+        assert!(forwarder("commit-msg", &default).contains("previous=\"$(git rev-parse --git-common-dir)/hooks\""));
+        let absolute = Previous { local: None, effective: "/etc/git hooks".to_owned() };
+        assert!(pre_push(&absolute, true).contains("previous='/etc/git hooks'"));
+        assert!(pre_push(&absolute, true).contains("--pre-push --strict"));
+        assert!(!HOOKS.contains(&"pre-push"), "pre-push is the hook itself");
+    }
 }

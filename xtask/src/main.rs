@@ -10,6 +10,7 @@ mod flags;
 mod git;
 mod glob;
 mod hook;
+mod install;
 mod interrupt;
 mod live;
 mod logs;
@@ -29,17 +30,37 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use camino::Utf8PathBuf;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use xshell::Shell;
 
 fn main() -> ExitCode {
-    let flags = flags::Xtask::parse();
+    let mut command = flags::Xtask::command();
+    if !in_own_repository() {
+        // Installed into Citadel: the commands that need the xtask's own repository are not offered.
+        for name in DEVELOPMENT_COMMANDS {
+            command = command.mut_subcommand(name, |subcommand| subcommand.hide(true));
+        }
+    }
+    let flags = match flags::Xtask::from_arg_matches(&command.get_matches()) {
+        Ok(flags) => flags,
+        Err(err) => err.exit(),
+    };
+    let development =
+        matches!(flags.command, flags::Command::Demo(_) | flags::Command::Bench(_) | flags::Command::InstallInto(_));
+    if development && !in_own_repository() {
+        eprintln!(
+            "error: this command needs the xtask's own repository (its tests/ crate: the Tilt stand-in and the \
+             Citadel fixture); it is not offered where the xtask is installed"
+        );
+        return ExitCode::from(sync::EXIT_ENVIRONMENT);
+    }
     let outcome = Shell::new().context("starting a shell").and_then(|sh| match flags.command {
         flags::Command::Sync(sync) => sync.run(&sh),
         flags::Command::Demo(demo) => demo.run(&sh).map(|()| ExitCode::SUCCESS),
         flags::Command::InstallHook(install) => install.run(&sh).map(|()| ExitCode::SUCCESS),
         flags::Command::UninstallHook(uninstall) => uninstall.run(&sh).map(|()| ExitCode::SUCCESS),
         flags::Command::Bench(bench) => bench.run(&sh).map(|()| ExitCode::SUCCESS),
+        flags::Command::InstallInto(install) => install.run(&sh).map(|()| ExitCode::SUCCESS),
     });
     match outcome {
         Ok(code) => code,
@@ -48,6 +69,14 @@ fn main() -> ExitCode {
             ExitCode::from(sync::EXIT_ENVIRONMENT)
         }
     }
+}
+
+/// Need the xtask's own repository (its `tests/` crate: the Tilt stand-in, the fixture).
+const DEVELOPMENT_COMMANDS: [&str; 3] = ["demo", "bench", "install-into"];
+
+/// Whether this is the xtask's own repository, not a workspace it was installed into.
+fn in_own_repository() -> bool {
+    project_root().join("tests/src/bin/tilt.rs").exists()
 }
 
 /// The workspace holding this xtask crate.
