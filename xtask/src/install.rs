@@ -193,7 +193,10 @@ pub fn submodule_aliases(sh: &Shell, root: &Utf8Path) -> Result<Vec<String>> {
             continue;
         }
         let config = submodule.join(".cargo/config.toml");
-        let text = format!("{MARKER}: `cargo xtask` from inside this submodule.\n[alias]\nxtask = \"run --manifest-path {manifest} --\"\n");
+        let text = format!(
+            "{MARKER}: `cargo xtask` from inside this submodule.\n[alias]\nxtask = \"run --manifest-path {} --\"\n",
+            manifest_without_spaces(&manifest)?
+        );
         match fs::read_to_string(&config) {
             Ok(existing) if existing == text => continue,
             Ok(existing) if !existing.starts_with(MARKER) => {
@@ -219,6 +222,33 @@ pub fn submodule_aliases(sh: &Shell, root: &Utf8Path) -> Result<Vec<String>> {
         notes.push(format!("`cargo xtask` works inside {path} too ({config}, ignored by git there)"));
     }
     Ok(notes)
+}
+
+/// The xtask's manifest by a path without whitespace: cargo splits a string alias at spaces,
+/// and an array alias would be joined to the root's one, not replace it. A path with spaces is
+/// reached through a link in cargo's home (`~/.cargo/xtask-links`).
+fn manifest_without_spaces(manifest: &Utf8Path) -> Result<Utf8PathBuf> {
+    if !manifest.as_str().contains(char::is_whitespace) {
+        return Ok(manifest.to_owned());
+    }
+    let home = std::env::var("CARGO_HOME")
+        .map(Utf8PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|home| Utf8PathBuf::from(home).join(".cargo")))
+        .context("finding cargo's home (CARGO_HOME, HOME) for a link to the xtask")?;
+    let mut name: String = manifest.as_str().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    name = name.trim_matches('-').chars().rev().take(60).collect::<String>().chars().rev().collect();
+    let link = home.join("xtask-links").join(name);
+    if link.as_str().contains(char::is_whitespace) {
+        bail!("{manifest} and cargo's home {home} both have spaces: `cargo xtask` works from the root only");
+    }
+    let target = manifest.parent().context("the manifest has a directory")?;
+    fs::create_dir_all(link.parent().context("a link's directory")?)
+        .with_context(|| format!("creating {home}/xtask-links"))?;
+    if fs::read_link(&link).ok().as_deref() != Some(target.as_std_path()) {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link).with_context(|| format!("linking {link} to {target}"))?;
+    }
+    Ok(link.join("Cargo.toml"))
 }
 
 #[cfg(test)]
