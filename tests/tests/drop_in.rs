@@ -139,7 +139,7 @@ fn install_into_leaves_citadels_workspace_docker_builds_and_hooks_as_they_were()
     let root = &ws.root;
     let members_before = members(root);
     docker_context_loads(&ws, "before");
-    let status_before = ws.git_status();
+    assert_eq!(ws.git_status(), "", "the replica starts clean");
 
     // The workspace's path has a space: the submodule's alias reaches the xtask through a link
     // in cargo's home, here one of the test's own.
