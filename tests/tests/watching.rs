@@ -263,6 +263,8 @@ fn on_a_terminal_each_step_has_one_live_line() {
     let command = format!("'{}' sync --all --root '{}'", xtask_bin().display(), ws.root.display());
     let output = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
+        // The verdict's colour is the daily-use tests' business.
+        .env("NO_COLOR", "1")
         .env("SYNC_TILT", tilt_bin())
         .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
         .env("TILT_STANDIN_STATE", ws.state_dir())

@@ -43,6 +43,8 @@ pub struct Settings {
     pub after_error: Duration,
     /// The workspace's Tiltfile, relative to its root: the Tilt answering must run this one.
     pub tiltfile: Utf8PathBuf,
+    /// Where containers mount the workspace: an error's path there is shown from the root.
+    pub container_roots: Vec<String>,
 }
 
 /// Index of an error kind in `Protocol::kinds`.
@@ -172,6 +174,8 @@ struct RawSettings {
     after_error: Duration,
     confirm: Duration,
     tiltfile: Utf8PathBuf,
+    #[serde(default)]
+    container_roots: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +242,7 @@ impl Compiler<'_> {
             build_header: self.regex(&raw.settings.build_header, "settings.build_header")?,
             after_error: raw.settings.after_error,
             tiltfile: raw.settings.tiltfile,
+            container_roots: raw.settings.container_roots,
         };
         let default_confirm = raw.settings.confirm;
 

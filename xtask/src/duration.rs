@@ -1,5 +1,5 @@
 //! Durations as people write them on the command line and in the protocol file: `500ms`, `30s`,
-//! `5m`, `1h`.
+//! `2.5s`, `5m`, `5min`, `1m30s`, `1h`.
 
 use std::{fmt, str::FromStr, time};
 
@@ -8,24 +8,51 @@ use serde::{de, Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Duration(pub time::Duration);
 
+/// Milliseconds per unit, for each way of writing it.
+const UNITS: [(&[&str], u64); 4] = [
+    (&["ms", "msec", "millisecond", "milliseconds"], 1),
+    (&["s", "sec", "secs", "second", "seconds"], 1_000),
+    (&["m", "min", "mins", "minute", "minutes"], 60_000),
+    (&["h", "hr", "hrs", "hour", "hours"], 3_600_000),
+];
+
 impl FromStr for Duration {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Duration, String> {
-        let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let invalid = || format!("invalid duration `{text}`: write a whole number and a unit, e.g. 500ms, 30s, 5m");
-        let number: u64 = number.parse().map_err(|_| invalid())?;
-        let millis_per_unit = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return Err(invalid()),
-        };
-        let millis = number.checked_mul(millis_per_unit).ok_or_else(invalid)?;
-        Ok(Duration(time::Duration::from_millis(millis)))
+        let invalid =
+            || format!("invalid duration `{text}`: write a number and a unit, e.g. 500ms, 2.5s, 90s, 1m30s, 5min");
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return Err(invalid());
+        }
+        let mut millis: f64 = 0.0;
+        while !rest.is_empty() {
+            let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let (number, after) = rest.split_at(number_end);
+            let number: f64 = number.parse().map_err(|_| invalid())?;
+            let after = after.trim_start();
+            let unit_end = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+            let (unit, after) = after.split_at(unit_end);
+            let per_unit = UNITS.iter().find(|(names, _)| names.contains(&unit)).map(|(_, millis)| *millis);
+            millis += number * per_unit.ok_or_else(invalid)? as f64;
+            rest = after.trim_start();
+        }
+        if !millis.is_finite() || millis > u64::MAX as f64 / 2.0 {
+            return Err(invalid());
+        }
+        Ok(Duration(time::Duration::from_millis(millis.round() as u64)))
+    }
+}
+
+impl Duration {
+    /// For flags where zero makes no sense (a timeout, a poll interval).
+    pub fn positive(text: &str) -> Result<Duration, String> {
+        let duration: Duration = text.parse()?;
+        if duration.0.is_zero() {
+            return Err(format!("`{text}` is zero: give a duration longer than that, e.g. 90s"));
+        }
+        Ok(duration)
     }
 }
 
@@ -53,8 +80,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_written_forms() {
-        let cases = [("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("0s", 0)];
+    fn parses_the_usual_forms() {
+        let cases = [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("2.5s", 2_500),
+            ("5m", 300_000),
+            ("5min", 300_000),
+            ("1m30s", 90_000),
+            ("1m 30s", 90_000),
+            ("90 seconds", 90_000),
+            ("1h", 3_600_000),
+            ("0s", 0),
+        ];
         for (text, millis) in cases {
             assert_eq!(text.parse::<Duration>().unwrap().0.as_millis(), millis, "{text}");
         }
@@ -62,9 +100,11 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for text in ["", "5", "m", "1.5s", "-1s", "5 minutes", "99999999999999999999h"] {
+        for text in ["", "5", "m", "-1s", "5 minuets", "1.2.3s", "99999999999999999999999h"] {
             assert!(text.parse::<Duration>().is_err(), "{text}");
         }
+        assert_eq!(Duration::positive("0s").unwrap_err(), "`0s` is zero: give a duration longer than that, e.g. 90s");
+        assert!(Duration::positive("1m30s").is_ok());
     }
 
     #[test]

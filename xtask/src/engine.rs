@@ -171,7 +171,9 @@ impl<'a> Engine<'a> {
                     inputs.push_back(result);
                 }
             }
-            match self.next(machine.wake_at(Instant::now())) {
+            let now = Instant::now();
+            let wake = [machine.wake_at(now), self.live.next_tick()].into_iter().flatten().min();
+            match self.next(wake) {
                 Next::Input(input) if input_resource(&input).is_none_or(|name| name == step.resource) => {
                     if let Input::Line(line) = &input {
                         if machine.keeps(line) {
@@ -186,7 +188,10 @@ impl<'a> Engine<'a> {
                     inputs.push_back(input);
                 }
                 Next::Input(_) => {}
-                Next::Tick => inputs.push_back(Input::Tick),
+                Next::Tick => {
+                    self.live.tick();
+                    inputs.push_back(Input::Tick);
+                }
                 Next::GuardFailed(index, failure) => {
                     return self.ended(&machine, StepEnd::Guard { step: index, failure });
                 }

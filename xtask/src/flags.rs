@@ -5,8 +5,17 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::duration::Duration;
 
+const SYNC_EXAMPLES: &str = "Examples:
+  cargo xtask sync                   rebuild what your change needs, in order
+  cargo xtask sync --plan            which steps would run, and why (asks Tilt nothing)
+  cargo xtask sync --step server     rebuild the server (and only it), whatever changed
+  cargo xtask sync --all --json      every step; one JSON object on stdout
+  cargo xtask sync -q                the verdict line only (hooks, recipes)
+  cargo xtask sync --timeout 1m30s   a step may take 90 s at most
+  TILT_PORT=10351 cargo xtask sync   the Tilt serving another port";
+
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Automation for the Citadel workspace")]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about = "Automation for the Citadel workspace")]
 pub struct Xtask {
     #[command(subcommand)]
     pub command: Command,
@@ -20,6 +29,31 @@ pub enum Command {
     UninstallHook(UninstallHook),
     Bench(Bench),
     InstallInto(InstallInto),
+    Status(Status),
+}
+
+/// Does the last sync still stand? Shows the last sync (when, result, each step's outcome and
+/// time), what changed since, and each resource's state in Tilt now, without building anything.
+///
+/// Exit status: 0 the last sync still stands, 1 it does not (a step needs running again: it
+/// names it), 2 it cannot tell (no sync recorded, Tilt not running, not a git repository).
+#[derive(Debug, Args)]
+pub struct Status {
+    /// The workspace [default: the workspace holding the xtask crate]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<Utf8PathBuf>,
+    /// Protocol file replacing the built-in `xtask/sync.toml`
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<Utf8PathBuf>,
+    /// The Tilt executable
+    #[arg(long, value_name = "PROGRAM", env = "SYNC_TILT", default_value = "tilt")]
+    pub tilt: Utf8PathBuf,
+    /// Port of the Tilt instance to ask
+    #[arg(long, value_name = "PORT", env = "TILT_PORT")]
+    pub tilt_port: Option<u16>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Put this xtask into a Citadel work tree: `xtask/` (a Cargo workspace of its own, so Citadel's
@@ -87,21 +121,22 @@ pub struct Demo {}
 /// Rebuild the services a backend change touched, through Tilt, in protocol order, and say in
 /// one line whether the UI can be tested now.
 ///
-/// Without --all or --step, the steps are those the changes need: files changed since the last
-/// successful sync (else since the upstream's merge-base), submodules included, matched against
-/// the path rules; `--plan` shows which steps would run and why.
+/// Without --all or --step, the steps are those the changes need: for each step, what changed
+/// since its last good sync (else since the upstream's merge-base), submodules included, matched
+/// against the path rules, and Tilt's word that the build that passed still stands; `--plan`
+/// shows which steps would run and why.
 ///
 /// Each step triggers its Tilt resource, follows that build's log (and only that build's),
 /// stops at the first error (after at most one remediation per error kind) and succeeds only on
-/// the step's success line, once Tilt records the build finished. The steps, patterns,
-/// remediations and path rules are in `xtask/sync.toml`.
+/// the step's success line (or a healthy container), once Tilt records the build finished. The
+/// steps, patterns, remediations and path rules are in `xtask/sync.toml`.
 ///
 /// Exit status: 0 success, 1 a step failed or timed out, 2 usage, configuration or environment
 /// problem (Tilt missing or not running, unknown resource, bad protocol file), 130 interrupted.
-/// Logs are saved under `<root>/logs`: `sync-status.json` after every run,
-/// `sync-error-<UTC time>.log` for a failure, `<step>.log` for each step's latest build.
+/// Logs are saved under `<root>/logs`: `sync-status.json` after every run, `sync-error-<UTC
+/// time>.log` for a failure, `<step>.log` for each step's latest build.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_long_help = SYNC_EXAMPLES)]
 pub struct Sync {
     /// The workspace being synced (logs go to <ROOT>/logs) [default: the workspace holding the
     /// xtask crate]
@@ -143,15 +178,15 @@ pub struct Sync {
     pub pre_push: bool,
 
     /// With --pre-push: block the push when the sync cannot run at all (e.g. Tilt not running)
-    #[arg(long, requires = "pre_push", hide = true)]
+    #[arg(long, hide = true)]
     pub strict: bool,
 
     /// Override every step's timeout (e.g. 90s, 5m)
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", value_parser = Duration::positive)]
     pub timeout: Option<Duration>,
 
     /// How often to look at the log when it cannot be streamed (Tilt older than 0.36.1)
-    #[arg(long, value_name = "DUR")]
+    #[arg(long, value_name = "DUR", value_parser = Duration::positive)]
     pub poll: Option<Duration>,
 
     /// A fixed wait after each trigger before the log is looked at (the seed protocol: 5s)
@@ -163,9 +198,13 @@ pub struct Sync {
     #[arg(long)]
     pub no_stream: bool,
 
-    /// Print one JSON object instead of the text report
-    #[arg(long)]
+    /// Print one JSON object instead of the text report (also when the sync cannot start)
+    #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
+
+    /// Print the verdict line only (for hooks and recipes); the log is still saved
+    #[arg(short, long)]
+    pub quiet: bool,
 
     /// Stream each build's log to stderr and say how the log is followed
     #[arg(short, long)]

@@ -44,8 +44,12 @@ impl<'a> Git<'a> {
     /// Checks that the root is a git work tree, with a message that says what to do if not.
     pub fn check_repository(&self) -> Result<()> {
         let root = self.root;
-        cmd!(self.sh, "git -C {root} rev-parse --show-toplevel").read_bounded().with_context(|| {
-            format!("{root} is not a git repository: change detection reads `git diff`; pass --all or --step NAME to sync without it")
+        // git's own words ("fatal: not a git repository …") say no more than this.
+        cmd!(self.sh, "git -C {root} rev-parse --show-toplevel").read_bounded().map_err(|_| {
+            anyhow::anyhow!(
+                "{root} is not a git repository: change detection reads `git diff`; pass --all or --step NAME to \
+                 sync without it"
+            )
         })?;
         Ok(())
     }
@@ -55,9 +59,13 @@ impl<'a> Git<'a> {
         let root = self.root;
         if let Some(rev) = explicit {
             let commit = format!("{rev}^{{commit}}");
-            let resolved = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet {commit}")
-                .read_bounded()
-                .with_context(|| format!("--base {rev}: no such commit in {root}"))?;
+            let resolved =
+                cmd!(self.sh, "git -C {root} rev-parse --verify --quiet {commit}").read_bounded().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--base {rev}: no such commit in {root} (a branch, tag or commit id; `git fetch` first if it \
+                     is on a remote)"
+                    )
+                })?;
             return Ok(Base { rev: resolved, described: rev.to_owned() });
         }
         let head = cmd!(self.sh, "git -C {root} rev-parse --verify --quiet HEAD").read_bounded();

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::git::Fingerprint;
 
 const RECORDS: &str = "last-good-sync.json";
+const STEP_TIMES: &str = "step-times.json";
+/// Past durations kept per step, for the live line's estimate.
+const STEP_TIMES_KEPT: usize = 10;
 const ERROR_LOG_PREFIX: &str = "sync-error-";
 /// Error logs kept: the oldest beyond this are removed when a new one is written.
 const ERROR_LOGS_KEPT: usize = 50;
@@ -122,10 +125,35 @@ impl LogDir {
         fs::rename(temp, self.dir.join(RECORDS))
     }
 
+    /// How long each step took in its last successful runs, in milliseconds, oldest first.
+    pub fn read_step_times(&self) -> BTreeMap<String, Vec<u64>> {
+        let text = fs::read_to_string(self.dir.join(STEP_TIMES)).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or_default()
+    }
+
+    /// Adds this run's times to the history, keeping the last few of each step.
+    pub fn add_step_times(&self, times: &[(String, u64)]) -> io::Result<()> {
+        let mut history = self.read_step_times();
+        for (step, millis) in times {
+            let kept = history.entry(step.clone()).or_default();
+            kept.push(*millis);
+            let excess = kept.len().saturating_sub(STEP_TIMES_KEPT);
+            kept.drain(..excess);
+        }
+        let text = serde_json::to_string_pretty(&history).map_err(io::Error::other)?;
+        fs::write(self.dir.join(STEP_TIMES), text + "\n")
+    }
+
     pub fn step_log(&self, step: &str) -> io::Result<StepLog> {
         let path = self.dir.join(format!("{step}.log"));
         let file = File::create(&path)?;
         Ok(StepLog { path, file: BufWriter::new(file) })
+    }
+
+    /// The last sync's `sync-status.json`, if there is a readable one.
+    pub fn read_status(&self) -> Option<serde_json::Value> {
+        let text = fs::read_to_string(self.dir.join("sync-status.json")).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     /// Replaces `sync-status.json` at once (a reader never sees half of it).

@@ -13,6 +13,7 @@ mod hook;
 mod install;
 mod interrupt;
 mod live;
+mod location;
 mod logs;
 mod model;
 mod plan;
@@ -21,6 +22,7 @@ mod report;
 mod scan;
 mod select;
 mod standin;
+mod status;
 mod step;
 mod sync;
 mod tilt;
@@ -54,8 +56,14 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(sync::EXIT_ENVIRONMENT);
     }
+    let json = match &flags.command {
+        flags::Command::Sync(sync) => sync.json,
+        flags::Command::Status(status) => status.json,
+        _ => false,
+    };
     let outcome = Shell::new().context("starting a shell").and_then(|sh| match flags.command {
         flags::Command::Sync(sync) => sync.run(&sh),
+        flags::Command::Status(status) => status.run(&sh),
         flags::Command::Demo(demo) => demo.run(&sh).map(|()| ExitCode::SUCCESS),
         flags::Command::InstallHook(install) => install.run(&sh).map(|()| ExitCode::SUCCESS),
         flags::Command::UninstallHook(uninstall) => uninstall.run(&sh).map(|()| ExitCode::SUCCESS),
@@ -66,6 +74,15 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
+            if json {
+                // A script reading stdout learns why too.
+                let report = serde_json::json!({
+                    "status": "error",
+                    "message": format!("{err:#}"),
+                    "exit_code": sync::EXIT_ENVIRONMENT,
+                });
+                println!("{report:#}");
+            }
             ExitCode::from(sync::EXIT_ENVIRONMENT)
         }
     }
@@ -77,6 +94,16 @@ const DEVELOPMENT_COMMANDS: [&str; 3] = ["demo", "bench", "install-into"];
 /// Whether this is the xtask's own repository, not a workspace it was installed into.
 fn in_own_repository() -> bool {
     project_root().join("tests/src/bin/tilt.rs").exists()
+}
+
+/// `--root`, or the workspace holding this xtask crate, resolved.
+fn workspace_root(root: &Option<Utf8PathBuf>) -> anyhow::Result<Utf8PathBuf> {
+    let root = root.clone().unwrap_or_else(project_root);
+    let resolved = root.canonicalize_utf8().with_context(|| format!("the workspace root {root} does not exist"))?;
+    if !resolved.is_dir() {
+        anyhow::bail!("the workspace root {root} is not a directory");
+    }
+    Ok(resolved)
 }
 
 /// The workspace holding this xtask crate.

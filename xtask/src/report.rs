@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
+use anstyle::{AnsiColor, Style};
 use camino::Utf8PathBuf;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::{
     config::{KindId, Protocol, Step},
+    location::{hyperlink, Location},
     model::WallTime,
     step::{BuildId, Failure},
 };
@@ -52,6 +54,8 @@ pub struct StepReport {
     pub tail: Vec<String>,
     /// The Tilt build that passed.
     pub build: Option<BuildId>,
+    /// Where the deciding error is, as its compiler said.
+    pub location: Option<Location>,
 }
 
 impl StepReport {
@@ -70,6 +74,7 @@ impl StepReport {
             log: None,
             tail: Vec::new(),
             build: None,
+            location: None,
         }
     }
 }
@@ -82,8 +87,10 @@ pub struct RunReport {
     pub interrupted: bool,
     /// The saved error log, or why it could not be saved.
     pub error_log: Option<Result<Utf8PathBuf, String>>,
-    /// The sync's own CPU time, and when it finished (RFC 3339), filled in at the end.
+    /// The sync's own CPU time, how long it took, and when it finished (RFC 3339), filled in
+    /// at the end.
     pub cpu_ms: Option<u64>,
+    pub took: Option<Duration>,
     pub finished_at: String,
 }
 
@@ -111,25 +118,44 @@ impl RunReport {
         }
     }
 
-    pub fn text(&self) -> String {
+    /// The report for people, its verdict in colour (printed through `anstream`, which drops
+    /// the colour where it has no place: not a terminal, `NO_COLOR`); `links`: the error's place
+    /// as a terminal hyperlink to a file under this root.
+    pub fn text(&self, links: Option<&str>) -> String {
+        let (ok, error) = (
+            Style::new().bold().fg_color(Some(AnsiColor::Green.into())),
+            Style::new().bold().fg_color(Some(AnsiColor::Red.into())),
+        );
         let mut out = String::new();
         if let (Some(message), true) = (&self.message, self.succeeded()) {
+            let message = message
+                .strip_prefix("SUCCESS")
+                .map_or_else(|| message.clone(), |rest| format!("{ok}SUCCESS{ok:#}{rest}"));
             return format!("{message}\n");
         }
         let Some((index, step)) = self.failed_step() else {
             let affected: Vec<&str> =
                 self.steps.iter().filter(|step| step.outcome == Outcome::Ok).map(|step| step.name.as_str()).collect();
-            out.push_str("SUCCESS: The sync and deploy process completed successfully for all services\n");
+            out.push_str(&format!(
+                "{ok}SUCCESS{ok:#}: The sync and deploy process completed successfully for all services\n"
+            ));
             out.push_str(&format!("Affected services: {}\n", affected.join(", ")));
+            out.push_str(&self.times());
             return out;
         };
         out.push_str(&format!(
-            "ERROR: The sync and deploy process failed at Step {} ({}). See logs below for details\n",
+            "{error}ERROR{error:#}: The sync and deploy process failed at Step {} ({}). See logs below for details\n",
             index + 1,
             step.resource
         ));
         if let Some(cause) = &step.cause {
-            out.push_str(cause);
+            match (&step.location, links) {
+                (Some(at), Some(root)) => {
+                    let target = if at.path.starts_with('/') { at.path.clone() } else { format!("{root}/{}", at.path) };
+                    out.push_str(&cause.replacen(&at.to_string(), &hyperlink(&at.to_string(), &target), 1));
+                }
+                _ => out.push_str(cause),
+            }
             out.push('\n');
         }
         match &self.error_log {
@@ -137,6 +163,7 @@ impl RunReport {
             Some(Err(why)) => out.push_str(&format!("The log could not be saved: {why}\n")),
             None => {}
         }
+        out.push_str(&self.times());
         if !step.tail.is_empty() {
             out.push_str(&format!("--- last {} lines of {}'s log ---\n", step.tail.len(), step.resource));
             for line in &step.tail {
@@ -145,6 +172,24 @@ impl RunReport {
             }
         }
         out
+    }
+
+    /// `Took 12.3s: sync-wasm-client 3.1s, server 4.2s (failed)` for the steps that ran.
+    fn times(&self) -> String {
+        let ran: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|step| !matches!(step.outcome, Outcome::Skipped | Outcome::NotRun))
+            .map(|step| {
+                let outcome =
+                    if step.outcome == Outcome::Ok { String::new() } else { format!(" ({})", step.outcome.as_str()) };
+                format!("{} {:.1}s{outcome}", step.name, step.duration.as_secs_f64())
+            })
+            .collect();
+        match self.took {
+            Some(took) if !ran.is_empty() => format!("Took {:.1}s: {}\n", took.as_secs_f64(), ran.join(", ")),
+            _ => String::new(),
+        }
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -164,6 +209,7 @@ impl RunReport {
                     "cause": step.cause,
                     "log": step.log,
                     "build": step.build.as_ref().map(|build| build.number),
+                    "location": step.location.as_ref().map(|at| json!({"path": at.path, "line": at.line, "column": at.column})),
                 })
             })
             .collect();
@@ -175,6 +221,7 @@ impl RunReport {
         json!({
             "status": self.status(),
             "cpu_ms": self.cpu_ms,
+            "took_ms": self.took.map(|took| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
             "finished_at": self.finished_at,
             "message": self.message,
             "failed_step": self.failed_step().map(|(index, _)| index + 1),
@@ -194,6 +241,7 @@ pub fn cause(
     failure: &Failure,
     remediated: &[KindId],
     remediations: &[String],
+    location: Option<&Location>,
 ) -> String {
     let resource = &step.resource;
     let failed = format!("Step {number} FAILED:");
@@ -205,7 +253,8 @@ pub fn cause(
             } else {
                 String::new()
             };
-            format!("{failed} {resource} rebuild error: {} — {}{after}", line.trim(), kind_info.advice)
+            let at = location.map(|at| format!(" at {at}")).unwrap_or_default();
+            format!("{failed} {resource} rebuild error: {}{at} — {}{after}", line.trim(), kind_info.advice)
         }
         Failure::Timeout => {
             format!("{failed} {resource} timeout - build did not complete: no success line within {}", step.timeout)

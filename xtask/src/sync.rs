@@ -3,7 +3,7 @@
 //! reports. The first failure stops the run.
 
 use std::{
-    io,
+    io::{self, IsTerminal},
     process::ExitCode,
     sync::mpsc,
     time::{Duration, Instant},
@@ -19,6 +19,7 @@ use crate::{
     engine::{Engine, Setup, StepEnd, StepFacts},
     flags, interrupt,
     live::Live,
+    location::{self, Location},
     logs::{self, LogDir, StepLog},
     model::{ResourceKind, WallTime},
     report::{self, Outcome, RunReport, StepReport},
@@ -48,7 +49,11 @@ impl flags::Sync {
     }
 
     fn sync(&self, sh: &Shell) -> Result<ExitCode> {
-        let root = self.root()?;
+        if self.strict && !self.pre_push {
+            bail!("--strict is for the pre-push hook: install it with `cargo xtask install-hook --strict`");
+        }
+        let started = Instant::now();
+        let root = crate::workspace_root(&self.root)?;
         let mut protocol = Protocol::load(self.config.as_deref())?;
         if let Some(timeout) = self.timeout {
             protocol.steps.iter_mut().for_each(|step| step.timeout = timeout);
@@ -98,7 +103,7 @@ impl flags::Sync {
             };
             RunReport::nothing_to_do(&protocol, message)
         } else {
-            if !self.json && !selection.by_flag {
+            if !self.json && !self.quiet && !selection.by_flag {
                 eprint!("{}", selection.plan_text(&protocol));
             }
             let steps: Vec<&Step> = protocol
@@ -111,6 +116,7 @@ impl flags::Sync {
             self.run_steps(sh, &root, &protocol, &steps, logs.as_ref().map_err(String::as_str))?
         };
         report.cpu_ms = usage::own().map(|usage| u64::try_from(usage.cpu.as_millis()).unwrap_or(u64::MAX));
+        report.took = Some(started.elapsed());
         report.finished_at = logs::utc_now(&Rfc3339);
         match &logs {
             Ok(logs) => {
@@ -126,10 +132,13 @@ impl flags::Sync {
             Err(problem) => eprintln!("warning: no logs were saved: {problem}"),
         }
 
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&report.json()).context("printing the report")?);
-        } else {
-            print!("{}", report.text());
+        let links = (io::stdout().is_terminal() && std::env::var("TERM").is_ok_and(|term| term != "dumb"))
+            .then_some(root.as_str());
+        let text = report.text(links);
+        match (self.json, self.quiet) {
+            (true, _) => println!("{}", serde_json::to_string_pretty(&report.json()).context("printing the report")?),
+            (false, true) => anstream::println!("{}", text.lines().next().unwrap_or_default()),
+            (false, false) => anstream::print!("{text}"),
         }
         let code = match (report.interrupted, report.succeeded()) {
             (true, _) => EXIT_INTERRUPTED,
@@ -160,7 +169,7 @@ impl flags::Sync {
         check_checkout(&tilt, root, &protocol.settings.tiltfile)?;
         let resources: Vec<&str> = steps.iter().map(|step| step.resource.as_str()).collect();
         let follow = json_logs && !self.no_stream;
-        let mut live = Live::new(self.verbose);
+        let mut live = Live::new(self.verbose, self.quiet);
         if !json_logs {
             live.note(
                 "warning: this Tilt (older than 0.36.1) prints no build numbers: a container's lines cannot be told \
@@ -214,7 +223,7 @@ impl flags::Sync {
                 stderr: String::new()
             }),
             Failure::Interrupted => anyhow::anyhow!("interrupted"),
-            other => anyhow::anyhow!("{}", report::cause(protocol, 0, steps[0], &other, &[], &[])),
+            other => anyhow::anyhow!("{}", report::cause(protocol, 0, steps[0], &other, &[], &[], None)),
         })?;
         let missing: Vec<&str> =
             resources.iter().copied().filter(|name| !known.iter().any(|known| known == name)).collect();
@@ -232,22 +241,22 @@ impl flags::Sync {
             streams.push(tilt.watch_compose(sender.clone())?);
         }
         drop(sender);
-        let mut run = Run { engine, protocol, logs, report: RunReport::default() };
+        let mut run = Run { engine, root, protocol, logs, report: RunReport::default() };
         run.steps(steps);
         drop(streams);
-        Ok(run.report)
-    }
-
-    fn root(&self) -> Result<Utf8PathBuf> {
-        let root = match &self.root {
-            Some(root) => root.clone(),
-            None => crate::project_root(),
-        };
-        let root = root.canonicalize_utf8().with_context(|| format!("the workspace root {root} does not exist"))?;
-        if !root.is_dir() {
-            bail!("the workspace root {root} is not a directory");
+        let times: Vec<(String, u64)> = run
+            .report
+            .steps
+            .iter()
+            .filter(|step| step.outcome == Outcome::Ok)
+            .map(|step| (step.name.clone(), u64::try_from(step.duration.as_millis()).unwrap_or(u64::MAX)))
+            .collect();
+        if let (Ok(logs), false) = (logs, times.is_empty()) {
+            if let Err(err) = logs.add_step_times(&times) {
+                eprintln!("warning: could not keep the steps' times in {}: {err}", logs.dir);
+            }
         }
-        Ok(root)
+        Ok(run.report)
     }
 }
 
@@ -312,6 +321,7 @@ enum Ending<'a> {
 /// The steps of one run, in order, and what they report.
 struct Run<'a> {
     engine: Engine<'a>,
+    root: &'a Utf8Path,
     protocol: &'a Protocol,
     logs: Result<&'a LogDir, &'a str>,
     report: RunReport,
@@ -330,7 +340,8 @@ impl Run<'_> {
                 continue;
             }
             ordinal += 1;
-            self.engine.live.step_started(ordinal, selected.len(), &step.name, &step.resource);
+            let estimate = self.estimate(&step.name);
+            self.engine.live.step_started(ordinal, selected.len(), &step.name, &step.resource, estimate);
             let started = (Instant::now(), WallTime::now_utc());
             let mut log = self.open_step_log(step);
             let run = self.engine.run_step(step, log.as_mut());
@@ -389,6 +400,10 @@ impl Run<'_> {
             Some(Failure::Error { line, .. }) => Some(line.clone()),
             _ => success,
         };
+        let location = match failure {
+            Some(Failure::Error { line, .. }) => self.locate(line, log.as_deref(), &facts.tail),
+            _ => None,
+        };
         StepReport {
             name: step.name.clone(),
             resource: step.resource.clone(),
@@ -397,14 +412,38 @@ impl Run<'_> {
             started_at: Some(started.1),
             decided_at: Some(WallTime::now_utc()),
             cause: failure.map(|failure| {
-                report::cause(self.protocol, number, step, failure, &facts.remediated_kinds, &remediations)
+                let remediated = &facts.remediated_kinds;
+                report::cause(self.protocol, number, step, failure, remediated, &remediations, location.as_ref())
             }),
             remediations,
             deciding_line,
             log,
             tail: facts.tail.clone(),
             build: None,
+            location,
         }
+    }
+
+    /// Where the deciding error line's compiler says the error is: read from the step's log
+    /// (the lines after it: cargo's `-->` comes next), else from the report's last lines.
+    fn locate(&self, deciding: &str, log: Option<&Utf8Path>, tail: &[String]) -> Option<Location> {
+        let saved = log.and_then(|log| std::fs::read_to_string(log).ok()).unwrap_or_default();
+        let lines: Vec<&str> = match saved.lines().position(|line| line.trim() == deciding.trim()) {
+            Some(at) => saved.lines().skip(at).collect(),
+            None => {
+                let at = tail.iter().position(|line| line.trim() == deciding.trim()).unwrap_or(0);
+                tail[at..].iter().map(String::as_str).collect()
+            }
+        };
+        let roots = &self.protocol.settings.container_roots;
+        location::locate(lines.iter().copied().filter(|line| !line.is_empty()), self.root.as_str(), roots)
+    }
+
+    /// How long the step took in its last successful runs (the median), if it ran before.
+    fn estimate(&self, step: &str) -> Option<Duration> {
+        let mut past = self.logs.ok()?.read_step_times().remove(step)?;
+        past.sort_unstable();
+        past.get(past.len() / 2).map(|millis| Duration::from_millis(*millis))
     }
 
     /// Records the failed step (`index` in the protocol) and saves its error log.
@@ -422,7 +461,7 @@ impl Run<'_> {
     fn fail_guarded(&mut self, index: usize, failure: Failure) {
         let step = &self.protocol.steps[index];
         let Some(passed) = self.report.steps.get(index).cloned() else { return };
-        let cause = report::cause(self.protocol, index + 1, step, &failure, &[], &[]);
+        let cause = report::cause(self.protocol, index + 1, step, &failure, &[], &[], None);
         let report = StepReport {
             outcome: Outcome::Failed,
             cause: Some(format!("{cause} — after the step had passed, before the run ended")),

@@ -1,0 +1,216 @@
+//! `cargo xtask status`: does the last sync still stand? The last sync (when, result, each
+//! step's outcome and time), what changed since, and each resource's state in Tilt now — one
+//! Tilt call, nothing built. The verdict is `select.rs`'s: a sync stands when no step would run.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use xshell::Shell;
+
+use crate::{
+    config::Protocol,
+    flags,
+    logs::LogDir,
+    model::{ResourceStatus, RuntimeStatus},
+    select::{self, Selection},
+    sync::{EXIT_ENVIRONMENT, EXIT_FAILED},
+    tilt::Tilt,
+};
+
+impl flags::Status {
+    pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
+        let root = crate::workspace_root(&self.root)?;
+        let protocol = Protocol::load(self.config.as_deref())?;
+        let logs = LogDir::open(&root)?;
+        let last = logs.read_status();
+        let records = logs.read_records();
+        let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
+        let statuses =
+            tilt.statuses().map_err(|err| anyhow::anyhow!("cannot tell whether the last sync stands: {err}"));
+        let statuses = match statuses {
+            Ok(statuses) => statuses,
+            Err(err) if self.json => return Ok(self.cannot_tell(&format!("{err:#}"), last.as_ref())),
+            Err(err) => return Err(err),
+        };
+        let inputs = select::Inputs {
+            sh,
+            root: &root,
+            all: false,
+            named: &[],
+            base: None,
+            pre_push_input: None,
+            records: &records,
+        };
+        let known = statuses.clone();
+        let selection = select::select(&protocol, &inputs, Some(&move || Ok(known.clone())))?;
+        let verdict = Verdict::of(&protocol, &selection, last.as_ref(), records.steps.is_empty());
+        if self.json {
+            println!("{:#}", report_json(&protocol, &selection, &statuses, last.as_ref(), &verdict));
+        } else {
+            print!("{}", report_text(&protocol, &selection, &statuses, last.as_ref(), &verdict));
+        }
+        Ok(ExitCode::from(verdict.exit_code()))
+    }
+
+    fn cannot_tell(&self, why: &str, last: Option<&Value>) -> ExitCode {
+        let verdict = Verdict::CannotTell(why.to_owned());
+        println!(
+            "{:#}",
+            json!({"status": "unknown", "exit_code": EXIT_ENVIRONMENT, "message": verdict.line(), "last_sync": last})
+        );
+        ExitCode::from(EXIT_ENVIRONMENT)
+    }
+}
+
+enum Verdict {
+    Stands,
+    /// The first step that would run, and why.
+    Stale {
+        step: String,
+        why: String,
+    },
+    CannotTell(String),
+}
+
+impl Verdict {
+    fn of(protocol: &Protocol, selection: &Selection, last: Option<&Value>, no_records: bool) -> Verdict {
+        let first = selection.whys.iter().zip(&protocol.steps).find(|(why, _)| why.runs());
+        if let Some((why, step)) = first {
+            return Verdict::Stale { step: step.name.clone(), why: why.to_string() };
+        }
+        if last.is_none() || no_records {
+            return Verdict::CannotTell("no sync recorded in this workspace yet: run `cargo xtask sync`".to_owned());
+        }
+        Verdict::Stands
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            Verdict::Stands => 0,
+            Verdict::Stale { .. } => EXIT_FAILED,
+            Verdict::CannotTell(_) => EXIT_ENVIRONMENT,
+        }
+    }
+
+    fn line(&self) -> String {
+        match self {
+            Verdict::Stands => {
+                "The last sync still stands: nothing changed that needs a rebuild, and Tilt agrees".to_owned()
+            }
+            Verdict::Stale { step, why } => format!("The last sync no longer stands: {step} needs a sync ({why})"),
+            Verdict::CannotTell(why) => format!("Cannot tell: {why}"),
+        }
+    }
+}
+
+/// `3 min ago`, from an RFC 3339 time.
+fn ago(at: &str) -> String {
+    let Ok(at) = OffsetDateTime::parse(at, &Rfc3339) else { return String::new() };
+    let seconds = (OffsetDateTime::now_utc() - at).whole_seconds().max(0);
+    match seconds {
+        0..60 => format!(" ({seconds} s ago)"),
+        60..3600 => format!(" ({} min ago)", seconds / 60),
+        3600..86400 => format!(" ({} h ago)", seconds / 3600),
+        _ => format!(" ({} days ago)", seconds / 86400),
+    }
+}
+
+/// What Tilt says of a resource now, in a few words.
+fn tilt_state(status: Option<&ResourceStatus>) -> String {
+    let Some(status) = status else { return "not in Tilt".to_owned() };
+    let build = match (&status.current, status.finished.first()) {
+        (Some(running), _) => format!("building (build {})", running.number),
+        (None, Some(build)) => match &build.error {
+            Some(error) => format!("build {} failed: {error}", build.number),
+            None => format!("build {} ok", build.number),
+        },
+        (None, None) => "never built".to_owned(),
+    };
+    let runtime = match status.runtime.status {
+        RuntimeStatus::Error => ", service down (runtime error)",
+        RuntimeStatus::Pending => ", service starting",
+        _ => "",
+    };
+    format!("{build}{runtime}")
+}
+
+fn last_steps(last: Option<&Value>) -> Vec<Value> {
+    last.and_then(|last| last["steps"].as_array().cloned()).unwrap_or_default()
+}
+
+fn report_text(
+    protocol: &Protocol,
+    selection: &Selection,
+    statuses: &[ResourceStatus],
+    last: Option<&Value>,
+    verdict: &Verdict,
+) -> String {
+    let mut out = format!("{}\n", verdict.line());
+    match last {
+        Some(last) => {
+            let at = last["finished_at"].as_str().unwrap_or("?");
+            let result = last["status"].as_str().unwrap_or("?").to_uppercase();
+            out.push_str(&format!("Last sync: {at}{}: {result}\n", ago(at)));
+        }
+        None => out.push_str("Last sync: none recorded here\n"),
+    }
+    let count = selection.changed.len();
+    out.push_str(&format!("Changed since: {count} path{}\n", if count == 1 { "" } else { "s" }));
+    let width = protocol.steps.iter().map(|step| step.name.len()).max().unwrap_or(0);
+    let steps = last_steps(last);
+    for ((why, step), index) in selection.whys.iter().zip(&protocol.steps).zip(0..) {
+        let outcome = steps.get(index).map(|step| {
+            let took =
+                step["duration_ms"].as_u64().filter(|ms| *ms > 0).map(|ms| format!(" {:.1}s", ms as f64 / 1000.0));
+            format!("{}{}", step["outcome"].as_str().unwrap_or("?"), took.unwrap_or_default())
+        });
+        let tilt = tilt_state(statuses.iter().find(|status| status.name == step.resource));
+        let verb = if why.runs() { "needs a sync" } else { "stands" };
+        out.push_str(&format!(
+            "  {:width$}  last: {:14}  Tilt: {tilt}\n  {:width$}  {verb}: {why}\n",
+            step.name,
+            outcome.unwrap_or_else(|| "-".to_owned()),
+            ""
+        ));
+    }
+    out
+}
+
+fn report_json(
+    protocol: &Protocol,
+    selection: &Selection,
+    statuses: &[ResourceStatus],
+    last: Option<&Value>,
+    verdict: &Verdict,
+) -> Value {
+    let status = match verdict {
+        Verdict::Stands => "stands",
+        Verdict::Stale { .. } => "stale",
+        Verdict::CannotTell(_) => "unknown",
+    };
+    let steps: Vec<Value> = selection
+        .whys
+        .iter()
+        .zip(&protocol.steps)
+        .map(|(why, step)| {
+            let tilt = statuses.iter().find(|status| status.name == step.resource);
+            json!({
+                "name": step.name,
+                "resource": step.resource,
+                "needs_sync": why.runs(),
+                "reason": why.to_string(),
+                "tilt": tilt_state(tilt),
+            })
+        })
+        .collect();
+    json!({
+        "status": status,
+        "exit_code": verdict.exit_code(),
+        "message": verdict.line(),
+        "last_sync": last,
+        "changed": selection.changed,
+        "steps": steps,
+    })
+}
