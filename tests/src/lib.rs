@@ -33,10 +33,14 @@ fn bin_dir() -> PathBuf {
 
 /// The `xtask` binary, built once per test process so that the tests never run a stale one.
 /// The xtask is a Cargo workspace of its own (as installed into Citadel), built in its own
-/// target directory.
+/// target directory. `SYNC_TESTS_XTASK=PATH` runs another build instead (e.g. an older
+/// engine, to see a test fail without its fix).
 pub fn xtask_bin() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
+        if let Some(other) = std::env::var_os("SYNC_TESTS_XTASK").filter(|path| !path.is_empty()) {
+            return PathBuf::from(other);
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/Cargo.toml");
         let status = Command::new(cargo)

@@ -27,6 +27,8 @@ use crate::{
 
 /// How long Tilt's log stream may lag its status: Tilt sends log batches at most every 200 ms.
 const LOG_LAG: Duration = Duration::from_millis(400);
+/// The lines of a resource's log read to explain why its service stopped.
+const GUARD_RECHECK_LINES: usize = 1000;
 
 /// What the run works with.
 pub struct Setup<'a> {
@@ -281,7 +283,14 @@ impl<'a> Engine<'a> {
         let now = Instant::now();
         for (index, guard) in &mut self.guards {
             if input_resource(&input) == Some(guard.resource.as_str()) {
-                if let Some(failure) = guard.on(&self.protocol.steps[*index], &input, now) {
+                let step = &self.protocol.steps[*index];
+                if let Some(failure) = guard.on(step, &input, now) {
+                    // Tilt may say the service stopped before the log says why: ask the log.
+                    let snapshot = self.tilt.logs(&guard.resource, self.format, Some(GUARD_RECHECK_LINES));
+                    let failure = match snapshot {
+                        Ok(lines) => guard.explain(step, &lines, failure),
+                        Err(_) => failure,
+                    };
                     return Next::GuardFailed(*index, failure);
                 }
             }

@@ -791,6 +791,7 @@ impl<'s> Machine<'s> {
                     runtime_then: attempt.runtime_then.clone(),
                     container_then: attempt.container_then.clone(),
                     runtime_fresh: attempt.runtime_fresh,
+                    explanation: None,
                 };
                 let build = BuildId { number: attempt.confirmed.unwrap_or_default(), finished: attempt.finished_at };
                 self.decide(Decision::Succeeded { line, build, guard })
@@ -851,21 +852,24 @@ pub struct Guard {
     runtime_then: Runtime,
     container_then: Option<String>,
     runtime_fresh: bool,
+    /// The first error line its service printed after the confirm time: not a failure by
+    /// itself, but what explains one if the service then stops.
+    explanation: Option<Failure>,
 }
 
 impl Guard {
     /// The failure the input reveals, if any.
     pub fn on(&mut self, step: &Step, input: &Input, now: Instant) -> Option<Failure> {
         match input {
-            Input::Line(line) if now < self.confirm_until => {
-                let runtime = match line.span {
-                    Span::Serve(number) => number > self.serve_baseline,
-                    Span::Container => true,
-                    _ => false,
-                };
+            Input::Line(line) if self.is_runtime(line) => {
                 let mut judged = Judged::default();
                 judged.judge(step, &line.text);
-                judged.error.filter(|_| runtime)
+                let error = judged.error?;
+                if now < self.confirm_until {
+                    return Some(error);
+                }
+                self.explanation.get_or_insert(error);
+                None
             }
             Input::Status(status) => {
                 if let (then, Some(instance)) = (&self.runtime_then.instance, &status.runtime.instance) {
@@ -873,14 +877,49 @@ impl Guard {
                 } else if status.runtime != self.runtime_then {
                     self.runtime_fresh = true;
                 }
-                (self.runtime_fresh && status.runtime.status == RuntimeStatus::Error)
-                    .then(|| Failure::RuntimeFailed { detail: "Tilt's runtime status: error".to_owned() })
+                (self.runtime_fresh && status.runtime.status == RuntimeStatus::Error).then(|| {
+                    self.explained(Failure::RuntimeFailed { detail: "Tilt's runtime status: error".to_owned() })
+                })
             }
             Input::Compose(service) if service.container != self.container_then && service.failed() => {
                 let detail = service.error.clone().unwrap_or_else(|| format!("exited with code {}", service.exit_code));
-                Some(Failure::RuntimeFailed { detail: format!("its container {detail}") })
+                Some(self.explained(Failure::RuntimeFailed { detail: format!("its container {detail}") }))
             }
             _ => None,
+        }
+    }
+
+    fn is_runtime(&self, line: &LogLine) -> bool {
+        match line.span {
+            Span::Serve(number) => number > self.serve_baseline,
+            Span::Container => true,
+            _ => false,
+        }
+    }
+
+    fn explained(&self, failure: Failure) -> Failure {
+        self.explanation.clone().unwrap_or(failure)
+    }
+
+    /// The service stopped (`failure`, Tilt's word) before the log said why: the resource's
+    /// log as Tilt has it now may. Its service's first error line after its build explains it.
+    pub fn explain(&self, step: &Step, snapshot: &[LogLine], failure: Failure) -> Failure {
+        if !matches!(failure, Failure::RuntimeFailed { .. }) {
+            return failure;
+        }
+        let build_end = snapshot.iter().rposition(|line| matches!(line.span, Span::Build(_) | Span::Update));
+        let after_build = &snapshot[build_end.map_or(0, |end| end + 1)..];
+        let error = after_build.iter().filter(|line| self.is_runtime(line)).find_map(|line| {
+            let mut judged = Judged::default();
+            judged.judge(step, &line.text);
+            judged.error
+        });
+        match error {
+            Some(error) => {
+                cov_mark::hit!(a_stopped_service_is_explained_by_its_log);
+                error
+            }
+            None => failure,
         }
     }
 }
@@ -1365,13 +1404,57 @@ mod tests {
             Some(Failure::Error { .. })
         ));
         let after = h.start + Duration::from_millis(2_200);
+        let crashed = Input::Status(status(None, &[(5, 0, None)], serving(11, RuntimeStatus::Error)));
+        let mut quiet = guard.clone();
+        assert!(matches!(quiet.on(step, &crashed, after), Some(Failure::RuntimeFailed { .. })));
+
         assert_eq!(
             guard.on(step, &line("error: a client went away"), after),
             None,
             "after the confirm time, lines alone do not fail"
         );
+        let Some(Failure::Error { line, .. }) = guard.on(step, &crashed, after) else {
+            panic!("the error line explains the crash")
+        };
+        assert_eq!(line, "error: a client went away");
+    }
+
+    #[test]
+    fn a_service_stopped_before_its_log_said_why_is_explained_by_the_log_tilt_has() {
+        let protocol = Protocol::load(None).unwrap();
+        let step = protocol.step("server").unwrap();
+        let mut h = Harness::after(
+            step,
+            timing(),
+            &[Input::Status(status(None, &[(4, 0, None)], serving(10, RuntimeStatus::Ok)))],
+        );
+        h.trigger();
+        h.header(5);
+        h.at(100).status(status(None, &[(5, 0, None)], serving(10, RuntimeStatus::Ok)));
+        let actions = h.line(Span::Serve(3), RUNNING);
+        let Some(Decision::Succeeded { guard, .. }) = decided(&actions) else { panic!("{actions:?}") };
+        let mut guard = guard.clone();
         let crashed = Input::Status(status(None, &[(5, 0, None)], serving(11, RuntimeStatus::Error)));
-        assert!(matches!(guard.on(step, &crashed, after), Some(Failure::RuntimeFailed { .. })));
+        let stopped = guard.on(step, &crashed, h.start + Duration::from_millis(300)).expect("Tilt says it stopped");
+
+        let old_run = "error: address already in use";
+        let log = snapshot(
+            "server",
+            &[
+                (Span::Serve(2), false, old_run),
+                (Span::Build(5), true, ""),
+                (Span::Build(5), false, "   Compiling server"),
+                (Span::Serve(3), false, RUNNING),
+                (Span::Serve(3), false, "thread 'main' panicked at src/main.rs:40:10:"),
+            ],
+        );
+        let Input::Snapshot(lines) = log else { unreachable!("snapshot() makes a snapshot") };
+        cov_mark::check!(a_stopped_service_is_explained_by_its_log);
+        let Failure::Error { line, .. } = guard.explain(step, &lines, stopped.clone()) else { panic!("explained") };
+        assert!(line.starts_with("thread 'main' panicked"), "{line}");
+
+        let without_why = &lines[..4];
+        assert_eq!(guard.explain(step, without_why, stopped.clone()), stopped, "nothing to explain it: Tilt's word");
     }
 
     #[test]
