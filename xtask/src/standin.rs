@@ -2,11 +2,13 @@
 //! demo` and `cargo xtask bench`: a throwaway Citadel-shaped git workspace, and the command
 //! that syncs it.
 
-use std::fs;
+use std::{fs, time::Duration};
 
 use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Cmd, Shell};
+
+use crate::{model::ResourceStatus, tilt::Tilt};
 
 /// The Citadel-shaped workspace template, relative to the project root.
 const FIXTURE: &str = "tests/fixtures/citadel";
@@ -77,6 +79,16 @@ impl StandIn {
             .env("TILT_STANDIN_SCENARIO", scenario)
             .env("TILT_STANDIN_STATE", state)
             .env_remove("TILT_PORT")
+    }
+
+    /// Every resource's status as the stand-in playing `scenario` with `state` shows it now.
+    pub fn statuses(&self, scenario: &Utf8Path, state: &Utf8Path) -> Result<Vec<ResourceStatus>> {
+        let sh = Shell::new()?;
+        sh.set_var("TILT_STANDIN_SCENARIO", scenario);
+        sh.set_var("TILT_STANDIN_STATE", state);
+        sh.set_var("TILT_PORT", "");
+        let tilt = Tilt::new(&sh, self.tilt.clone(), None, Duration::from_secs(30));
+        tilt.statuses().context("reading the stand-in's statuses")
     }
 }
 

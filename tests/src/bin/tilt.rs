@@ -86,7 +86,8 @@
 //!   With `exit_code` it exits after its output. With `health`, its healthStatus is `starting`
 //!   until `start + health_ms`, then the value. A failed build leaves the container alone.
 //! - Local with an update command: after the header, `Running cmd: <cmd>` at S, then the
-//!   build's lines as above, all in span `cmd:<name>:update` (source "runtime").
+//!   build's lines as above, all in span `cmd:<name>:update` (source "runtime"). A successful
+//!   one finishes 250 ms after `S + duration_ms`: Tilt sleeps that long after the command.
 //!   Serve-only (`update = false`): a build is its two header lines only, finished at once
 //!   (`duration_ms` ignored), and `updateStatus` is `not_applicable` once built.
 //! - Local with a `serve_cmd`: a successful build starts a serve process at its finish, unless

@@ -45,14 +45,20 @@ pub struct Build<'a> {
     /// The build of a serve-only local resource: there is no update command, so it is over
     /// as soon as it starts.
     pub instant: bool,
+    /// The build runs a local resource's update command: Tilt sleeps 250 ms after a successful
+    /// one before it records the build finished (`LocalTargetBuildAndDeployer`).
+    pub local_update: bool,
 }
+
+/// Tilt's sleep after a local update command succeeded, before the build is finished.
+const LOCAL_SUCCESS_SLEEP_MS: i64 = 250;
 
 impl Build<'_> {
     fn length_ms(&self) -> i64 {
-        if self.instant {
-            0
-        } else {
-            ms(self.spec.duration_ms)
+        match (self.instant, self.local_update && self.spec.error.is_none()) {
+            (true, _) => 0,
+            (false, true) => ms(self.spec.duration_ms) + LOCAL_SUCCESS_SLEEP_MS,
+            (false, false) => ms(self.spec.duration_ms),
         }
     }
 
@@ -499,12 +505,22 @@ fn schedule<'a>(scenario: &'a Scenario, triggers: &[Trigger], now_ms: i64) -> Ve
         n
     };
     let instant = |index: usize| scenario.resources[index].kind == Kind::Local && !scenario.resources[index].update;
+    let local_update = |index: usize| scenario.resources[index].update_cmd().is_some();
 
     for (index, resource) in scenario.resources.iter().enumerate() {
         for (k, spec) in resource.history.iter().enumerate() {
             let reason = if k == 0 { Reason::InitialBuild } else { Reason::CliTrigger };
             let instant = instant(index);
-            builds.push(Build { number: number(), resource: index, reason, created_ms: 0, start_ms: 0, spec, instant });
+            builds.push(Build {
+                number: number(),
+                resource: index,
+                reason,
+                created_ms: 0,
+                start_ms: 0,
+                spec,
+                instant,
+                local_update: local_update(index),
+            });
         }
     }
     // Back to back, the newest ending HISTORY_GAP_MS before scenario start.
@@ -525,6 +541,7 @@ fn schedule<'a>(scenario: &'a Scenario, triggers: &[Trigger], now_ms: i64) -> Ve
                 start_ms: 0,
                 spec,
                 instant: instant(index),
+                local_update: local_update(index),
             });
         }
     }
@@ -552,6 +569,7 @@ fn schedule<'a>(scenario: &'a Scenario, triggers: &[Trigger], now_ms: i64) -> Ve
             start_ms,
             spec,
             instant: instant(index),
+            local_update: local_update(index),
         });
     }
     builds
@@ -838,7 +856,8 @@ mod tests {
             ])
         );
         // The serve-only ui builds at once (150) and starts its server first: localserve:1;
-        // the server's build ends at 400, then its server is localserve:2.
+        // the server's command ends at 400, Tilt's build 250 ms later, then its server is
+        // localserve:2.
         assert_eq!(
             spans(&lines, "ui"),
             owned(&[
@@ -855,8 +874,8 @@ mod tests {
                 (100, "build:2", "CLI Trigger", "build"),
                 (100, "cmd:server:update", "Running cmd: ./build.sh server", "runtime"),
                 (400, "cmd:server:update", "   Compiling server", "runtime"),
-                (400, "localserve:2", "Running cmd: ./serve.sh server", "runtime"),
-                (500, "localserve:2", "Running `server`", "runtime"),
+                (650, "localserve:2", "Running cmd: ./serve.sh server", "runtime"),
+                (750, "localserve:2", "Running `server`", "runtime"),
             ])
         );
         let model = Model::new(&s, &calls, 2000);
@@ -880,19 +899,20 @@ mod tests {
     #[test]
     fn a_server_restarts_only_after_a_successful_build_with_a_new_pid() {
         let s = local();
-        // Build 1 (ok) 0..300: server K=1 from 300. Build 2 (fails) 1000..1300: no new server,
-        // K=1 keeps running and printing. Build 3 (ok, crashes) 2000..2300: K=2 from 2300,
-        // exits 101 at 2400.
+        // Build 1 (ok) 0..550 (its command 0..300, then Tilt's 250 ms): server K=1 from 550.
+        // Build 2 (fails) 1000..1300: no new server, K=1 keeps running and printing. Build 3
+        // (ok, crashes) 2000..2550: K=2 from 2550, exits 101 at 2650.
         let calls = triggers(&[("server", 0), ("server", 1000), ("server", 2000)]);
         let at = |ms| Model::new(&s, &calls, ms).status("server").unwrap();
-        assert_eq!((at(500).pid, at(500).runtime_status), (Some(20001), RuntimeStatus::Ok));
+        assert_eq!((at(500).pid, at(500).runtime_status), (None, RuntimeStatus::Pending), "Tilt's sleep");
+        assert_eq!((at(600).pid, at(600).runtime_status), (Some(20001), RuntimeStatus::Ok));
         let failed = at(1500);
         assert_eq!(
             (failed.update_status, failed.runtime_status, failed.pid),
             (UpdateStatus::Error, RuntimeStatus::Ok, Some(20001))
         );
-        assert_eq!((at(2350).pid, at(2350).runtime_status), (Some(20002), RuntimeStatus::Ok));
-        let crashed = at(2400);
+        assert_eq!((at(2600).pid, at(2600).runtime_status), (Some(20002), RuntimeStatus::Ok));
+        let crashed = at(2650);
         assert_eq!(
             (crashed.update_status, crashed.runtime_status, crashed.pid),
             (UpdateStatus::Ok, RuntimeStatus::Error, Some(20002))
@@ -925,13 +945,13 @@ mod tests {
     #[test]
     fn no_server_between_a_build_and_its_queued_successor() {
         let s = local();
-        // Build 1 runs 0..300; the trigger at 100 queues build 2 (300..600, fails); the
-        // trigger at 700 runs build 3 (700..1000), whose server is the first: K=1.
-        let calls = triggers(&[("server", 0), ("server", 100), ("server", 700)]);
+        // Build 1 runs 0..550; the trigger at 100 queues build 2 (550..850, fails); the
+        // trigger at 900 runs build 3 (900..1450), whose server is the first: K=1.
+        let calls = triggers(&[("server", 0), ("server", 100), ("server", 900)]);
         let model = Model::new(&s, &calls, 5000);
         let served: Vec<(u32, i64, Runner)> = model.instances.iter().map(|i| (i.build, i.start_ms, i.runner)).collect();
-        assert_eq!(served, [(3, 1000, Runner::Serve { k: 1 })]);
-        assert!(!model.lines().iter().any(|l| l.span_id == "localserve:1" && l.due_ms < 1000));
+        assert_eq!(served, [(3, 1450, Runner::Serve { k: 1 })]);
+        assert!(!model.lines().iter().any(|l| l.span_id == "localserve:1" && l.due_ms < 1450));
         let between = Model::new(&s, &calls, 650).status("server").unwrap();
         assert_eq!((between.runtime_status, between.pid), (RuntimeStatus::Pending, None));
     }
@@ -939,24 +959,24 @@ mod tests {
     #[test]
     fn statuses_lag_and_a_new_runtime_shows_late() {
         let s = Scenario { status_lag_ms: 200, runtime_status_lag_ms: 300, ..local() };
-        // Build 1 0..300 (server K=1 from 300); build 2 fails; build 3 2000..2300, its server
-        // (K=2) crashes at 2400; build 4 (fixed) 3000..3300, its server K=3 from 3300.
+        // Build 1 0..550 (server K=1 from 550); build 2 fails; build 3 2000..2550, its server
+        // (K=2) crashes at 2650; build 4 (fixed) 3000..3550, its server K=3 from 3550.
         let calls = triggers(&[("server", 0), ("server", 1000), ("server", 2000), ("server", 3000)]);
         let server = |now| reported(&s, &calls, now).into_iter().nth(1).unwrap();
         // At 3450 Tilt shows 3250: build 4 still running, K=2's crash.
         let shown = server(3450);
         assert_eq!(shown.current_build.map(|b| b.number), Some(4));
         assert_eq!((shown.runtime_status, shown.pid), (RuntimeStatus::Error, Some(20002)));
-        // At 3550 (Tilt at 3350): build 4 finished ok, but the status still shows the crashed
+        // At 3800 (Tilt at 3600): build 4 finished ok, but the status still shows the crashed
         // server: the stale `error` after a fixed rebuild.
-        let stale = server(3550);
+        let stale = server(3800);
         assert_eq!((stale.update_status, stale.build_history[0].number), (UpdateStatus::Ok, 4));
         assert_eq!((stale.runtime_status, stale.pid), (RuntimeStatus::Error, Some(20002)));
         assert_eq!(stale.conditions[1].reason, Some("RuntimeError"));
-        // From 3800 (Tilt at 3600 = 3300 + 300) the new server shows.
-        let fresh = server(3800);
+        // From 4050 (Tilt at 3850 = 3550 + 300) the new server shows.
+        let fresh = server(4050);
         assert_eq!((fresh.runtime_status, fresh.pid), (RuntimeStatus::Ok, Some(20003)));
-        assert_eq!(fresh.conditions[1].since_ms, 3600);
+        assert_eq!(fresh.conditions[1].since_ms, 3850);
     }
 
     #[test]
