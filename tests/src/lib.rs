@@ -200,6 +200,9 @@ impl Workspace {
             .env("TILT_STANDIN_SCENARIO", self.scenario_path())
             .env("TILT_STANDIN_STATE", self.state_dir())
             .env_remove("TILT_PORT")
+            .env_remove("CI")
+            .env_remove("DO_NOT_TRACK")
+            .env_remove("TILT_DISABLE_ANALYTICS")
             .current_dir(&self.root)
             .output()
             .expect("running the Tilt stand-in");
@@ -227,6 +230,9 @@ impl Workspace {
             .env("TILT_STANDIN_SCENARIO", self.scenario_path())
             .env("TILT_STANDIN_STATE", self.state_dir())
             .env_remove("TILT_PORT")
+            .env_remove("CI")
+            .env_remove("DO_NOT_TRACK")
+            .env_remove("TILT_DISABLE_ANALYTICS")
             .current_dir(&self.root)
             .stdin(Stdio::null());
         command

@@ -167,7 +167,7 @@ impl Ctx {
 
     /// Runs `xtask sync` to its end and notes how long it took.
     fn sync(&mut self, fx: &Fixture, root: &Path, port: u16, args: &[&str]) -> Run {
-        let running = fx.spawn_sync(root, port, args);
+        let running = fx.spawn_sync(root, port, args, &[]);
         let started = running.started;
         let run = running.finish(SYNC_BOUND);
         let args: Vec<&str> = args.iter().map(|arg| arg.rsplit('/').next().unwrap_or(arg)).collect();
@@ -318,7 +318,8 @@ fn tilt_stopped_mid_step(ctx: &mut Ctx) {
     let (repo, mut tilt) = ctx.up(&fx);
     let before = fx.runs("server").len();
     fx.set("server.delay", "5");
-    let sync = fx.spawn_sync(&repo, tilt.port, &["--step", "server"]);
+    // Tilt's notice on stderr (`Tilt analytics disabled: …`, printed under CI) is no reason.
+    let sync = fx.spawn_sync(&repo, tilt.port, &["--step", "server"], &[("CI", "true")]);
     fx.wait_runs("server", before + 1, Duration::from_secs(15));
     thread::sleep(Duration::from_secs(1));
     let killed = Instant::now();
@@ -718,7 +719,8 @@ impl Fixture {
     }
 
     /// Starts `xtask sync --root ROOT ARGS` against the Tilt on `port`, through the wrapper.
-    fn spawn_sync(&self, root: &Path, port: u16, args: &[&str]) -> RunningSync {
+    /// Tilt's analytics switches (CI and the like) are removed, then `env` set.
+    fn spawn_sync(&self, root: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> RunningSync {
         let n = fs::read_dir(self.root()).map(|entries| entries.count()).unwrap_or(0);
         let (out, err) = (self.root().join(format!("sync-{n}.out")), self.root().join(format!("sync-{n}.err")));
         let mut command = Command::new(xtask_bin());
@@ -730,6 +732,10 @@ impl Fixture {
             .env("SYNC_TILT", self.bin.join("tilt"))
             .env("TILT_PORT", port.to_string())
             .env_remove("TILT_HOST")
+            .env_remove("CI")
+            .env_remove("DO_NOT_TRACK")
+            .env_remove("TILT_DISABLE_ANALYTICS")
+            .envs(env.iter().copied())
             .current_dir(root)
             .stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("creating the sync's stdout file"))

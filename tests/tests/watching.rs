@@ -53,6 +53,12 @@ fn tilt_stopping_mid_build_is_a_failure_not_a_hang() {
     assert!(run.stdout.contains("Step 1 FAILED: Tilt went away while watching sync-wasm-client"), "{}", run.stdout);
     assert_eq!(ws.error_logs().len(), 1, "the log is saved");
     assert!(ws.tilt_processes_left().is_empty());
+
+    // Tilt's notice that the environment turned analytics off (CI, DO_NOT_TRACK) is no reason.
+    ws.tilt(&Scenario { stop_after_ms: Some(300), ..all_succeed(3000) });
+    let run = Run::from(ws.sync_command(&["--all"]).env("DO_NOT_TRACK", "1").output().expect("running xtask sync"));
+    run.assert_code(1);
+    assert!(run.stdout.contains("Step 1 FAILED: Tilt went away while watching sync-wasm-client"), "{}", run.stdout);
 }
 
 #[test]

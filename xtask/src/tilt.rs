@@ -95,7 +95,15 @@ impl fmt::Display for TiltError {
 impl std::error::Error for TiltError {}
 
 fn first_line(text: &str) -> &str {
-    text.lines().find(|line| !line.trim().is_empty()).unwrap_or("no message").trim()
+    message_lines(text).next().unwrap_or("no message")
+}
+
+/// What a `tilt` call wrote to stderr, without Tilt's own notices: `tilt logs` and `tilt up`
+/// print `2026/11/26 03:50:56 Tilt analytics disabled: Environment variable CI=true` whenever
+/// CI, DO_NOT_TRACK or TILT_DISABLE_ANALYTICS is set (`internal/cli/logs.go`), which says
+/// nothing about why the call ended.
+fn message_lines(stderr: &str) -> impl Iterator<Item = &str> {
+    stderr.lines().map(str::trim).filter(|line| !line.is_empty() && !line.contains("Tilt analytics disabled:"))
 }
 
 /// How `tilt logs` is read.
@@ -162,8 +170,8 @@ impl<'a> Tilt<'a> {
                 Ok(String::from_utf8_lossy(&output.stdout).into_owned())
             }
             Ended::Exited(output) => {
-                let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-                if stderr.trim().is_empty() {
+                let mut stderr = message_lines(&String::from_utf8_lossy(&output.stderr)).collect::<Vec<_>>().join("\n");
+                if stderr.is_empty() {
                     stderr = format!("{} and printed nothing", output.status);
                 }
                 Err(self.call_error(call, stderr))
@@ -252,7 +260,7 @@ impl<'a> Tilt<'a> {
                 forward(Box::new(stdout), &events);
             }
             let stderr = String::from_utf8_lossy(&stderr.bytes_within(Duration::from_secs(1))).into_owned();
-            let detail = stderr.lines().find(|line| !line.trim().is_empty()).unwrap_or_default().trim().to_owned();
+            let detail = message_lines(&stderr).next().unwrap_or_default().to_owned();
             // The receiver may be gone already: the run is over.
             let _ = events.send(Event::Ended { source, detail });
         });
@@ -571,6 +579,14 @@ mod tests {
         assert_eq!(parse_version("v0.36.1, built 2025-01-01"), Some((0, 36, 1)));
         assert!(parse_version("v0.35.9").unwrap() < FIRST_JSON_VERSION);
         assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn tilts_analytics_notice_is_not_the_reason_a_call_ended() {
+        let stderr = "2026/11/26 03:50:56 Tilt analytics disabled: Environment variable CI=true\n";
+        assert_eq!(message_lines(stderr).next(), None);
+        let refused = format!("{stderr}\nError: No tilt apiserver found: tilt-default\n");
+        assert_eq!(first_line(&refused), "Error: No tilt apiserver found: tilt-default");
     }
 
     /// What the real Tilt printed for a local resource with a serve command (trimmed).

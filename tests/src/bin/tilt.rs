@@ -125,7 +125,9 @@
 //!
 //! # Calls
 //! - `version`, `trigger R`.
-//! - `logs [R…] [-f|--follow] [--json] [--since D] [--tail N]`. `--json` lines:
+//! - `logs [R…] [-f|--follow] [--json] [--since D] [--tail N]`. With CI, DO_NOT_TRACK or
+//!   TILT_DISABLE_ANALYTICS set it first writes `YYYY/MM/DD hh:mm:ss Tilt analytics disabled:
+//!   Environment variable KEY=VALUE` to stderr, as Tilt does. `--json` lines:
 //!   `{"time","resource","level":"info","message","spanID","progressID","buildEvent","source"}`,
 //!   `message` without a trailing newline, `source` "build" for `build:N` spans, else
 //!   "runtime".
@@ -134,8 +136,8 @@
 //!   "metadata":{"resourceVersion":""}}`, "(Tiltfile)" first).
 //! - `get uiresources -w -o json`, `get uiresource R -w -o json`: every object (pretty, one
 //!   after another, no list), then an object again whenever its JSON changes (state polled
-//!   every 50 ms); exit 0 without output when Tilt stops. `get a,b -w`: `error: you may only
-//!   specify a single resource type`, exit 1.
+//!   every 50 ms); exit 0 without output when Tilt stops (after `logs -f` ends). `get a,b
+//!   -w`: `error: you may only specify a single resource type`, exit 1.
 //! - `get dockercomposeservice R -o json`, `get dockercomposeservices -o json` (a `List`),
 //!   `get dockercomposeservices -w -o json` (and `… R -w -o json`): compose resources only
 //!   (others are NotFound), `{"apiVersion":"tilt.dev/v1alpha1","kind":"DockerComposeService",
@@ -180,6 +182,10 @@ use timeline::{reported, stop_ms, LogLine, Model, ResourceStatus};
 
 /// How often `logs -f` and `get -w` look for news.
 const FOLLOW_POLL: Duration = Duration::from_millis(50);
+/// How much later than `logs -f` a `get -w` ends when Tilt stops: 0–12 ms on the real Tilt
+/// (killed 5 times: the log stream ended first 4 times), longer here so that it is always so
+/// despite the stand-in's polling.
+const WATCH_OUTLIVES_LOGS: Duration = Duration::from_millis(120);
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -277,6 +283,27 @@ fn default_state_dir(scenario_path: &OsString) -> PathBuf {
     let mut path = scenario_path.clone();
     path.push(".state");
     PathBuf::from(path)
+}
+
+/// What `tilt logs` writes to stderr first when the environment turns analytics off, in the
+/// format of Go's `log.Printf`.
+fn print_analytics_notice() {
+    let set = ["TILT_DISABLE_ANALYTICS", "DO_NOT_TRACK", "CI"]
+        .into_iter()
+        .find_map(|key| env::var(key).ok().filter(|value| !value.is_empty()).map(|value| (key, value)));
+    if let Some((key, value)) = set {
+        let now = time::OffsetDateTime::now_utc();
+        let (date, clock) = (now.date(), now.time());
+        eprintln!(
+            "{:04}/{:02}/{:02} {:02}:{:02}:{:02} Tilt analytics disabled: Environment variable {key}={value}",
+            date.year(),
+            u8::from(date.month()),
+            date.day(),
+            clock.hour(),
+            clock.minute(),
+            clock.second()
+        );
+    }
 }
 
 /// Sleeps until killed, printing nothing.
@@ -425,6 +452,7 @@ impl Context {
     /// `tilt logs [R…] [-f] [--json] [--since D] [--tail N]`.
     fn logs(&self, args: &[String], out: &mut Out) -> Result<(), Failure> {
         let options = LogsOptions::parse(args, self.scenario.json)?;
+        print_analytics_notice();
         self.connect(Api::WebsocketToken)?;
 
         let delay = if options.follow { i64::try_from(self.scenario.stream_delay_ms).unwrap_or(i64::MAX) } else { 0 };
@@ -593,6 +621,8 @@ impl Context {
                 out.print(&format!("{json}\n"))?;
             }
             if stop.is_some_and(|stop| now_ms >= stop) {
+                // Killed, the real Tilt ends its log streams a few ms before its watches.
+                thread::sleep(WATCH_OUTLIVES_LOGS);
                 return Ok(());
             }
             thread::sleep(FOLLOW_POLL);
