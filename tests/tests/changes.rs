@@ -86,7 +86,7 @@ fn ui_only_and_docs_only_changes_rebuild_nothing() {
     let run = ws.sync(&[]);
     run.assert_code(0);
     assert!(run.first_line().starts_with("SUCCESS: Nothing to rebuild"), "{}", run.stdout);
-    assert!(ws.tilt_calls().is_empty(), "no Tilt call: {:?}", ws.tilt_calls());
+    assert_eq!(ws.tilt_calls(), [["get", "uiresources", "-o", "json"]], "Tilt asked once that nothing failed there");
 }
 
 #[test]

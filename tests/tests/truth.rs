@@ -213,3 +213,91 @@ fn a_tilt_running_in_a_worktree_inside_the_workspace_is_refused() {
     assert!(run.stderr.contains(&tiltfile), "{}", run.stderr);
     assert!(ws.triggers().is_empty());
 }
+
+/// A step the failed sync never reached is still owed: the change it depends on is committed
+/// by the next sync (no upstream: the base is HEAD), yet it runs.
+#[test]
+fn a_step_a_failed_sync_never_reached_runs_next_time_though_its_change_is_committed() {
+    let ws = Workspace::citadel();
+    let server = Resource::compose("server")
+        .build(BuildSpec::new(100, &[RUST_ERROR]).failing("exit status 101"))
+        .build(BuildSpec::new(100, &[SERVER_RUNNING]));
+    ws.tilt(&all_succeed(100).with_resource(server));
+    write(&ws.root.join("citadel-workspace-types/src/lib.rs"), "pub struct Changed;\n");
+    ws.sync(&[]).assert_code(1);
+    assert_eq!(ws.triggers(), ["sync-wasm-client", "server"]);
+
+    write(&ws.root.join("citadel-workspace-server-kernel/src/main.rs"), "fn main() { /* fixed */ }\n");
+    ws.commit_all(".", "the types and the server's fix");
+    ws.forget_tilt_calls();
+    let run = ws.sync(&[]);
+    run.assert_code(0);
+    assert_eq!(ws.triggers(), ["server", "internal-service", "ui"], "{}", run.stderr);
+    assert!(run.stderr.contains("or was due and not reached"), "{}", run.stderr);
+}
+
+/// Once the workspace has records, a step never synced counts every change since any of them:
+/// a committed change to it is not "already in sync".
+#[test]
+fn a_committed_change_to_a_step_never_synced_is_not_already_in_sync() {
+    let ws = Workspace::citadel();
+    ws.tilt(&all_succeed(100));
+    ws.sync(&["--step", "server"]).assert_code(0);
+    write(&ws.root.join("citadel-workspace-internal-service/src/main.rs"), "fn main() { /* changed */ }\n");
+    ws.commit_all(".", "change the internal service");
+    ws.forget_tilt_calls();
+    let run = ws.sync(&[]);
+    run.assert_code(0);
+    assert_eq!(ws.triggers(), ["internal-service", "ui"], "{}", run.stderr);
+}
+
+/// A step with neither a change nor a record is not in sync when Tilt's latest build of its
+/// resource failed: it runs.
+#[test]
+fn a_resource_tilt_shows_failed_is_not_already_in_sync_though_nothing_changed() {
+    let ws = Workspace::citadel();
+    let internal = Resource::compose("internal-service")
+        .history(BuildSpec::new(100, &[RUST_ERROR]).failing("exit status 101"))
+        .build(BuildSpec::new(100, &[INTERNAL_RUNNING]));
+    ws.tilt(&all_succeed(100).with_resource(internal));
+    ws.sync(&["--step", "server"]).assert_code(0);
+    ws.forget_tilt_calls();
+    let run = ws.sync(&[]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("no matching change, but Tilt's latest build of internal-service failed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ws.triggers(), ["internal-service", "ui"], "{}", run.stderr);
+}
+
+/// A service that stops right after its success line fails its step even with exit code 0:
+/// Tilt keeps a compose container that exited 0 `ok`, and reads any serve process's end as an
+/// error. The WASM client's job may end: it has no confirm time.
+#[test]
+fn a_service_that_exits_zero_right_after_its_success_line_fails() {
+    let ws = Workspace::citadel();
+    let server = Resource::compose("server").build(
+        BuildSpec::new(200, &["Container citadel-server Recreated"])
+            .runtime(&[SERVER_RUNNING, "shutting down"], 300)
+            .exit_code(0),
+    );
+    ws.tilt(&all_succeed(100).with_resource(server));
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("its container exited with code 0"), "{}", run.stdout);
+
+    let mut local = local_citadel(100);
+    local.resource_mut("server").build[0] =
+        BuildSpec::new(100, &["   Compiling server"]).runtime(&[SERVER_RUNNING, "bye"], 300).exit_code(0);
+    ws.tilt(&local);
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("Step 2 FAILED: server"), "{}", run.stdout);
+
+    let wasm =
+        Resource::compose("sync-wasm-client").build(BuildSpec::new(100, &[]).runtime(&[WASM_DONE], 100).exit_code(0));
+    ws.tilt(&all_succeed(100).with_resource(wasm));
+    ws.sync(&["--step", "sync-wasm-client"]).assert_code(0);
+}

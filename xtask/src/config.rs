@@ -77,6 +77,13 @@ pub struct Step {
     pub ready: Option<Ready>,
 }
 
+impl Step {
+    /// A service that must stay up once it passed (a `confirm` time), not a one-shot job.
+    pub fn stays_up(&self) -> bool {
+        !self.confirm.0.is_zero()
+    }
+}
+
 /// What Tilt can say that passes a step without a success line (`ready` in the file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -118,16 +118,25 @@ pub struct ComposeService {
     pub name: String,
     /// New for every container compose creates.
     pub container: Option<String>,
-    pub running: bool,
+    /// It stopped (`exited`, `dead`), whatever its exit code.
+    pub exited: bool,
     pub exit_code: i64,
     pub error: Option<String>,
     pub health: Option<Health>,
 }
 
 impl ComposeService {
-    /// Tilt's reading of it: a non-zero exit or an error is a failed runtime.
-    pub fn failed(&self) -> bool {
-        self.exit_code != 0 || self.error.is_some()
+    /// Whether it is down. Tilt reads a non-zero exit or an error as a failed runtime, but keeps
+    /// `ok` for a container that exited 0: for a service that must stay up (`stays_up`), any
+    /// stop is down.
+    pub fn down(&self, stays_up: bool) -> bool {
+        self.exit_code != 0 || self.error.is_some() || (stays_up && self.exited)
+    }
+
+    /// How it went down, for the report: `its container exited with code 0`.
+    pub fn why_down(&self) -> String {
+        let detail = self.error.clone().unwrap_or_else(|| format!("exited with code {}", self.exit_code));
+        format!("its container {detail}")
     }
 }
 

@@ -31,7 +31,7 @@ pub enum Why {
     WithAnyStep,
     /// A last good sync's record is gone (its git trees pruned): what was deployed is unknown.
     RecordGone,
-    /// It failed in the last run that ran it.
+    /// It failed, or was due and not reached, in the last run that planned it.
     FailedLastTime,
     /// Its inputs are unchanged since its last good sync, but Tilt's state says otherwise.
     TiltDisagrees(String),
@@ -43,6 +43,8 @@ pub enum Why {
     Unchanged {
         build: u64,
     },
+    /// No change it depends on and no record of a sync, but Tilt shows its resource failed.
+    TiltShowsFailure(String),
     /// No change it depends on, and no record of a sync.
     NoChange,
 }
@@ -58,6 +60,7 @@ impl Why {
                 | Why::RecordGone
                 | Why::FailedLastTime
                 | Why::TiltDisagrees(_)
+                | Why::TiltShowsFailure(_)
         )
     }
 }
@@ -76,12 +79,13 @@ impl fmt::Display for Why {
                     "the record of the last successful sync is gone (pruned by `git gc`?): every step, to be safe"
                 )
             }
-            Why::FailedLastTime => write!(f, "it failed in the last sync that ran it"),
+            Why::FailedLastTime => write!(f, "it failed in the last sync that ran it, or was due and not reached"),
             Why::TiltDisagrees(why) => write!(f, "unchanged since its last good sync, but {why}"),
             Why::UpToDate { build } => {
                 write!(f, "unchanged since its last good sync (Tilt still shows build {build}, ok)")
             }
             Why::Unchanged { build } => write!(f, "unchanged since its last good sync (build {build}; Tilt not asked)"),
+            Why::TiltShowsFailure(why) => write!(f, "no matching change, but {why}"),
             Why::NoChange => write!(f, "no matching change"),
         }
     }
@@ -153,7 +157,9 @@ pub fn select(
         });
     }
 
-    // Changes since the base (or in the pushed commits), for the steps without a record.
+    // Changes since the base (or in the pushed commits), for the steps without a record; once
+    // the workspace has records, also every change since any of them: a step never synced may
+    // depend on a change committed since (no upstream makes the base HEAD).
     let (base, base_description, since_base) = match (inputs.pre_push_input, inputs.base) {
         (Some(input), _) => (String::new(), "the commits being pushed".to_owned(), git.pushed_changes(input)?),
         (None, explicit) => {
@@ -164,8 +170,20 @@ pub fn select(
     };
     let use_records = inputs.base.is_none();
     let mut since_record: HashMap<&Fingerprint, Vec<String>> = HashMap::new();
-    let mut whys = Vec::new();
     let mut all_changed = since_base.clone();
+    if use_records {
+        for record in records.steps.values() {
+            if !since_record.contains_key(&record.fingerprint) {
+                let changed = git.changed_between(&record.fingerprint, &now)?;
+                all_changed.extend(changed.iter().cloned());
+                since_record.insert(&record.fingerprint, changed);
+            }
+        }
+    }
+    let mut since_base_or_any_record = all_changed.clone();
+    since_base_or_any_record.sort();
+    since_base_or_any_record.dedup();
+    let mut whys = Vec::new();
     for step in &protocol.steps {
         let record = records.steps.get(&step.name).filter(|_| use_records);
         if record.is_some_and(|record| record.failed) {
@@ -173,15 +191,8 @@ pub fn select(
             continue;
         }
         let changed = match record {
-            Some(record) => {
-                if !since_record.contains_key(&record.fingerprint) {
-                    let changed = git.changed_between(&record.fingerprint, &now)?;
-                    all_changed.extend(changed.iter().cloned());
-                    since_record.insert(&record.fingerprint, changed);
-                }
-                &since_record[&record.fingerprint]
-            }
-            None => &since_base,
+            Some(record) => &since_record[&record.fingerprint],
+            None => &since_base_or_any_record,
         };
         let index = whys.len();
         let claim = claims(protocol, changed).swap_remove(index);
@@ -191,18 +202,25 @@ pub fn select(
             (None, None) => Why::NoChange,
         });
     }
-    // Unchanged steps with a record: Tilt must still show the build that passed (one call).
-    let unchanged = whys.iter().any(|why| matches!(why, Why::Unchanged { .. }));
-    if let (true, Some(tilt_statuses)) = (unchanged, tilt_statuses) {
+    // Steps that would not run: Tilt must still show the build that passed, or for a step
+    // never synced, no failure (one call).
+    let idle = whys.iter().any(|why| matches!(why, Why::Unchanged { .. } | Why::NoChange));
+    if let (true, Some(tilt_statuses)) = (idle, tilt_statuses) {
         let statuses = tilt_statuses()?;
         for (why, step) in whys.iter_mut().zip(&protocol.steps) {
-            let Why::Unchanged { build } = *why else { continue };
-            let record = &records.steps[&step.name];
-            let status = statuses.iter().find(|status| status.name == record.resource);
-            *why = match tilt_disagrees(record, status) {
-                Some(disagreement) => Why::TiltDisagrees(disagreement),
-                None => Why::UpToDate { build },
+            let status = statuses.iter().find(|status| status.name == step.resource);
+            let checked = match &*why {
+                Why::Unchanged { build } => match tilt_disagrees(&records.steps[&step.name], status) {
+                    Some(disagreement) => Why::TiltDisagrees(disagreement),
+                    None => Why::UpToDate { build: *build },
+                },
+                Why::NoChange => match tilt_shows_failure(&step.resource, status) {
+                    Some(failure) => Why::TiltShowsFailure(failure),
+                    None => Why::NoChange,
+                },
+                _ => continue,
             };
+            *why = checked;
         }
     }
     with_any_step(protocol, &mut whys);
@@ -218,25 +236,35 @@ pub fn select(
 /// Why Tilt's state no longer matches the step's last good sync, if it does not.
 fn tilt_disagrees(record: &StepRecord, status: Option<&ResourceStatus>) -> Option<String> {
     let resource = &record.resource;
-    let Some(status) = status else {
-        return Some(format!("Tilt has no resource `{resource}` now"));
-    };
-    let latest = status.newest_build();
-    if let Some(running) = &status.current {
+    if let Some(running) = status.and_then(|status| status.current.as_ref()) {
         return Some(format!("Tilt is building {resource} again (build {})", running.number));
     }
+    if let Some(failure) = tilt_shows_failure(resource, status) {
+        return Some(failure);
+    }
+    let status = status?;
     let Some(build) = status.finished.first() else {
         return Some(format!("Tilt has no build of {resource} (restarted?)"));
     };
-    if let Some(error) = &build.error {
-        return Some(format!("Tilt's latest build of {resource} failed: {error}"));
-    }
     let finished = build.finish.and_then(|at| at.format(&Rfc3339).ok());
     if build.number != record.build || (record.finished.is_some() && finished != record.finished) {
         return Some(format!(
-            "Tilt's latest build of {resource} is build {latest}, not build {} that passed",
+            "Tilt's latest build of {resource} is build {}, not build {} that passed",
+            status.newest_build(),
             record.build
         ));
+    }
+    None
+}
+
+/// What in Tilt's state says the resource is not deployed and well: missing, its latest build
+/// failed, or its service down.
+fn tilt_shows_failure(resource: &str, status: Option<&ResourceStatus>) -> Option<String> {
+    let Some(status) = status else {
+        return Some(format!("Tilt has no resource `{resource}` now"));
+    };
+    if let Some(error) = status.finished.first().and_then(|build| build.error.as_ref()) {
+        return Some(format!("Tilt's latest build of {resource} failed: {error}"));
     }
     if status.runtime.status == RuntimeStatus::Error {
         return Some(format!("{resource}'s service is down (Tilt's runtime status: error)"));

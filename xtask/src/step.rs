@@ -411,11 +411,8 @@ impl Attempt {
         let Some((result, finished_at)) = &self.finished else { return Look::Wait };
         let runtime = seen.status.as_ref().map(|status| &status.runtime);
         let compose = seen.compose.as_ref().filter(|service| service.container != self.container_then);
-        let runtime_failure = match compose.filter(|service| service.failed()) {
-            Some(service) => {
-                let detail = service.error.clone().unwrap_or_else(|| format!("exited with code {}", service.exit_code));
-                Some(format!("its container {detail}"))
-            }
+        let runtime_failure = match compose.filter(|service| service.down(step.stays_up())) {
+            Some(service) => Some(service.why_down()),
             None => (self.runtime_fresh && runtime.is_some_and(|runtime| runtime.status == RuntimeStatus::Error))
                 .then(|| "Tilt's runtime status: error".to_owned()),
         };
@@ -881,9 +878,8 @@ impl Guard {
                     self.explained(Failure::RuntimeFailed { detail: "Tilt's runtime status: error".to_owned() })
                 })
             }
-            Input::Compose(service) if service.container != self.container_then && service.failed() => {
-                let detail = service.error.clone().unwrap_or_else(|| format!("exited with code {}", service.exit_code));
-                Some(self.explained(Failure::RuntimeFailed { detail: format!("its container {detail}") }))
+            Input::Compose(service) if service.container != self.container_then && service.down(step.stays_up()) => {
+                Some(self.explained(Failure::RuntimeFailed { detail: service.why_down() }))
             }
             _ => None,
         }
@@ -1338,7 +1334,6 @@ mod tests {
             let old = ComposeService {
                 name: "server".to_owned(),
                 container: Some("old".to_owned()),
-                running: true,
                 ..ComposeService::default()
             };
             let mut h = Harness::after(step, timing(), &[Input::Compose(old)]);
@@ -1348,7 +1343,6 @@ mod tests {
             let mut new = ComposeService {
                 name: "server".to_owned(),
                 container: Some("new".to_owned()),
-                running: true,
                 ..ComposeService::default()
             };
             new.health = Some(Health::Starting);

@@ -120,7 +120,7 @@ impl flags::Sync {
         report.finished_at = logs::utc_now(&Rfc3339);
         match &logs {
             Ok(logs) => {
-                if record(&mut records, &selection, &report) {
+                if record(&mut records, &protocol, &selection, &report) {
                     if let Err(err) = logs.write_records(&records) {
                         eprintln!("warning: could not record this sync in {}: {err}", logs.dir);
                     }
@@ -262,11 +262,20 @@ impl flags::Sync {
 
 /// Updates each step's last sync from the run: a step that passed records the workspace as the
 /// run began and the build that passed; a failed step is recorded as failed, so that it runs
-/// next time whatever changed. Returns whether anything changed.
-fn record(records: &mut logs::Records, selection: &Selection, report: &RunReport) -> bool {
+/// next time whatever changed. A step due but not reached (a failure or Ctrl-C before it) keeps
+/// its last good record, whose changes since still count; without one it is recorded as failed,
+/// since what it was due for may be committed (and out of the base's sight) by the next run.
+/// Returns whether anything changed.
+fn record(records: &mut logs::Records, protocol: &Protocol, selection: &Selection, report: &RunReport) -> bool {
     let Some(fingerprint) = &selection.fingerprint else { return false };
     let before = records.clone();
     for step in &report.steps {
+        let due =
+            protocol.steps.iter().position(|planned| planned.name == step.name).is_some_and(|i| selection.runs(i));
+        let failed = matches!(step.outcome, Outcome::Failed | Outcome::Timeout);
+        let owed = due
+            && matches!(step.outcome, Outcome::Skipped | Outcome::NotRun)
+            && !records.steps.contains_key(&step.name);
         match (step.outcome, &step.build) {
             (Outcome::Ok, Some(build)) => {
                 let record = logs::StepRecord {
@@ -278,7 +287,7 @@ fn record(records: &mut logs::Records, selection: &Selection, report: &RunReport
                 };
                 records.steps.insert(step.name.clone(), record);
             }
-            (Outcome::Failed | Outcome::Timeout, _) => {
+            _ if failed || owed => {
                 let record = logs::StepRecord {
                     resource: step.resource.clone(),
                     failed: true,

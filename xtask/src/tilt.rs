@@ -487,7 +487,7 @@ struct DcStatus {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct DcContainer {
-    running: bool,
+    status: String,
     exit_code: i64,
     error: String,
     health_status: String,
@@ -499,7 +499,7 @@ impl DcService {
         ComposeService {
             name: self.metadata.name,
             container: Some(self.status.container_id).filter(|id| !id.is_empty()),
-            running: state.running,
+            exited: matches!(state.status.as_str(), "exited" | "dead"),
             exit_code: state.exit_code,
             error: Some(state.error).filter(|error| !error.is_empty()),
             health: Health::parse(&state.health_status),
@@ -646,8 +646,15 @@ mod tests {
         .unwrap();
         let service = service.into_model();
         assert_eq!(service.container.as_deref(), Some("abc"));
-        assert!(service.failed());
+        assert!(service.exited && service.down(false));
         assert_eq!(service.health, Some(Health::Unhealthy));
+        let stopped: DcService = serde_json::from_str(
+            r#"{"metadata":{"name":"server"},"status":{"containerID":"abd","containerState":{"status":"exited","running":false}}}"#,
+        )
+        .unwrap();
+        let stopped = stopped.into_model();
+        assert_eq!((stopped.down(false), stopped.down(true)), (false, true), "exit 0 downs only a service");
+        assert_eq!(stopped.why_down(), "its container exited with code 0");
     }
 
     #[test]

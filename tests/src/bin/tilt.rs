@@ -107,8 +107,8 @@
 //!   `updateStatus` is `in_progress` while building, `pending` while queued, else `error`/`ok`
 //!   (`not_applicable` serve-only) from the last finished build, `none` if never built;
 //!   `runtimeStatus` is `not_applicable` for a local resource without `serve_cmd`, else
-//!   `pending` until a container/serve process runs, then `ok`, `error` once it exited
-//!   non-zero; `specs` `[{"id":"dc:<name>","type":"docker-compose"}]` with
+//!   `pending` until a container/serve process runs, then `ok`, `error` once a container
+//!   exited non-zero or a serve process exited at all (code 0 too, as Tilt); `specs` `[{"id":"dc:<name>","type":"docker-compose"}]` with
 //!   `composeResourceInfo: {"healthStatus"}` (compose) or `[{"id":"local:<name>",
 //!   "type":"local"}]` with `localResourceInfo: {"pid"}` (local; no pid without a serve
 //!   process); `conditions` `UpToDate`/`Ready` as Tilt computes them, `lastTransitionTime` when

@@ -452,8 +452,11 @@ impl<'a> Model<'a> {
         let runtime_status = match (resource.kind, shown) {
             (Kind::Local, _) if resource.serve_cmd.is_none() => RuntimeStatus::NotApplicable,
             (_, None) => RuntimeStatus::Pending,
-            (_, Some(instance)) => match instance.exited_by(at_ms) {
-                Some((_, code)) if code != 0 => RuntimeStatus::Error,
+            // Tilt reads any end of a serve process as an error (exit code 0 included), and
+            // only a container's non-zero exit.
+            (_, Some(instance)) => match (instance.exited_by(at_ms), instance.runner) {
+                (Some(_), Runner::Serve { .. }) => RuntimeStatus::Error,
+                (Some((_, code)), Runner::Container) if code != 0 => RuntimeStatus::Error,
                 _ => RuntimeStatus::Ok,
             },
         };
