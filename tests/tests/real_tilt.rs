@@ -53,6 +53,7 @@ const SCENARIOS: &[Scenario] = &[
     ("error-150-lines-before-success", error_150_lines_before_success),
     ("crashed-server-fixed", crashed_server_fixed),
     ("plain-sync-after-a-failed-one", plain_sync_after_a_failed_one),
+    ("error-line-in-two-records", error_line_in_two_records),
 ];
 
 /// The last panic's message and place, kept by the panic hook for the summary.
@@ -312,6 +313,18 @@ fn running_build_failure_is_not_ours(ctx: &mut Ctx) {
     assert_clean(&repo);
 }
 
+/// The server's build prints `err`, then 0.5 s later the rest of the line, `or: could not
+/// compile …`, and exits 0: Tilt's follow stream sends two records, and the server's serve
+/// process then starts (no re-check needed). The step fails on the whole line.
+fn error_line_in_two_records(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    let (repo, tilt) = ctx.up(&fx);
+    fx.set("server.mode", "split-error");
+    let run = ctx.sync(&fx, &repo, tilt.port, &["--step", "server"]);
+    expect(&run, 1, "ERROR: ", Some("Step 2 FAILED: server rebuild error: error: could not compile `server`"));
+    assert_clean(&repo);
+}
+
 /// Scenario 8: Tilt stops 1 s into a 5 s server build: the sync says so within 2 s, exit 1.
 fn tilt_stopped_mid_step(ctx: &mut Ctx) {
     let fx = ctx.fixture();
@@ -525,6 +538,11 @@ case "$mode" in
     exit 101 ;;
   sync-error)
     echo '[ERROR] ❌ WASM files are NOT synchronized!' ;;
+  split-error)
+    # Flushed mid-line: Tilt's follow stream sends the line as two records.
+    printf 'err'
+    sleep 0.5
+    echo "or: could not compile \`$r\` (bin \"$r\") due to 1 previous error" ;;
   error-150)
     echo "error: could not compile \`$r\` (lib) due to 1 previous error"
     i=0

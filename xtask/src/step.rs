@@ -62,7 +62,7 @@ pub enum Decision {
     Succeeded {
         line: String,
         build: BuildId,
-        guard: Guard,
+        guard: Box<Guard>,
     },
     Failed(Failure),
 }
@@ -181,10 +181,17 @@ struct Judged {
     /// Tilt's own `Build Failed: …` line, which says less than the command's error: a failed
     /// command's last lines can reach Tilt's log after it.
     tilt_error: Option<Failure>,
+    /// The line judged last, which the next one may continue (`continued_error`).
+    last: String,
 }
 
 impl Judged {
     fn judge(&mut self, step: &Step, text: &str) {
+        if self.error.is_none() {
+            self.error = continued_error(step, &self.last, text);
+        }
+        self.last.clear();
+        self.last.push_str(text);
         match scan::classify(step, text) {
             Verdict::Benign => {}
             Verdict::Error(kind, pattern) if text.starts_with(TILT_BUILD_FAILED) => {
@@ -214,6 +221,25 @@ impl Judged {
         if self.tilt_error.is_none() {
             self.tilt_error = other.tilt_error;
         }
+    }
+}
+
+/// An error that only a line and the one before it show together. Tilt's follow stream sends a
+/// line it got in two pieces (the writer flushed, or a pipe's chunk ended, mid-line) as two
+/// records, with nothing that tells them from two lines: `err` then `or: could not compile`.
+/// Only errors are looked for so: a success needs its own whole line.
+fn continued_error(step: &Step, last: &str, text: &str) -> Option<Failure> {
+    if last.is_empty() || text.is_empty() || !matches!(scan::classify(step, text), Verdict::Benign | Verdict::Success) {
+        return None;
+    }
+    let joined = format!("{last}{text}");
+    match scan::classify(step, &joined) {
+        Verdict::Error(kind, pattern) if !joined.starts_with(TILT_BUILD_FAILED) => {
+            cov_mark::hit!(an_error_split_across_two_records_is_found);
+            let rule = step.patterns.errors.patterns()[pattern].clone();
+            Some(Failure::Error { kind, rule, line: joined })
+        }
+        _ => None,
     }
 }
 
@@ -789,9 +815,10 @@ impl<'s> Machine<'s> {
                     container_then: attempt.container_then.clone(),
                     runtime_fresh: attempt.runtime_fresh,
                     explanation: None,
+                    last_line: String::new(),
                 };
                 let build = BuildId { number: attempt.confirmed.unwrap_or_default(), finished: attempt.finished_at };
-                self.decide(Decision::Succeeded { line, build, guard })
+                self.decide(Decision::Succeeded { line, build, guard: Box::new(guard) })
             }
             Look::Failed(failure) => {
                 if attempt.ended(self.seen.plain, self.timing.catch_up, now) {
@@ -852,6 +879,8 @@ pub struct Guard {
     /// The first error line its service printed after the confirm time: not a failure by
     /// itself, but what explains one if the service then stops.
     explanation: Option<Failure>,
+    /// Its service's last line, which the next may continue (`continued_error`).
+    last_line: String,
 }
 
 impl Guard {
@@ -859,8 +888,9 @@ impl Guard {
     pub fn on(&mut self, step: &Step, input: &Input, now: Instant) -> Option<Failure> {
         match input {
             Input::Line(line) if self.is_runtime(line) => {
-                let mut judged = Judged::default();
+                let mut judged = Judged { last: std::mem::take(&mut self.last_line), ..Judged::default() };
                 judged.judge(step, &line.text);
+                self.last_line = std::mem::take(&mut judged.last);
                 let error = judged.error?;
                 if now < self.confirm_until {
                     return Some(error);
@@ -1241,6 +1271,35 @@ mod tests {
         cov_mark::check!(a_stale_runtime_error_is_not_ours);
         let actions = h.line(Span::Serve(4), RUNNING);
         assert_eq!(succeeded_with(&actions), Some(RUNNING), "no re-check needed: {actions:?}");
+    }
+
+    #[test]
+    fn an_error_line_tilt_sends_in_two_records_still_fails_the_step() {
+        let protocol = Protocol::load(None).unwrap();
+        let step = protocol.step("server").unwrap();
+        let mut h = Harness::after(step, timing(), &[Input::Status(status(None, &[(4, 0, None)], Runtime::default()))]);
+        h.trigger();
+        h.header(5);
+        cov_mark::check!(an_error_split_across_two_records_is_found);
+        h.line(Span::Update, "err");
+        h.line(Span::Update, "or: could not compile `x`");
+        h.line(Span::Update, "    Finished");
+        let mut actions = h.at(400).status(status(None, &[(5, 0, None)], serving(10, RuntimeStatus::Ok)));
+        actions.extend(h.line(Span::Serve(3), "Running cmd: ./serve.sh"));
+        let Some(Decision::Failed(Failure::Error { line, .. })) = decided(&actions) else { panic!("{actions:?}") };
+        assert_eq!(line, "error: could not compile `x`");
+
+        // Nor does a split success line pass, nor two whole lines make an error.
+        let mut h = Harness::after(step, timing(), &[Input::Status(status(None, &[(4, 0, None)], Runtime::default()))]);
+        h.trigger();
+        h.header(5);
+        h.line(Span::Update, "warning: unused variable: `err");
+        h.line(Span::Update, "or`");
+        h.at(400).status(status(None, &[(5, 0, None)], serving(10, RuntimeStatus::Ok)));
+        h.line(Span::Serve(3), "Running `target/debug/");
+        let actions =
+            h.at(450).line(Span::Serve(3), "citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`");
+        assert_eq!(decided(&actions), None, "{actions:?}");
     }
 
     #[test]

@@ -362,7 +362,7 @@ impl Run<'_> {
             let log = log.map(|log| log.path);
             match &run.end {
                 StepEnd::Decided(Decision::Succeeded { line, build, guard }) => {
-                    self.engine.guard(index, guard.clone());
+                    self.engine.guard(index, (**guard).clone());
                     let mut report = self.step_report(step, facts, started, Ending::Passed(line), log);
                     report.build = Some(build.clone());
                     self.engine.live.step_finished("ok");
