@@ -54,6 +54,7 @@ const SCENARIOS: &[Scenario] = &[
     ("crashed-server-fixed", crashed_server_fixed),
     ("plain-sync-after-a-failed-one", plain_sync_after_a_failed_one),
     ("error-line-in-two-records", error_line_in_two_records),
+    ("held-for-a-failed-dependency", held_for_a_failed_dependency),
 ];
 
 /// The last panic's message and place, kept by the panic hook for the summary.
@@ -322,6 +323,27 @@ fn error_line_in_two_records(ctx: &mut Ctx) {
     fx.set("server.mode", "split-error");
     let run = ctx.sync(&fx, &repo, tilt.port, &["--step", "server"]);
     expect(&run, 1, "ERROR: ", Some("Step 2 FAILED: server rebuild error: error: could not compile `server`"));
+    assert_clean(&repo);
+}
+
+/// The WASM client's initial build failed: Tilt holds the server's builds until it is ready
+/// (`waiting-for-dep`). `sync --step server` says so at once instead of waiting out its timeout.
+fn held_for_a_failed_dependency(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    fx.set("sync-wasm-client.mode", "rust-error");
+    let (repo, tilt) = ctx.up(&fx);
+    let started = Instant::now();
+    let run = ctx.sync(&fx, &repo, tilt.port, &["--step", "server", "--timeout", "60s"]);
+    let took = started.elapsed();
+    expect(
+        &run,
+        1,
+        "ERROR: ",
+        Some("Step 2 FAILED: Tilt holds server's build until sync-wasm-client is ready, and sync-wasm-client's"),
+    );
+    if took > Duration::from_secs(10) {
+        fail(&run, &format!("it took {:.1} s to see the server held (at most 10 s)", took.as_secs_f64()));
+    }
     assert_clean(&repo);
 }
 

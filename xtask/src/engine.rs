@@ -176,7 +176,14 @@ impl<'a> Engine<'a> {
             let now = Instant::now();
             let wake = [machine.wake_at(now), self.live.next_tick()].into_iter().flatten().min();
             match self.next(wake) {
-                Next::Input(input) if input_resource(&input).is_none_or(|name| name == step.resource) => {
+                Next::Input(input) => {
+                    // Any resource's status may show the step's build held for a failed one.
+                    if matches!(input, Input::Status(_)) {
+                        inputs.extend(self.blocked(&step.resource));
+                    }
+                    if input_resource(&input).is_some_and(|name| name != step.resource) {
+                        continue;
+                    }
                     if let Input::Line(line) = &input {
                         if machine.keeps(line) {
                             if let Some(log) = log.as_deref_mut() {
@@ -187,9 +194,8 @@ impl<'a> Engine<'a> {
                             }
                         }
                     }
-                    inputs.push_back(input);
+                    inputs.push_front(input);
                 }
-                Next::Input(_) => {}
                 Next::Tick => {
                     self.live.tick();
                     inputs.push_back(Input::Tick);
@@ -199,6 +205,16 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+    }
+
+    /// Tilt holds `resource`'s builds for a dependency that cannot become ready (its latest
+    /// build failed, none follows): the step's build will never start.
+    fn blocked(&self, resource: &str) -> Option<Input> {
+        let status = self.seen.get(resource)?.latest_status()?;
+        status.waiting_on.iter().find_map(|dependency| {
+            let error = self.seen.get(dependency)?.latest_status()?.stuck_failed()?;
+            Some(Input::Blocked { dependency: dependency.clone(), error: error.to_owned() })
+        })
     }
 
     fn ended(&self, machine: &Machine, end: StepEnd) -> StepRun {

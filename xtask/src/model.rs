@@ -21,6 +21,8 @@ pub struct ResourceStatus {
     /// A trigger waits for the running build to end.
     pub queued: bool,
     pub runtime: Runtime,
+    /// The resources Tilt holds its builds for until they are ready (`waiting-for-dep`).
+    pub waiting_on: Vec<String>,
 }
 
 impl ResourceStatus {
@@ -32,6 +34,12 @@ impl ResourceStatus {
             .chain(self.current.as_ref().map(|build| build.number))
             .max()
             .unwrap_or(0)
+    }
+
+    /// Why it cannot become ready now: its latest build failed, and none is building or queued.
+    pub fn stuck_failed(&self) -> Option<&str> {
+        let failed = self.finished.first()?.error.as_deref()?;
+        (self.current.is_none() && !self.queued).then_some(failed)
     }
 
     pub fn finished_build(&self, number: u64) -> Option<&FinishedBuild> {

@@ -266,6 +266,10 @@ pub fn cause(
         Failure::Unhealthy => {
             format!("{failed} {resource}'s container reports unhealthy (its healthcheck fails): read `tilt logs {resource}`")
         }
+        Failure::Blocked { dependency, error } => format!(
+            "{failed} Tilt holds {resource}'s build until {dependency} is ready, and {dependency}'s latest build \
+             failed ({error}): fix it and sync it first"
+        ),
         Failure::Uncertain(why) => format!("{failed} Uncertain if step completed - stopping for safety: {why}"),
         Failure::Superseded { by } => format!(
             "{failed} Uncertain if step completed - stopping for safety: another build of {resource} (build {by}) \

@@ -37,6 +37,12 @@ pub enum Input {
     /// The re-check: the resource's log as Tilt had it after recording our build's end.
     Snapshot(Vec<LogLine>),
     Remediated(Result<(), String>),
+    /// Tilt holds the resource's builds until `dependency` is ready, and that one's latest
+    /// build failed (`error`) with none to follow.
+    Blocked {
+        dependency: String,
+        error: String,
+    },
     /// The clock: a wake-up asked for, or any other moment.
     Tick,
     /// The watch cannot go on: Tilt went away, Ctrl-C, a Tilt call failed.
@@ -85,6 +91,11 @@ pub enum Failure {
     },
     /// Our container's healthcheck says unhealthy.
     Unhealthy,
+    /// Tilt will not start our build: it waits for a dependency whose latest build failed.
+    Blocked {
+        dependency: String,
+        error: String,
+    },
     /// The step could not be decided safely.
     Uncertain(String),
     /// Another build of the resource started before ours was decided.
@@ -659,6 +670,16 @@ impl<'s> Machine<'s> {
                 self.phase = Phase::Waiting { at: now + wait };
             }
             Input::Remediated(Err(why)) => return self.decide(Decision::Failed(Failure::RemediationFailed(why))),
+            Input::Blocked { dependency, error } => {
+                let waiting = match &self.phase {
+                    Phase::Watching(attempt) => attempt.ours(self.seen.plain).is_none(),
+                    _ => false,
+                };
+                if waiting {
+                    cov_mark::hit!(a_build_held_for_a_failed_dependency_fails_at_once);
+                    return self.decide(Decision::Failed(Failure::Blocked { dependency, error }));
+                }
+            }
             Input::Tick => {}
             Input::Ended(failure) => {
                 if matches!(self.phase, Phase::Done) {
@@ -1088,6 +1109,7 @@ mod tests {
                 .collect(),
             queued: false,
             runtime,
+            waiting_on: Vec::new(),
         }
     }
 
@@ -1300,6 +1322,27 @@ mod tests {
         let actions =
             h.at(450).line(Span::Serve(3), "citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`");
         assert_eq!(decided(&actions), None, "{actions:?}");
+    }
+
+    #[test]
+    fn a_build_held_for_a_failed_dependency_fails_at_once_and_a_started_one_goes_on() {
+        let protocol = Protocol::load(None).unwrap();
+        let step = protocol.step("server").unwrap();
+        let blocked =
+            || Input::Blocked { dependency: "sync-wasm-client".to_owned(), error: "exit status 1".to_owned() };
+        let mut h = Harness::after(step, timing(), &[Input::Status(status(None, &[(4, 0, None)], Runtime::default()))]);
+        h.trigger();
+        cov_mark::check!(a_build_held_for_a_failed_dependency_fails_at_once);
+        let actions = h.feed(blocked());
+        let Some(Decision::Failed(Failure::Blocked { dependency, .. })) = decided(&actions) else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(dependency, "sync-wasm-client");
+
+        let mut h = Harness::after(step, timing(), &[Input::Status(status(None, &[(4, 0, None)], Runtime::default()))]);
+        h.trigger();
+        h.header(5);
+        assert_eq!(decided(&h.feed(blocked())), None, "our build started: Tilt holds it no longer");
     }
 
     #[test]

@@ -383,6 +383,15 @@ struct UiStatus {
     specs: Vec<UiSpec>,
     local_resource_info: Option<LocalInfo>,
     compose_resource_info: Option<ComposeInfo>,
+    waiting: Option<UiWaiting>,
+}
+
+/// `"waiting": {"reason": "waiting-for-dep", "on": [{"kind": "UIResource", "name": "…"}]}`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UiWaiting {
+    reason: String,
+    on: Vec<Metadata>,
 }
 
 #[derive(Deserialize, Default)]
@@ -463,6 +472,11 @@ impl UiResource {
                 instance: status.local_resource_info.filter(|info| info.pid != 0).map(|info| info.pid.to_string()),
                 health: status.compose_resource_info.and_then(|info| Health::parse(&info.health_status)),
             },
+            waiting_on: status
+                .waiting
+                .filter(|waiting| waiting.reason == "waiting-for-dep")
+                .map(|waiting| waiting.on.into_iter().map(|on| on.name).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -640,6 +654,12 @@ mod tests {
     fn a_list_of_statuses_and_compose_services_are_read() {
         let list: List<UiResource> = serde_json::from_str(r#"{"apiVersion":"v1","items":[{"metadata":{"name":"server"},"status":{"runtimeStatus":"ok"}}],"kind":"List"}"#).unwrap();
         assert_eq!(list.items.len(), 1);
+        // As the real Tilt shows a server whose dependency's initial build failed.
+        let held: UiResource = serde_json::from_str(
+            r#"{"metadata":{"name":"server"},"status":{"queued":true,"waiting":{"reason":"waiting-for-dep","on":[{"group":"tilt.dev","apiVersion":"v1alpha1","kind":"UIResource","name":"sync-wasm-client"}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(held.into_status().unwrap().waiting_on, ["sync-wasm-client"]);
         let service: DcService = serde_json::from_str(
             r#"{"metadata":{"name":"server"},"status":{"containerID":"abc","containerState":{"status":"exited","exitCode":101,"healthStatus":"unhealthy"}}}"#,
         )
