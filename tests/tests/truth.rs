@@ -301,3 +301,22 @@ fn a_service_that_exits_zero_right_after_its_success_line_fails() {
     ws.tilt(&all_succeed(100).with_resource(wasm));
     ws.sync(&["--step", "sync-wasm-client"]).assert_code(0);
 }
+
+/// An error at the end of a line too long to keep whole (a progress line, 70 000 bytes) still
+/// fails the step: a long line keeps its end.
+#[test]
+fn an_error_at_the_end_of_a_very_long_line_fails_the_step() {
+    let ws = Workspace::citadel();
+    let long = format!("{} [ERROR] WASM files are NOT synchronized!", "x".repeat(70_000));
+    let mut scenario = all_succeed(100);
+    scenario.resource_mut("sync-wasm-client").build[0] = BuildSpec::new(200, &[&long, WASM_DONE]);
+    ws.tilt(&scenario);
+    let run = ws.sync(&["--step", "sync-wasm-client"]);
+    run.assert_code(1);
+    let cause = run.stdout.lines().nth(1).unwrap_or_default();
+    assert!(
+        cause.contains("WASM files are NOT synchronized!") && cause.len() < 600,
+        "{}",
+        &cause[..cause.len().min(2000)]
+    );
+}

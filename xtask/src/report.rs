@@ -1,7 +1,7 @@
 //! What the user and the next tool read: the SUCCESS/ERROR report and its `--json` form. Pure:
 //! the run fills it in, `logs.rs` saves it.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 use anstyle::{AnsiColor, Style};
 use camino::Utf8PathBuf;
@@ -232,6 +232,28 @@ impl RunReport {
     }
 }
 
+/// A long error line, as the one-line cause shows it: around what its error pattern (`rule`)
+/// matched, the rest cut (the saved log keeps the line).
+fn excerpt<'l>(line: &'l str, rule: &str) -> Cow<'l, str> {
+    const AROUND: usize = 100;
+    if line.len() <= 3 * AROUND {
+        return Cow::Borrowed(line);
+    }
+    let matched = regex::Regex::new(rule).ok().and_then(|pattern| pattern.find(line));
+    let (start, end) = matched.map_or((0, 0), |found| (found.start(), found.end()));
+    let mut from = start.saturating_sub(AROUND);
+    while !line.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (end + AROUND).min(line.len());
+    while !line.is_char_boundary(to) {
+        to += 1;
+    }
+    let before = if from > 0 { "…" } else { "" };
+    let after = if to < line.len() { "…" } else { "" };
+    Cow::Owned(format!("{before}{}{after}", &line[from..to]))
+}
+
 /// The one line that says why step `number` failed, and what to do. `remediated`: the error
 /// kinds whose remediation ran, described in `remediations`.
 pub fn cause(
@@ -246,7 +268,7 @@ pub fn cause(
     let resource = &step.resource;
     let failed = format!("Step {number} FAILED:");
     match failure {
-        Failure::Error { kind, line, .. } => {
+        Failure::Error { kind, line, rule } => {
             let kind_info = protocol.kind(*kind);
             let after = if remediated.contains(kind) {
                 format!(" (still failing after the remediation: {})", remediations.join("; "))
@@ -254,7 +276,11 @@ pub fn cause(
                 String::new()
             };
             let at = location.map(|at| format!(" at {at}")).unwrap_or_default();
-            format!("{failed} {resource} rebuild error: {}{at} — {}{after}", line.trim(), kind_info.advice)
+            format!(
+                "{failed} {resource} rebuild error: {}{at} — {}{after}",
+                excerpt(line.trim(), rule),
+                kind_info.advice
+            )
         }
         Failure::Timeout => {
             format!("{failed} {resource} timeout - build did not complete: no success line within {}", step.timeout)
@@ -281,5 +307,19 @@ pub fn cause(
         Failure::Interrupted => format!("Step {number} INTERRUPTED: stopped by Ctrl-C while watching {resource}"),
         Failure::TiltCall(why) => format!("{failed} {resource}: {why}"),
         Failure::RemediationFailed(why) => format!("{failed} {resource}: the remediation failed: {why}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_error_line_is_shown_around_its_error() {
+        let line = format!("{} [ERROR] NOT synchronized! {}", "x".repeat(70_000), "y".repeat(500));
+        let shown = excerpt(&line, r"\[ERROR\]");
+        assert!(shown.starts_with('…') && shown.ends_with('…') && shown.len() < 300, "{shown}");
+        assert!(shown.contains("[ERROR] NOT synchronized!"));
+        assert_eq!(excerpt("error: short", "error"), "error: short");
     }
 }

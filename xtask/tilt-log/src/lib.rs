@@ -118,7 +118,8 @@ impl JsonLine<'_> {
 
 /// A JSON line longer than this is not parsed (its resource and span are still read).
 const MAX_JSON_LINE: usize = 8 << 20;
-/// Longer log lines are cut: judged and kept on their first bytes, so memory stays bounded.
+/// Longer log lines are cut, so memory stays bounded: judged and kept on their first and last
+/// bytes, half of this each (a long progress line's error comes at its end).
 const MAX_LINE: usize = 64 << 10;
 
 /// Reads `tilt logs --json` output and hands each line of a `wanted` resource to `each`, until
@@ -180,17 +181,22 @@ fn read_capped_line(reader: &mut dyn BufRead, line: &mut Vec<u8>, cap: usize) ->
     }
 }
 
-/// A log line as it is judged and kept: without ANSI codes, cut at `MAX_LINE` bytes.
+/// A log line as it is judged and kept: without ANSI codes, its middle cut out beyond
+/// `MAX_LINE` bytes.
 pub fn log_text(text: &str) -> String {
     let text = strip_ansi(text);
     if text.len() <= MAX_LINE {
         return text.into_owned();
     }
-    let mut cut = MAX_LINE;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
+    let mut head = MAX_LINE / 2;
+    while !text.is_char_boundary(head) {
+        head -= 1;
     }
-    format!("{} … [{} more bytes]", &text[..cut], text.len() - cut)
+    let mut tail = text.len() - MAX_LINE / 2;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{} … [{} bytes cut] … {}", &text[..head], tail - head, &text[tail..])
 }
 
 /// Removes ANSI escape sequences (colours, cursor moves, OSC titles and links). Lines without
@@ -299,9 +305,11 @@ mod tests {
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(5));
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(100));
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), None);
-        let huge = "é".repeat(MAX_LINE);
+        let huge = format!("{} [ERROR] not synchronized!", "é".repeat(MAX_LINE));
         let kept = log_text(&huge);
-        assert!(kept.len() < MAX_LINE + 40 && kept.ends_with(&format!("[{} more bytes]", huge.len() - MAX_LINE)));
+        assert!(kept.len() < MAX_LINE + 40, "{}", kept.len());
+        assert!(kept.contains(&format!("[{} bytes cut]", huge.len() - MAX_LINE)), "{}", &kept[MAX_LINE / 2 - 10..]);
+        assert!(kept.ends_with("[ERROR] not synchronized!"), "the end of a long line is judged");
     }
 
     #[test]
