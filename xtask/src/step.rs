@@ -932,6 +932,15 @@ impl Guard {
             Input::Compose(service) if service.container != self.container_then && service.down(step.stays_up()) => {
                 Some(self.explained(Failure::RuntimeFailed { detail: service.why_down() }))
             }
+            // It may have passed on its success line while its healthcheck was still starting.
+            Input::Compose(service)
+                if service.container != self.container_then
+                    && step.ready == Some(Ready::Healthy)
+                    && service.health == Some(Health::Unhealthy) =>
+            {
+                cov_mark::hit!(a_service_turning_unhealthy_after_it_passed_fails_the_run);
+                Some(Failure::Unhealthy)
+            }
             _ => None,
         }
     }
@@ -1468,6 +1477,44 @@ mod tests {
                 false => assert_eq!(decided(&actions), Some(&Decision::Failed(Failure::Unhealthy))),
             }
         }
+    }
+
+    #[test]
+    fn a_container_that_passed_on_its_line_while_starting_fails_the_run_once_unhealthy() {
+        let protocol = Protocol::load(None).unwrap();
+        let step = protocol.step("server").unwrap();
+        let container = |id: &str, health| ComposeService {
+            name: "server".to_owned(),
+            container: Some(id.to_owned()),
+            health,
+            ..ComposeService::default()
+        };
+        let mut h = Harness::after(step, timing(), &[Input::Compose(container("old", Some(Health::Healthy)))]);
+        h.trigger();
+        h.header(5);
+        h.line(Span::Build(5), "Container citadel-server Recreated");
+        h.feed(Input::Compose(container("new", Some(Health::Starting))));
+        let mut compose_status = status(None, &[(5, 0, None)], Runtime::default());
+        compose_status.kind = ResourceKind::Compose;
+        let mut actions = h.status(compose_status);
+        actions.extend(h.line(Span::Container, RUNNING));
+        assert_eq!(actions, [Action::Recheck { tail: Some(1003) }]);
+        let snap = snapshot(
+            "server",
+            &[
+                (Span::Build(5), true, ""),
+                (Span::Build(5), false, "Container citadel-server Recreated"),
+                (Span::Container, false, RUNNING),
+            ],
+        );
+        let actions = h.feed(snap);
+        let Some(Decision::Succeeded { guard, .. }) = decided(&actions) else { panic!("{actions:?}") };
+        let mut guard = guard.clone();
+        let later = h.start + Duration::from_secs(30);
+        assert_eq!(guard.on(step, &Input::Compose(container("new", Some(Health::Starting))), later), None);
+        cov_mark::check!(a_service_turning_unhealthy_after_it_passed_fails_the_run);
+        let unhealthy = Input::Compose(container("new", Some(Health::Unhealthy)));
+        assert_eq!(guard.on(step, &unhealthy, later), Some(Failure::Unhealthy));
     }
 
     #[test]
