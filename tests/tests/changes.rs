@@ -86,7 +86,11 @@ fn ui_only_and_docs_only_changes_rebuild_nothing() {
     let run = ws.sync(&[]);
     run.assert_code(0);
     assert!(run.first_line().starts_with("SUCCESS: Nothing to rebuild"), "{}", run.stdout);
-    assert_eq!(ws.tilt_calls(), [["get", "uiresources", "-o", "json"]], "Tilt asked once that nothing failed there");
+    assert_eq!(
+        ws.tilt_calls(),
+        [["get", "uiresources,dockercomposeservices", "-o", "json"]],
+        "Tilt asked once that nothing failed there"
+    );
 }
 
 #[test]
@@ -148,7 +152,11 @@ fn after_a_successful_sync_nothing_changed_means_one_status_call_and_no_trigger(
     let run = ws.sync(&[]);
     run.assert_code(0);
     assert_eq!(run.first_line(), "SUCCESS: Already in sync: nothing changed since the last successful sync");
-    assert_eq!(ws.tilt_calls(), [["get", "uiresources", "-o", "json"]], "Tilt asked once whether the sync stands");
+    assert_eq!(
+        ws.tilt_calls(),
+        [["get", "uiresources,dockercomposeservices", "-o", "json"]],
+        "Tilt asked once whether the sync stands"
+    );
 
     // An edit after the sync: only its steps, not the kernel's again.
     edit(&ws, "citadel-internal-service/src/lib.rs");

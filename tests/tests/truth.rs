@@ -320,3 +320,29 @@ fn an_error_at_the_end_of_a_very_long_line_fails_the_step() {
         &cause[..cause.len().min(2000)]
     );
 }
+
+/// A service's container that stops after a passing sync, with exit code 0 (Tilt keeps its
+/// status `ok`), is not "already in sync": the step runs again.
+#[test]
+fn a_container_that_stopped_after_the_sync_is_not_already_in_sync() {
+    let ws = Workspace::citadel();
+    let server = Resource::compose("server").build(
+        BuildSpec::new(200, &["Container citadel-server Recreated"])
+            .runtime(&[SERVER_RUNNING, "received SIGTERM, shutting down"], 6000)
+            .exit_code(0),
+    );
+    ws.tilt(&all_succeed(100).with_resource(server));
+    let started = std::time::Instant::now();
+    ws.sync(&["--all"]).assert_code(0);
+    thread::sleep(Duration::from_secs(7).saturating_sub(started.elapsed()));
+    ws.forget_tilt_calls();
+    let run = ws.sync(&[]);
+    assert!(
+        run.stderr.contains(
+            "unchanged since its last good sync, but server's service is down (its container exited with code 0)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ws.triggers(), ["server", "ui"], "{}", run.stderr);
+}

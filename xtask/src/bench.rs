@@ -263,7 +263,7 @@ impl RealTilt {
     }
 
     fn statuses(&self, sh: &Shell) -> Result<Vec<ResourceStatus>> {
-        Ok(Tilt::new(sh, self.program.clone(), Some(self.port), Duration::from_secs(30)).statuses()?)
+        Ok(Tilt::new(sh, self.program.clone(), Some(self.port), Duration::from_secs(30)).state()?.statuses)
     }
 
     /// Until every resource has built once and nothing builds.

@@ -17,6 +17,7 @@ use crate::{
     logs::{Records, StepRecord},
     model::{ResourceStatus, RuntimeStatus},
     plan::{claims, Claim},
+    tilt::TiltState,
 };
 
 /// Why a step runs, or not.
@@ -114,12 +115,12 @@ pub struct Inputs<'a> {
     pub records: &'a Records,
 }
 
-/// `tilt_statuses`: Tilt's state of every resource, asked only when a step's inputs are
-/// unchanged since its last good sync; None (`--plan`) leaves Tilt unasked.
+/// `tilt_state`: Tilt's state (one call), asked only when a step would not run; None
+/// (`--plan`) leaves Tilt unasked.
 pub fn select(
     protocol: &Protocol,
     inputs: &Inputs,
-    tilt_statuses: Option<&dyn Fn() -> Result<Vec<ResourceStatus>>>,
+    tilt_state: Option<&dyn Fn() -> Result<TiltState>>,
 ) -> Result<Selection> {
     let git = Git::new(inputs.sh, inputs.root);
     let flagged = inputs.all || !inputs.named.is_empty();
@@ -203,18 +204,22 @@ pub fn select(
         });
     }
     // Steps that would not run: Tilt must still show the build that passed, or for a step
-    // never synced, no failure (one call).
+    // never synced, no failure, and its service's container not stopped (one call).
     let idle = whys.iter().any(|why| matches!(why, Why::Unchanged { .. } | Why::NoChange));
-    if let (true, Some(tilt_statuses)) = (idle, tilt_statuses) {
-        let statuses = tilt_statuses()?;
+    if let (true, Some(tilt_state)) = (idle, tilt_state) {
+        let TiltState { statuses, compose } = tilt_state()?;
         for (why, step) in whys.iter_mut().zip(&protocol.steps) {
             let status = statuses.iter().find(|status| status.name == step.resource);
+            let container = compose.iter().find(|service| service.name == step.resource);
+            let down = container
+                .filter(|service| service.down(step.stays_up()))
+                .map(|service| format!("{}'s service is down ({})", step.resource, service.why_down()));
             let checked = match &*why {
-                Why::Unchanged { build } => match tilt_disagrees(&records.steps[&step.name], status) {
+                Why::Unchanged { build } => match tilt_disagrees(&records.steps[&step.name], status).or(down) {
                     Some(disagreement) => Why::TiltDisagrees(disagreement),
                     None => Why::UpToDate { build: *build },
                 },
-                Why::NoChange => match tilt_shows_failure(&step.resource, status) {
+                Why::NoChange => match tilt_shows_failure(&step.resource, status).or(down) {
                     Some(failure) => Why::TiltShowsFailure(failure),
                     None => Why::NoChange,
                 },

@@ -88,7 +88,7 @@ impl StandIn {
         sh.set_var("TILT_STANDIN_STATE", state);
         sh.set_var("TILT_PORT", "");
         let tilt = Tilt::new(&sh, self.tilt.clone(), None, Duration::from_secs(30));
-        tilt.statuses().context("reading the stand-in's statuses")
+        tilt.state().map(|state| state.statuses).context("reading the stand-in's statuses")
     }
 }
 

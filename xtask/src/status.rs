@@ -27,10 +27,9 @@ impl flags::Status {
         let last = logs.read_status();
         let records = logs.read_records();
         let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
-        let statuses =
-            tilt.statuses().map_err(|err| anyhow::anyhow!("cannot tell whether the last sync stands: {err}"));
-        let statuses = match statuses {
-            Ok(statuses) => statuses,
+        let state = tilt.state().map_err(|err| anyhow::anyhow!("cannot tell whether the last sync stands: {err}"));
+        let state = match state {
+            Ok(state) => state,
             Err(err) if self.json => return Ok(self.cannot_tell(&format!("{err:#}"), last.as_ref())),
             Err(err) => return Err(err),
         };
@@ -43,8 +42,8 @@ impl flags::Status {
             pre_push_input: None,
             records: &records,
         };
-        let known = statuses.clone();
-        let selection = select::select(&protocol, &inputs, Some(&move || Ok(known.clone())))?;
+        let statuses = state.statuses.clone();
+        let selection = select::select(&protocol, &inputs, Some(&move || Ok(state.clone())))?;
         let verdict = Verdict::of(&protocol, &selection, last.as_ref(), records.steps.is_empty());
         if self.json {
             println!("{:#}", report_json(&protocol, &selection, &statuses, last.as_ref(), &verdict));

@@ -81,11 +81,11 @@ impl flags::Sync {
             pre_push_input: pre_push_input.as_deref(),
             records: &records,
         };
-        let statuses = || {
+        let state = || {
             let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
-            tilt.statuses().context("asking Tilt whether the last good sync still stands")
+            tilt.state().context("asking Tilt whether the last good sync still stands")
         };
-        let selection = select::select(&protocol, &inputs, (!self.plan).then_some(&statuses as &dyn Fn() -> _))?;
+        let selection = select::select(&protocol, &inputs, (!self.plan).then_some(&state as &dyn Fn() -> _))?;
         if self.plan {
             match self.json {
                 true => println!("{}", serde_json::to_string_pretty(&selection.plan_json(&protocol))?),

@@ -204,13 +204,22 @@ impl<'a> Tilt<'a> {
         Ok(Utf8PathBuf::from(path.trim()))
     }
 
-    /// Every resource's status, in one call.
-    pub fn statuses(&self) -> Result<Vec<ResourceStatus>, TiltError> {
-        let args = ["get", "uiresources", "-o", "json"];
+    /// Every resource's status and every docker-compose container, in one call (a container
+    /// that exited 0 leaves its resource's status `ok`).
+    pub fn state(&self) -> Result<TiltState, TiltError> {
+        let args = ["get", "uiresources,dockercomposeservices", "-o", "json"];
         let json = self.call(&args)?;
         let unreadable = |why: String| TiltError::Unreadable { call: format!("tilt {}", args.join(" ")), why };
-        let list: List<UiResource> = serde_json::from_str(&json).map_err(|err| unreadable(err.to_string()))?;
-        Ok(list.items.into_iter().filter_map(UiResource::into_status).collect())
+        let list: List<ApiObject> = serde_json::from_str(&json).map_err(|err| unreadable(err.to_string()))?;
+        let mut state = TiltState::default();
+        for object in list.items {
+            match object {
+                ApiObject::UIResource(resource) => state.statuses.extend(resource.into_status()),
+                ApiObject::DockerComposeService(service) => state.compose.push(service.into_model()),
+                ApiObject::Other => {}
+            }
+        }
+        Ok(state)
     }
 
     pub fn trigger(&self, resource: &str) -> Result<(), TiltError> {
@@ -350,6 +359,23 @@ fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     let version = version.split([',', '-', ' ']).next()?;
     let mut parts = version.split('.').map(|part| part.parse::<u64>().ok());
     Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+}
+
+/// Tilt's state as one `tilt get` lists it.
+#[derive(Debug, Default, Clone)]
+pub struct TiltState {
+    pub statuses: Vec<ResourceStatus>,
+    pub compose: Vec<ComposeService>,
+}
+
+/// An item of a `List` of several kinds.
+#[derive(Deserialize)]
+#[serde(tag = "kind")]
+enum ApiObject {
+    UIResource(UiResource),
+    DockerComposeService(DcService),
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Deserialize)]

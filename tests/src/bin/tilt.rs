@@ -145,6 +145,8 @@
 //!   "containerState":{"status":"running"|"exited","running","exitCode" (omitted when 0),
 //!   "startedAt","finishedAt" (once exited),"healthStatus" (with `health`)}}}`; `status` is
 //!   `{}` until the first container.
+//! - `get uiresources,dockercomposeservices -o json`: one `List` of both kinds, the UIResources
+//!   first, as the real Tilt answers.
 //! - `get tiltfile "(Tiltfile)" -o jsonpath={.spec.path}`.
 //! - Without Tilt, `get` fails with `Error: No tilt apiserver found: tilt-PORT` (exit 1);
 //!   `hang` patterns apply to every call, `-w` ones included. Unknown commands and flags fail
@@ -508,6 +510,18 @@ impl Context {
         };
         let clock = Clock { start_unix_ms: self.snapshot.start_unix_ms };
         match kind {
+            "uiresources,dockercomposeservices" if output == "json" && !watch && name.is_none() => {
+                let statuses = self.statuses();
+                let value = |object: Result<serde_json::Value, _>| object.map_err(|e| Failure::standin(format!("{e}")));
+                let mut items = vec![value(serde_json::to_value(objects::tiltfile_resource(clock)))?];
+                for status in &statuses {
+                    items.push(value(serde_json::to_value(objects::ui_resource(status, clock)))?);
+                }
+                for service in statuses.iter().filter_map(|s| objects::compose_service(s, clock)) {
+                    items.push(value(serde_json::to_value(service))?);
+                }
+                out.print(&format!("{}\n", objects::list(items).map_err(Failure::standin)?))
+            }
             "uiresource" | "uiresources" | "uiresource.tilt.dev" => {
                 let names: Vec<&str> =
                     std::iter::once(TILTFILE).chain(self.scenario.resources.iter().map(|r| r.name.as_str())).collect();
