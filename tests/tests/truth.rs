@@ -346,3 +346,62 @@ fn a_container_that_stopped_after_the_sync_is_not_already_in_sync() {
     );
     assert_eq!(ws.triggers(), ["server", "ui"], "{}", run.stderr);
 }
+
+/// Lines are joined to find an error Tilt split, never through a line the step ignores: a
+/// `[WARNING]` naming a failure after any line is still a warning.
+#[test]
+fn an_ignored_warning_after_another_line_does_not_fail_a_good_build() {
+    let ws = Workspace::citadel();
+    let mut scenario = all_succeed(100);
+    scenario.resource_mut("sync-wasm-client").build[0] = BuildSpec::new(
+        200,
+        &[
+            "\u{1b}[0;32m[INFO]\u{1b}[0m Optimizing WASM",
+            "\u{1b}[1;33m[WARNING]\u{1b}[0m wasm-opt failed to run, skipping optimization",
+            WASM_DONE,
+        ],
+    );
+    ws.tilt(&scenario);
+    ws.sync(&["--step", "sync-wasm-client"]).assert_code(0);
+}
+
+/// Every part of a line too long to keep whole is judged: an error 40 000 bytes into a
+/// 100 000-byte line, and an error line Tilt split in three records.
+#[test]
+fn an_error_in_the_middle_of_a_long_line_or_in_three_records_fails_the_step() {
+    let ws = Workspace::citadel();
+    let long = format!("{}[ERROR] WASM files are NOT synchronized!{}", "x".repeat(40_000), "y".repeat(60_000));
+    let mut scenario = all_succeed(100);
+    scenario.resource_mut("sync-wasm-client").build[0] = BuildSpec::new(200, &[&long, WASM_DONE]);
+    ws.tilt(&scenario);
+    ws.sync(&["--step", "sync-wasm-client"]).assert_code(1);
+
+    let server = Resource::compose("server")
+        .build(BuildSpec::new(100, &["e", "rro", "r: could not compile `x`", "    Finished", SERVER_RUNNING]));
+    ws.tilt(&all_succeed(100).with_resource(server));
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("error: could not compile `x`"), "{}", run.stdout);
+}
+
+/// A failed step's record is never compared with the workspace: `git gc` may have pruned its
+/// trees, and the step runs whatever changed.
+#[test]
+fn a_failed_records_pruned_trees_do_not_stop_a_plain_sync() {
+    let ws = Workspace::citadel();
+    let server = Resource::compose("server")
+        .build(BuildSpec::new(100, &[RUST_ERROR]).failing("exit status 101"))
+        .build(BuildSpec::new(100, &[SERVER_RUNNING]));
+    ws.tilt(&all_succeed(100).with_resource(server));
+    write(&ws.root.join("citadel-workspace-server-kernel/src/main.rs"), "fn main() { /* wip */ }\n");
+    ws.sync(&["--step", "server"]).assert_code(1);
+    let records: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.root.join("logs/last-good-sync.json")).unwrap()).unwrap();
+    let fingerprint = &records["steps"]["server"]["fingerprint"];
+    let tree = fingerprint["trees"][""].as_str().or_else(|| fingerprint[""].as_str()).expect("the root's tree");
+    std::fs::remove_file(ws.root.join(format!(".git/objects/{}/{}", &tree[..2], &tree[2..]))).expect("a loose tree");
+    write(&ws.root.join("citadel-workspace-server-kernel/src/main.rs"), "fn main() { /* fixed */ }\n");
+    ws.commit_all(".", "fix");
+    ws.sync(&[]).assert_code(0);
+    assert!(ws.triggers().contains(&"server".to_owned()));
+}

@@ -173,7 +173,8 @@ pub fn select(
     let mut since_record: HashMap<&Fingerprint, Vec<String>> = HashMap::new();
     let mut all_changed = since_base.clone();
     if use_records {
-        for record in records.steps.values() {
+        // A failed record runs its step whatever changed, and `git gc` may prune its trees.
+        for record in records.steps.values().filter(|record| !record.failed) {
             if !since_record.contains_key(&record.fingerprint) {
                 let changed = git.changed_between(&record.fingerprint, &now)?;
                 all_changed.extend(changed.iter().cloned());

@@ -192,17 +192,21 @@ struct Judged {
     /// Tilt's own `Build Failed: …` line, which says less than the command's error: a failed
     /// command's last lines can reach Tilt's log after it.
     tilt_error: Option<Failure>,
-    /// The line judged last, which the next one may continue (`continued_error`).
-    last: String,
+    /// The lines judged last, which the next one may continue (`continued_error`).
+    recent: Recent,
 }
 
 impl Judged {
-    fn judge(&mut self, step: &Step, text: &str) {
-        if self.error.is_none() {
-            self.error = continued_error(step, &self.last, text);
+    fn judge(&mut self, step: &Step, line: &LogLine) {
+        let text = line.text.as_str();
+        // Tilt continues a line only within its span; another span's line ends it.
+        if self.recent.span != Some(line.span) {
+            self.recent = Recent { span: Some(line.span), ..Recent::default() };
         }
-        self.last.clear();
-        self.last.push_str(text);
+        if self.error.is_none() {
+            self.error = continued_error(step, &self.recent, text);
+        }
+        self.recent.push(step, text);
         match scan::classify(step, text) {
             Verdict::Benign => {}
             Verdict::Error(kind, pattern) if text.starts_with(TILT_BUILD_FAILED) => {
@@ -235,23 +239,49 @@ impl Judged {
     }
 }
 
-/// An error that only a line and the one before it show together. Tilt's follow stream sends a
-/// line it got in two pieces (the writer flushed, or a pipe's chunk ended, mid-line) as two
-/// records, with nothing that tells them from two lines: `err` then `or: could not compile`.
-/// Only errors are looked for so: a success needs its own whole line.
-fn continued_error(step: &Step, last: &str, text: &str) -> Option<Failure> {
-    if last.is_empty() || text.is_empty() || !matches!(scan::classify(step, text), Verdict::Benign | Verdict::Success) {
+/// The two lines of one span judged last, since the last line the step ignores.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Recent {
+    span: Option<Span>,
+    older: String,
+    last: String,
+}
+
+impl Recent {
+    fn push(&mut self, step: &Step, text: &str) {
+        std::mem::swap(&mut self.older, &mut self.last);
+        self.last.clear();
+        if step.patterns.ignore.is_match(text) {
+            self.older.clear();
+        } else {
+            self.last.push_str(text);
+        }
+    }
+}
+
+/// An error that only a line and the one or two before it show together. Tilt's follow stream
+/// sends a line it got in pieces (the writer flushed, or a pipe's chunk ended, mid-line) as
+/// several records, with nothing that tells them from lines: `err` then `or: could not
+/// compile`. Only errors are looked for so (a success needs its own whole line), and never
+/// through a line the step ignores.
+fn continued_error(step: &Step, recent: &Recent, text: &str) -> Option<Failure> {
+    let alone = scan::classify(step, text);
+    if text.is_empty() || recent.last.is_empty() || matches!(alone, Verdict::Error(..)) {
         return None;
     }
-    let joined = format!("{last}{text}");
-    match scan::classify(step, &joined) {
+    if step.patterns.ignore.is_match(text) {
+        return None;
+    }
+    let two = format!("{}{text}", recent.last);
+    let three = (!recent.older.is_empty()).then(|| format!("{}{two}", recent.older));
+    [Some(two), three].into_iter().flatten().find_map(|joined| match scan::classify(step, &joined) {
         Verdict::Error(kind, pattern) if !joined.starts_with(TILT_BUILD_FAILED) => {
             cov_mark::hit!(an_error_split_across_two_records_is_found);
             let rule = step.patterns.errors.patterns()[pattern].clone();
             Some(Failure::Error { kind, rule, line: joined })
         }
         _ => None,
-    }
+    })
 }
 
 /// Whose lines these are, as the log orders them since the trigger.
@@ -296,20 +326,20 @@ impl Lines {
                 if number > serve_baseline {
                     let Some(&(latest, _, _)) = self.headers.last() else { return };
                     let (_, judged) = self.serves.entry(number).or_insert_with(|| (latest, Judged::default()));
-                    judged.judge(step, &line.text);
+                    judged.judge(step, line);
                 }
                 return;
             }
             Span::Container => {
                 if let Some(&(latest, _, _)) = self.headers.last() {
                     let (_, judged) = self.container.get_or_insert_with(|| (latest, Judged::default()));
-                    judged.judge(step, &line.text);
+                    judged.judge(step, line);
                 }
                 return;
             }
         };
         let Some(build) = build.filter(|&number| number > baseline) else { return };
-        self.builds.entry(build).or_default().judge(step, &line.text);
+        self.builds.entry(build).or_default().judge(step, line);
         // Tilt writes a container's output for our build after our build's own lines: container
         // lines before this one came from the previous container.
         if !matches!(line.span, Span::Plain(_)) {
@@ -836,7 +866,7 @@ impl<'s> Machine<'s> {
                     container_then: attempt.container_then.clone(),
                     runtime_fresh: attempt.runtime_fresh,
                     explanation: None,
-                    last_line: String::new(),
+                    recent: Recent::default(),
                 };
                 let build = BuildId { number: attempt.confirmed.unwrap_or_default(), finished: attempt.finished_at };
                 self.decide(Decision::Succeeded { line, build, guard: Box::new(guard) })
@@ -900,8 +930,8 @@ pub struct Guard {
     /// The first error line its service printed after the confirm time: not a failure by
     /// itself, but what explains one if the service then stops.
     explanation: Option<Failure>,
-    /// Its service's last line, which the next may continue (`continued_error`).
-    last_line: String,
+    /// Its service's last lines, which the next may continue (`continued_error`).
+    recent: Recent,
 }
 
 impl Guard {
@@ -909,9 +939,9 @@ impl Guard {
     pub fn on(&mut self, step: &Step, input: &Input, now: Instant) -> Option<Failure> {
         match input {
             Input::Line(line) if self.is_runtime(line) => {
-                let mut judged = Judged { last: std::mem::take(&mut self.last_line), ..Judged::default() };
-                judged.judge(step, &line.text);
-                self.last_line = std::mem::take(&mut judged.last);
+                let mut judged = Judged { recent: std::mem::take(&mut self.recent), ..Judged::default() };
+                judged.judge(step, line);
+                self.recent = std::mem::take(&mut judged.recent);
                 let error = judged.error?;
                 if now < self.confirm_until {
                     return Some(error);
@@ -967,7 +997,7 @@ impl Guard {
         let after_build = &snapshot[build_end.map_or(0, |end| end + 1)..];
         let error = after_build.iter().filter(|line| self.is_runtime(line)).find_map(|line| {
             let mut judged = Judged::default();
-            judged.judge(step, &line.text);
+            judged.judge(step, line);
             judged.error
         });
         match error {

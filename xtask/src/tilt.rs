@@ -20,7 +20,7 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use xshell::{cmd, Shell};
 
-use tilt_log::{log_text, read_json_log};
+use tilt_log::{log_pieces, read_json_log};
 
 use crate::{
     model::{
@@ -347,7 +347,10 @@ pub fn parse_plain_log(text: &str, resource: &str, header: &Regex) -> Vec<LogLin
             index += 2;
             continue;
         }
-        parsed.push(line(build, false, log_text(lines[index])));
+        log_pieces(lines[index], &mut |text| {
+            parsed.push(line(build, false, text));
+            true
+        });
         index += 1;
     }
     parsed

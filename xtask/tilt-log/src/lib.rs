@@ -118,9 +118,12 @@ impl JsonLine<'_> {
 
 /// A JSON line longer than this is not parsed (its resource and span are still read).
 const MAX_JSON_LINE: usize = 8 << 20;
-/// Longer log lines are cut, so memory stays bounded: judged and kept on their first and last
-/// bytes, half of this each (a long progress line's error comes at its end).
+/// Longer log lines are cut into pieces of this size, so that memory stays bounded and every
+/// part of the line is judged.
 const MAX_LINE: usize = 64 << 10;
+/// How much consecutive pieces of a long line overlap: an error line shorter than this is whole
+/// in one of them.
+const OVERLAP: usize = 4 << 10;
 
 /// Reads `tilt logs --json` output and hands each line of a `wanted` resource to `each`, until
 /// the input ends or `each` returns false.
@@ -148,8 +151,9 @@ pub fn read_json_log(reader: &mut dyn BufRead, wanted: &[String], each: &mut dyn
         let header = json.build_event == "init";
         let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
         for text in message.split('\n') {
-            let line = LogLine { resource: json.resource.clone().into_owned(), span, header, text: log_text(text) };
-            if !each(line) {
+            let mut piece =
+                |text: String| each(LogLine { resource: json.resource.clone().into_owned(), span, header, text });
+            if !log_pieces(text, &mut piece) {
                 return;
             }
         }
@@ -181,22 +185,30 @@ fn read_capped_line(reader: &mut dyn BufRead, line: &mut Vec<u8>, cap: usize) ->
     }
 }
 
-/// A log line as it is judged and kept: without ANSI codes, its middle cut out beyond
-/// `MAX_LINE` bytes.
-pub fn log_text(text: &str) -> String {
+/// A log line as it is judged and kept, handed to `each`: without ANSI codes, a long one in
+/// pieces of at most `MAX_LINE` bytes overlapping by `OVERLAP`. Returns false once `each` did.
+pub fn log_pieces(text: &str, each: &mut dyn FnMut(String) -> bool) -> bool {
     let text = strip_ansi(text);
     if text.len() <= MAX_LINE {
-        return text.into_owned();
+        return each(text.into_owned());
     }
-    let mut head = MAX_LINE / 2;
-    while !text.is_char_boundary(head) {
-        head -= 1;
+    let mut start = 0;
+    loop {
+        let mut end = (start + MAX_LINE).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        if !each(text[start..end].to_owned()) {
+            return false;
+        }
+        if end == text.len() {
+            return true;
+        }
+        start = end - OVERLAP;
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
     }
-    let mut tail = text.len() - MAX_LINE / 2;
-    while !text.is_char_boundary(tail) {
-        tail += 1;
-    }
-    format!("{} … [{} bytes cut] … {}", &text[..head], tail - head, &text[tail..])
 }
 
 /// Removes ANSI escape sequences (colours, cursor moves, OSC titles and links). Lines without
@@ -305,11 +317,16 @@ mod tests {
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(5));
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), Some(100));
         assert_eq!(read_capped_line(&mut reader, &mut line, 10).unwrap(), None);
-        let huge = format!("{} [ERROR] not synchronized!", "é".repeat(MAX_LINE));
-        let kept = log_text(&huge);
-        assert!(kept.len() < MAX_LINE + 40, "{}", kept.len());
-        assert!(kept.contains(&format!("[{} bytes cut]", huge.len() - MAX_LINE)), "{}", &kept[MAX_LINE / 2 - 10..]);
-        assert!(kept.ends_with("[ERROR] not synchronized!"), "the end of a long line is judged");
+        let huge = format!("{}[ERROR] in the middle{}", "é".repeat(MAX_LINE / 2 - 10), "é".repeat(MAX_LINE));
+        let mut pieces = Vec::new();
+        assert!(log_pieces(&huge, &mut |piece| {
+            pieces.push(piece);
+            true
+        }));
+        assert_eq!(pieces.len(), 4, "every part, in pieces that overlap");
+        assert!(pieces.iter().all(|piece| piece.len() <= MAX_LINE));
+        assert!(pieces.iter().any(|piece| piece.contains("[ERROR] in the middle")));
+        assert!(huge.ends_with(pieces.last().unwrap().as_str()) && huge.starts_with(pieces[0].as_str()));
     }
 
     #[test]
