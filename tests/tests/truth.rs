@@ -344,7 +344,7 @@ fn a_container_that_stopped_after_the_sync_is_not_already_in_sync() {
         "{}",
         run.stderr
     );
-    assert_eq!(ws.triggers(), ["server", "ui"], "{}", run.stderr);
+    assert_eq!(ws.triggers(), ["server", "ui"], "{}{}", run.stdout, run.stderr);
 }
 
 /// Lines are joined to find an error Tilt split, never through a line the step ignores: a

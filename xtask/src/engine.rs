@@ -139,6 +139,20 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Waits for the docker-compose watch's first snapshot of `resources`: a container that
+    /// stopped before the run must be known as the one there was, not taken for ours.
+    pub fn wait_for_containers(&mut self, resources: &[&str], bound: Duration) -> Result<(), Failure> {
+        let deadline = Instant::now() + bound;
+        while !resources.iter().all(|name| self.seen.get(*name).is_some_and(Seen::has_container)) {
+            match self.next(Some(deadline)) {
+                Next::Input(Input::Ended(failure)) => return Err(failure),
+                Next::Tick => return Ok(()),
+                Next::Input(_) | Next::GuardFailed(..) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Triggers the step's resource and follows it until its machine decides.
     pub fn run_step(&mut self, step: &Step, mut log: Option<&mut StepLog>) -> StepRun {
         let started = Instant::now();

@@ -5,6 +5,18 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::duration::Duration;
 
+/// Which Tilt to talk to, for `sync` and `status`.
+#[derive(Debug, Args)]
+pub struct TiltArgs {
+    /// The Tilt executable
+    #[arg(long = "tilt", value_name = "PROGRAM", env = "SYNC_TILT", default_value = "tilt")]
+    pub program: Utf8PathBuf,
+
+    /// Port of the Tilt instance to talk to (passed to every Tilt call)
+    #[arg(long = "tilt-port", value_name = "PORT", env = "TILT_PORT")]
+    pub port: Option<u16>,
+}
+
 const SYNC_EXAMPLES: &str = "Examples:
   cargo xtask sync                   rebuild what your change needs, in order
   cargo xtask sync --plan            which steps would run, and why (asks Tilt nothing)
@@ -45,12 +57,8 @@ pub struct Status {
     /// Protocol file replacing the built-in `xtask/sync.toml`
     #[arg(long, value_name = "FILE")]
     pub config: Option<Utf8PathBuf>,
-    /// The Tilt executable
-    #[arg(long, value_name = "PROGRAM", env = "SYNC_TILT", default_value = "tilt")]
-    pub tilt: Utf8PathBuf,
-    /// Port of the Tilt instance to ask
-    #[arg(long, value_name = "PORT", env = "TILT_PORT")]
-    pub tilt_port: Option<u16>,
+    #[command(flatten)]
+    pub tilt: TiltArgs,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
@@ -147,13 +155,8 @@ pub struct Sync {
     #[arg(long, value_name = "FILE")]
     pub config: Option<Utf8PathBuf>,
 
-    /// The Tilt executable
-    #[arg(long, value_name = "PROGRAM", env = "SYNC_TILT", default_value = "tilt")]
-    pub tilt: Utf8PathBuf,
-
-    /// Port of the Tilt instance to talk to (passed to every Tilt call)
-    #[arg(long, value_name = "PORT", env = "TILT_PORT")]
-    pub tilt_port: Option<u16>,
+    #[command(flatten)]
+    pub tilt: TiltArgs,
 
     /// Run every step of the protocol, whatever changed
     #[arg(long, conflicts_with = "step")]

@@ -26,7 +26,7 @@ impl flags::Status {
         let logs = LogDir::open(&root)?;
         let last = logs.read_status();
         let records = logs.read_records();
-        let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
+        let tilt = Tilt::new(sh, self.tilt.program.clone(), self.tilt.port, protocol.settings.tilt_call_timeout.0);
         let state = tilt.state().map_err(|err| anyhow::anyhow!("cannot tell whether the last sync stands: {err}"));
         let state = match state {
             Ok(state) => state,

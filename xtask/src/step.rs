@@ -179,6 +179,10 @@ impl Seen {
         self.status.is_some()
     }
 
+    pub fn has_container(&self) -> bool {
+        self.compose.is_some()
+    }
+
     pub fn latest_status(&self) -> Option<&ResourceStatus> {
         self.status.as_ref()
     }
@@ -203,11 +207,13 @@ impl Judged {
         if self.recent.span != Some(line.span) {
             self.recent = Recent { span: Some(line.span), ..Recent::default() };
         }
-        if self.error.is_none() {
+        let verdict = scan::classify(step, text);
+        let ignored = step.patterns.ignore.is_match(text);
+        if self.error.is_none() && !ignored && !matches!(verdict, Verdict::Error(..)) {
             self.error = continued_error(step, &self.recent, text);
         }
-        self.recent.push(step, text);
-        match scan::classify(step, text) {
+        self.recent.push(text, ignored);
+        match verdict {
             Verdict::Benign => {}
             Verdict::Error(kind, pattern) if text.starts_with(TILT_BUILD_FAILED) => {
                 let rule = step.patterns.errors.patterns()[pattern].clone();
@@ -248,10 +254,10 @@ struct Recent {
 }
 
 impl Recent {
-    fn push(&mut self, step: &Step, text: &str) {
+    fn push(&mut self, text: &str, ignored: bool) {
         std::mem::swap(&mut self.older, &mut self.last);
         self.last.clear();
-        if step.patterns.ignore.is_match(text) {
+        if ignored {
             self.older.clear();
         } else {
             self.last.push_str(text);
@@ -262,14 +268,10 @@ impl Recent {
 /// An error that only a line and the one or two before it show together. Tilt's follow stream
 /// sends a line it got in pieces (the writer flushed, or a pipe's chunk ended, mid-line) as
 /// several records, with nothing that tells them from lines: `err` then `or: could not
-/// compile`. Only errors are looked for so (a success needs its own whole line), and never
-/// through a line the step ignores.
+/// compile`. Only errors are looked for so (a success needs its own whole line); the caller
+/// passes only a line that is neither ignored nor an error by itself.
 fn continued_error(step: &Step, recent: &Recent, text: &str) -> Option<Failure> {
-    let alone = scan::classify(step, text);
-    if text.is_empty() || recent.last.is_empty() || matches!(alone, Verdict::Error(..)) {
-        return None;
-    }
-    if step.patterns.ignore.is_match(text) {
+    if text.is_empty() || recent.last.is_empty() {
         return None;
     }
     let two = format!("{}{text}", recent.last);
@@ -1547,10 +1549,8 @@ mod tests {
         assert_eq!(guard.on(step, &unhealthy, later), Some(Failure::Unhealthy));
     }
 
-    #[test]
-    fn the_guard_catches_a_crash_during_the_confirm_time_and_a_runtime_error_until_the_run_ends() {
-        let protocol = Protocol::load(None).unwrap();
-        let step = protocol.step("server").unwrap();
+    /// The server step passed on its serve process's line (build 5, process 3): its guard.
+    fn passed_server(step: &Step) -> (Harness<'_>, Guard) {
         let mut h = Harness::after(
             step,
             timing(),
@@ -1562,6 +1562,14 @@ mod tests {
         h.line(Span::Serve(3), "Running cmd: ./serve.sh");
         let actions = h.line(Span::Serve(3), RUNNING);
         let Some(Decision::Succeeded { guard, .. }) = decided(&actions) else { panic!("{actions:?}") };
+        (h, (**guard).clone())
+    }
+
+    #[test]
+    fn the_guard_catches_a_crash_during_the_confirm_time_and_a_runtime_error_until_the_run_ends() {
+        let protocol = Protocol::load(None).unwrap();
+        let step = protocol.step("server").unwrap();
+        let (h, guard) = passed_server(step);
         let line = |text: &str| {
             Input::Line(LogLine {
                 resource: "server".to_owned(),
@@ -1596,16 +1604,7 @@ mod tests {
     fn a_service_stopped_before_its_log_said_why_is_explained_by_the_log_tilt_has() {
         let protocol = Protocol::load(None).unwrap();
         let step = protocol.step("server").unwrap();
-        let mut h = Harness::after(
-            step,
-            timing(),
-            &[Input::Status(status(None, &[(4, 0, None)], serving(10, RuntimeStatus::Ok)))],
-        );
-        h.trigger();
-        h.header(5);
-        h.at(100).status(status(None, &[(5, 0, None)], serving(10, RuntimeStatus::Ok)));
-        let actions = h.line(Span::Serve(3), RUNNING);
-        let Some(Decision::Succeeded { guard, .. }) = decided(&actions) else { panic!("{actions:?}") };
+        let (h, guard) = passed_server(step);
         let mut guard = guard.clone();
         let crashed = Input::Status(status(None, &[(5, 0, None)], serving(11, RuntimeStatus::Error)));
         let stopped = guard.on(step, &crashed, h.start + Duration::from_millis(300)).expect("Tilt says it stopped");

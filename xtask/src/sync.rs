@@ -35,6 +35,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// How long the status watch has to list the run's resources before the sync gives up.
 const STATUS_WAIT: Duration = Duration::from_secs(10);
+/// How long to wait for the docker-compose watch's first snapshot.
+const CONTAINERS_WAIT: Duration = Duration::from_secs(2);
 
 impl flags::Sync {
     pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
@@ -82,7 +84,7 @@ impl flags::Sync {
             records: &records,
         };
         let state = || {
-            let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, protocol.settings.tilt_call_timeout.0);
+            let tilt = Tilt::new(sh, self.tilt.program.clone(), self.tilt.port, protocol.settings.tilt_call_timeout.0);
             tilt.state().context("asking Tilt whether the last good sync still stands")
         };
         let selection = select::select(&protocol, &inputs, (!self.plan).then_some(&state as &dyn Fn() -> _))?;
@@ -158,7 +160,7 @@ impl flags::Sync {
         logs: Result<&LogDir, &str>,
     ) -> Result<RunReport> {
         let call_timeout = protocol.settings.tilt_call_timeout.0;
-        let tilt = Tilt::new(sh, self.tilt.clone(), self.tilt_port, call_timeout);
+        let tilt = Tilt::new(sh, self.tilt.program.clone(), self.tilt.port, call_timeout);
         let (sender, events) = mpsc::sync_channel(4096);
         let wake = sender.clone();
         interrupt::install(move || {
@@ -200,8 +202,8 @@ impl flags::Sync {
             let header = (!json_logs).then(|| protocol.settings.build_header.clone());
             let names = resources.iter().map(|name| (*name).to_owned()).collect();
             tilt::poll_logs(
-                self.tilt.clone(),
-                self.tilt_port,
+                self.tilt.program.clone(),
+                self.tilt.port,
                 call_timeout,
                 names,
                 header,
@@ -219,7 +221,7 @@ impl flags::Sync {
         let mut engine = Engine::new(setup, events, live);
         let known = engine.wait_for_statuses(&resources, STATUS_WAIT).map_err(|failure| match failure {
             Failure::TiltGone => anyhow::anyhow!(tilt::TiltError::NotRunning {
-                port: self.tilt_port.unwrap_or(10350),
+                port: self.tilt.port.unwrap_or(10350),
                 stderr: String::new()
             }),
             Failure::Interrupted => anyhow::anyhow!("interrupted"),
@@ -234,11 +236,18 @@ impl flags::Sync {
                 known.join(", ")
             );
         }
-        let waits_for_health = steps.iter().any(|step| {
-            step.ready == Some(Ready::Healthy) && engine.kind(&step.resource) == Some(ResourceKind::Compose)
-        });
-        if waits_for_health {
+        let compose: Vec<&str> = steps
+            .iter()
+            .filter(|step| {
+                step.ready == Some(Ready::Healthy) && engine.kind(&step.resource) == Some(ResourceKind::Compose)
+            })
+            .map(|step| step.resource.as_str())
+            .collect();
+        if !compose.is_empty() {
             streams.push(tilt.watch_compose(sender.clone())?);
+            // Tilt lists every compose service at once; Tilt going away here is the first
+            // step's failure (the engine keeps it).
+            let _ = engine.wait_for_containers(&compose, CONTAINERS_WAIT);
         }
         drop(sender);
         let mut run = Run { engine, root, protocol, logs, report: RunReport::default() };
