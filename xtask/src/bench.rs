@@ -21,11 +21,10 @@ use time::format_description::well_known::Rfc3339;
 use xshell::{cmd, Shell};
 
 use crate::{
-    config::Protocol,
-    flags,
-    model::{LogLine, ResourceStatus, WallTime},
-    process,
+    flags, process,
+    protocol::Protocol,
     standin::StandIn,
+    tilt::model::{LogLine, ResourceStatus, WallTime},
     tilt::Tilt,
     usage,
 };

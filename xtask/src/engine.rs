@@ -15,13 +15,13 @@ use camino::Utf8Path;
 use xshell::{cmd, Shell};
 
 use crate::{
-    config::{KindId, Protocol, Remediation, Step},
     interrupt,
-    live::Live,
-    logs::StepLog,
-    model::WallTime,
     process::{self, Ended},
-    step::{Action, Decision, Failure, Guard, Input, Machine, Seen, Timing},
+    protocol::{KindId, Protocol, Remediation, Step},
+    report::live::Live,
+    run::step::{Action, Decision, Failure, Guard, Input, Machine, Seen, Timing},
+    store::StepLog,
+    tilt::model::WallTime,
     tilt::{Event, LogFormat, Source, Tilt, TiltError},
 };
 
@@ -242,7 +242,7 @@ impl<'a> Engine<'a> {
     }
 
     /// What kind of resource Tilt says `resource` is.
-    pub fn kind(&self, resource: &str) -> Option<crate::model::ResourceKind> {
+    pub fn kind(&self, resource: &str) -> Option<crate::tilt::model::ResourceKind> {
         self.seen.get(resource).and_then(Seen::latest_status).map(|status| status.kind)
     }
 

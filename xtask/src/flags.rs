@@ -3,7 +3,7 @@
 use camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand};
 
-use crate::duration::Duration;
+use crate::protocol::duration::Duration;
 
 /// Which Tilt to talk to, for `sync` and `status`.
 #[derive(Debug, Args)]

@@ -2,28 +2,19 @@
 //! every subcommand lives in its own module.
 
 mod bench;
-mod config;
+mod changes;
 mod demo;
-mod duration;
 mod engine;
 mod flags;
-mod git;
-mod glob;
-mod hook;
 mod install;
 mod interrupt;
-mod live;
-mod location;
-mod logs;
-mod model;
-mod plan;
 mod process;
+mod protocol;
 mod report;
-mod scan;
-mod select;
+mod run;
 mod standin;
 mod status;
-mod step;
+mod store;
 mod sync;
 mod tilt;
 mod usage;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Cmd, Shell};
 
-use crate::{model::ResourceStatus, tilt::Tilt};
+use crate::{tilt::model::ResourceStatus, tilt::Tilt};
 
 /// The Citadel-shaped workspace template, relative to the project root.
 const FIXTURE: &str = "tests/fixtures/citadel";

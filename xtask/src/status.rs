@@ -10,12 +10,12 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use xshell::Shell;
 
 use crate::{
-    config::Protocol,
+    changes::select::{self, Selection},
     flags,
-    logs::LogDir,
-    model::{ResourceStatus, RuntimeStatus},
-    select::{self, Selection},
+    protocol::Protocol,
+    store::LogDir,
     sync::{EXIT_ENVIRONMENT, EXIT_FAILED},
+    tilt::model::{ResourceStatus, RuntimeStatus},
     tilt::Tilt,
 };
 

@@ -15,16 +15,16 @@ use time::format_description::well_known::Rfc3339;
 use xshell::Shell;
 
 use crate::{
-    config::{Protocol, Ready, Step},
+    changes::select::{self, Selection},
     engine::{Engine, Setup, StepEnd, StepFacts},
     flags, interrupt,
-    live::Live,
-    location::{self, Location},
-    logs::{self, LogDir, StepLog},
-    model::{ResourceKind, WallTime},
+    protocol::{Protocol, Ready, Step},
+    report::live::Live,
+    report::location::{self, Location},
     report::{self, Outcome, RunReport, StepReport},
-    select::{self, Selection},
-    step::{Decision, Failure},
+    run::step::{Decision, Failure},
+    store::{self, LogDir, StepLog},
+    tilt::model::{ResourceKind, WallTime},
     tilt::{self, Event, LogFormat, Stream, Tilt},
     usage,
 };
@@ -119,7 +119,7 @@ impl flags::Sync {
         };
         report.cpu_ms = usage::own().map(|usage| u64::try_from(usage.cpu.as_millis()).unwrap_or(u64::MAX));
         report.took = Some(started.elapsed());
-        report.finished_at = logs::utc_now(&Rfc3339);
+        report.finished_at = store::utc_now(&Rfc3339);
         match &logs {
             Ok(logs) => {
                 if record(&mut records, &protocol, &selection, &report) {
@@ -275,7 +275,7 @@ impl flags::Sync {
 /// its last good record, whose changes since still count; without one it is recorded as failed,
 /// since what it was due for may be committed (and out of the base's sight) by the next run.
 /// Returns whether anything changed.
-fn record(records: &mut logs::Records, protocol: &Protocol, selection: &Selection, report: &RunReport) -> bool {
+fn record(records: &mut store::Records, protocol: &Protocol, selection: &Selection, report: &RunReport) -> bool {
     let Some(fingerprint) = &selection.fingerprint else { return false };
     let before = records.clone();
     for step in &report.steps {
@@ -287,7 +287,7 @@ fn record(records: &mut logs::Records, protocol: &Protocol, selection: &Selectio
             && !records.steps.contains_key(&step.name);
         match (step.outcome, &step.build) {
             (Outcome::Ok, Some(build)) => {
-                let record = logs::StepRecord {
+                let record = store::StepRecord {
                     resource: step.resource.clone(),
                     failed: false,
                     build: build.number,
@@ -297,7 +297,7 @@ fn record(records: &mut logs::Records, protocol: &Protocol, selection: &Selectio
                 records.steps.insert(step.name.clone(), record);
             }
             _ if failed || owed => {
-                let record = logs::StepRecord {
+                let record = store::StepRecord {
                     resource: step.resource.clone(),
                     failed: true,
                     build: 0,

@@ -12,11 +12,11 @@ use time::format_description::well_known::Rfc3339;
 use xshell::Shell;
 
 use crate::{
-    config::Protocol,
-    git::{Fingerprint, Git},
-    logs::{Records, StepRecord},
-    model::{ResourceStatus, RuntimeStatus},
-    plan::{claims, Claim},
+    changes::git::{Fingerprint, Git},
+    changes::plan::{claims, Claim},
+    protocol::Protocol,
+    store::{Records, StepRecord},
+    tilt::model::{ResourceStatus, RuntimeStatus},
     tilt::TiltState,
 };
 

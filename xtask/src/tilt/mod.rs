@@ -4,6 +4,8 @@
 //! service watch when a step waits for health — and per step only `tilt trigger`. Every other
 //! call is bounded in time; a stream is one child process, killed and reaped when dropped.
 
+pub mod model;
+
 use std::{
     collections::HashMap,
     fmt,
@@ -23,11 +25,11 @@ use xshell::{cmd, Shell};
 use tilt_log::{log_pieces, read_json_log};
 
 use crate::{
-    model::{
+    process::{self, Ended},
+    tilt::model::{
         BuildRecord, ComposeService, FinishedBuild, Health, LogLine, ResourceKind, ResourceStatus, Runtime,
         RuntimeStatus, Span, WallTime,
     },
-    process::{self, Ended},
 };
 
 /// The first release whose `tilt logs` has `--json` (and `--since`, `--tail`).

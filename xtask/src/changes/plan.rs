@@ -1,7 +1,7 @@
 //! Changed paths -> which steps they claim, and why. Pure: git is read elsewhere, and
 //! `select.rs` weighs the claims against each step's last good sync and Tilt's state.
 
-use crate::config::Protocol;
+use crate::protocol::Protocol;
 
 /// Why a changed path needs a step.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! The protocol file (`xtask/sync.toml`): loaded, validated and compiled into typed steps.
 //! Every error names the file and the line of the key at fault.
 
+pub mod duration;
+
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use regex::{Regex, RegexSet};
@@ -8,10 +10,10 @@ use serde::Deserialize;
 use tilt_log::Patterns;
 use toml::Spanned;
 
-use crate::duration::Duration;
+use crate::protocol::duration::Duration;
 
 /// The protocol compiled into the binary, used unless `--config` names another file.
-pub const DEFAULT_PROTOCOL: &str = include_str!("../sync.toml");
+pub const DEFAULT_PROTOCOL: &str = include_str!("../../sync.toml");
 pub const DEFAULT_PROTOCOL_NAME: &str = "xtask/sync.toml (built in)";
 
 #[derive(Debug)]
@@ -289,11 +291,11 @@ impl Compiler<'_> {
 
     fn path_rule(&self, raw: RawPathRule, steps: &[Step]) -> Result<PathRule> {
         for glob in &raw.globs {
-            crate::glob::to_regex(glob.get_ref())
+            crate::changes::glob::to_regex(glob.get_ref())
                 .map_err(|err| anyhow::anyhow!(self.at(glob, format!("bad glob in a `[[path]]` rule: {err}"))))?;
         }
         let globs: Vec<&str> = raw.globs.iter().map(|glob| glob.get_ref().as_str()).collect();
-        let matcher = crate::glob::set(&globs).map_err(|err| anyhow::anyhow!("{}: {err}", self.file))?;
+        let matcher = crate::changes::glob::set(&globs).map_err(|err| anyhow::anyhow!("{}: {err}", self.file))?;
         let mut step_indices = Vec::new();
         for name in &raw.steps {
             let Some(index) = steps.iter().position(|step| step.name == *name.get_ref()) else {

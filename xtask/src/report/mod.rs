@@ -1,6 +1,9 @@
 //! What the user and the next tool read: the SUCCESS/ERROR report and its `--json` form. Pure:
 //! the run fills it in, `logs.rs` saves it.
 
+pub mod live;
+pub mod location;
+
 use std::{borrow::Cow, time::Duration};
 
 use anstyle::{AnsiColor, Style};
@@ -9,10 +12,10 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::{
-    config::{KindId, Protocol, Step},
-    location::{hyperlink, Location},
-    model::WallTime,
-    step::{BuildId, Failure},
+    protocol::{KindId, Protocol, Step},
+    report::location::{hyperlink, Location},
+    run::step::{BuildId, Failure},
+    tilt::model::WallTime,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

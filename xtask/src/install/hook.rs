@@ -160,7 +160,7 @@ impl flags::InstallHook {
              still run first). A push now syncs what it changes; `git push --no-verify` skips it; undo: cargo \
              xtask uninstall-hook"
         );
-        for note in install::submodule_aliases(sh, root)? {
+        for note in install::into::submodule_aliases(sh, root)? {
             println!("{note}");
         }
         Ok(())

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::git::Fingerprint;
+use crate::changes::git::Fingerprint;
 
 const RECORDS: &str = "last-good-sync.json";
 const STEP_TIMES: &str = "step-times.json";

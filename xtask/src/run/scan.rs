@@ -2,7 +2,7 @@
 
 use tilt_log::Judgement;
 
-use crate::config::{KindId, Step};
+use crate::protocol::{KindId, Step};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -28,7 +28,7 @@ mod tests {
     use super::*;
     use tilt_log::strip_ansi;
 
-    use crate::config::Protocol;
+    use crate::protocol::Protocol;
 
     fn verdict_name(protocol: &Protocol, step: &str, line: &str) -> String {
         match classify(protocol.step(step).unwrap(), &strip_ansi(line)) {
@@ -144,7 +144,7 @@ mod never_panics {
     use tilt_log::strip_ansi;
 
     use super::*;
-    use crate::config::Protocol;
+    use crate::protocol::Protocol;
 
     proptest! {
         #[test]

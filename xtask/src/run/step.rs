@@ -16,9 +16,9 @@ use std::{
 };
 
 use crate::{
-    config::{KindId, Ready, Step},
-    model::{ComposeService, Health, LogLine, ResourceStatus, Runtime, RuntimeStatus, Span, WallTime},
-    scan::{self, Verdict},
+    protocol::{KindId, Ready, Step},
+    run::scan::{self, Verdict},
+    tilt::model::{ComposeService, Health, LogLine, ResourceStatus, Runtime, RuntimeStatus, Span, WallTime},
 };
 
 /// What the machine is told.
@@ -1016,8 +1016,8 @@ impl Guard {
 mod tests {
     use super::*;
     use crate::{
-        config::Protocol,
-        model::{BuildRecord, FinishedBuild, ResourceKind},
+        protocol::Protocol,
+        tilt::model::{BuildRecord, FinishedBuild, ResourceKind},
     };
 
     /// A machine on a fake clock: `ms` since the harness began, on both clocks.
