@@ -41,7 +41,7 @@ fn a_container_that_exits_with_an_error_after_its_build_fails_the_step() {
     ws.tilt(&with_server(Resource::compose("server").build(BuildSpec::new(200, &["Compiling"]).exit_code(1))));
     let run = ws.sync(&["--step", "server", "--config", &config]);
     run.assert_code(1);
-    assert!(run.stdout.contains("server's container exited with an error after its build"), "{}", run.stdout);
+    assert!(run.stdout.contains("server's container stopped after its build"), "{}", run.stdout);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: what the sync costs, in figures. Part 1 pushes a large synthetic Tilt log
-//! through the reader and classifier. Part 2 runs a four-step sync of Citadel-shaped local
+//! through the reader and the run machine, as a sync does (every line through `Machine::handle`). Part 2 runs a four-step sync of Citadel-shaped local
 //! resources on the Tilt stand-in, every CLI call costing what the real one does, with our
 //! defaults and as the seed protocol. Part 3 (`--real-tilt`) runs the same sync on the real Tilt
 //! and measures when each verdict comes after the build's end as Tilt records it.
@@ -16,15 +16,16 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
-use tilt_log::{read_json_log, Judgement};
+use tilt_log::{read_json_log, Logged};
 use time::format_description::well_known::Rfc3339;
 use xshell::{cmd, Shell};
 
 use crate::{
     flags, process,
     protocol::Protocol,
+    run::{Action, Event, Machine, Now, Timing},
     standin::StandIn,
-    tilt::model::{LogLine, ResourceStatus, WallTime},
+    tilt::model::{ResourceKind, ResourceStatus, WallTime},
     tilt::Tilt,
     usage,
 };
@@ -351,31 +352,58 @@ fn make_executable(path: &Utf8Path) -> Result<()> {
 }
 
 /// Feeds `megabytes` of synthetic `tilt logs --json` output (ANSI codes, long lines, several
-/// resources) through the reader and the step's classifier, as a sync does.
+/// resources) through the reader and the run machine, while the server step watches its build:
+/// every line goes the way a sync's lines go, the clock read once per event as the engine does.
 fn classifier(megabytes: usize) -> Result<()> {
     let protocol = Protocol::load(None)?;
-    let step = protocol.step("server").context("the built-in protocol has a server step")?;
+    let server =
+        protocol.steps.iter().position(|step| step.name == "server").context("the protocol has a server step")?;
     let (bytes, input) = synthetic_log(megabytes << 20);
-    let (sender, lines_read) = mpsc::sync_channel::<LogLine>(1024);
+    let (sender, read) = mpsc::sync_channel::<Logged>(1024);
+    let timing = Timing {
+        settle: Duration::ZERO,
+        catch_up: Duration::from_millis(400),
+        after_error: Duration::from_secs(10),
+        status_wait: Duration::from_secs(10),
+        status_quiet: Duration::from_millis(300),
+        containers_wait: Duration::from_secs(2),
+        polled: false,
+    };
+    let mut machine = Machine::new(&protocol, vec![server], timing);
+    let mut actions = Vec::new();
+    let now = || Now { at: Instant::now(), wall: WallTime::now_utc() };
+    let status = ResourceStatus { name: "server".to_owned(), kind: ResourceKind::Local, ..ResourceStatus::default() };
+    machine.handle(Event::Status(status), now(), &mut actions);
+    if !actions.iter().any(|action| matches!(action, Action::Trigger(_))) {
+        bail!("the run machine did not trigger the server step: {actions:?}");
+    }
+    actions.clear();
+    machine.handle(Event::Triggered(Ok(WallTime::now_utc())), now(), &mut actions);
     let started = Instant::now();
     let reader = thread::spawn(move || {
-        read_json_log(&mut BufReader::with_capacity(64 << 10, input), &["server".to_owned()], &mut |line| {
-            sender.send(line).is_ok()
+        read_json_log(&mut BufReader::with_capacity(64 << 10, input), &["server".to_owned()], &mut |logged| {
+            sender.send(logged).is_ok()
         });
     });
-    let (mut lines, mut errors) = (0u64, 0u64);
-    for line in lines_read {
-        lines += 1;
-        if matches!(step.patterns.judge(&line.text), Judgement::Error(_)) {
-            errors += 1;
-        }
+    let (mut lines, mut kept) = (0u64, 0u64);
+    for logged in read {
+        let event = match logged {
+            Logged::Line(line) => {
+                lines += 1;
+                Event::Line(line)
+            }
+            Logged::Volume(volume) => Event::Volume(volume),
+        };
+        machine.handle(event, now(), &mut actions);
+        kept += actions.drain(..).filter(|action| matches!(action, Action::Keep(_))).count() as u64;
     }
     reader.join().map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
     let elapsed = started.elapsed();
     let peak_rss = usage::own().map_or(0, |usage| usage.peak_rss);
+    let state = if machine.is_done() { "decided (an error line?)" } else { "still watching" };
     println!(
-        "classifier: {:.0} MB of Tilt JSON log, {lines} lines of `server` ({errors} error lines), in {:.2}s: \
-         {:.0} MB/s; peak RSS {:.1} MB",
+        "run machine: {:.0} MB of Tilt JSON log, {lines} lines of `server` ({kept} kept for its log), in {:.2}s: \
+         {:.0} MB/s; peak RSS {:.1} MB; the step is {state}",
         bytes as f64 / 1e6,
         elapsed.as_secs_f64(),
         bytes as f64 / 1e6 / elapsed.as_secs_f64(),

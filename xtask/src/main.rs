@@ -47,6 +47,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(sync::EXIT_ENVIRONMENT);
     }
+    if let flags::Command::Sync(_) = flags.command {
+        // Before any work: Ctrl-C at any moment of a sync ends it with 130, saying so.
+        if let Err(err) = interrupt::install() {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(sync::EXIT_ENVIRONMENT);
+        }
+    }
     let json = match &flags.command {
         flags::Command::Sync(sync) => sync.json,
         flags::Command::Status(status) => status.json,
@@ -64,17 +71,21 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let (status, message, code) = match interrupt::requested() {
+                true => (
+                    "interrupted",
+                    "stopped by Ctrl-C before any step was triggered: nothing was built".to_owned(),
+                    sync::EXIT_INTERRUPTED,
+                ),
+                false => ("error", format!("{err:#}"), sync::EXIT_ENVIRONMENT),
+            };
+            eprintln!("{}: {message}", if code == sync::EXIT_INTERRUPTED { "INTERRUPTED" } else { "error" });
             if json {
                 // A script reading stdout learns why too.
-                let report = serde_json::json!({
-                    "status": "error",
-                    "message": format!("{err:#}"),
-                    "exit_code": sync::EXIT_ENVIRONMENT,
-                });
+                let report = serde_json::json!({ "status": status, "message": message, "exit_code": code });
                 println!("{report:#}");
             }
-            ExitCode::from(sync::EXIT_ENVIRONMENT)
+            ExitCode::from(code)
         }
     }
 }

@@ -14,18 +14,21 @@ use camino::{Utf8Path, Utf8PathBuf};
 use time::format_description::well_known::Rfc3339;
 use xshell::Shell;
 
+use tilt_log::strip_buildkit;
+
 use crate::{
     changes::select::{self, Selection},
-    engine::{Engine, Setup, StepEnd, StepFacts},
+    engine::{self, Engine, Setup, StepRun},
     flags, interrupt,
-    protocol::{Protocol, Ready, Step},
-    report::live::Live,
-    report::location::{self, Location},
-    report::{self, Outcome, RunReport, StepReport},
-    run::step::{Decision, Failure},
-    store::{self, LogDir, StepLog},
-    tilt::model::{ResourceKind, WallTime},
-    tilt::{self, Event, LogFormat, Stream, Tilt},
+    protocol::{Protocol, Step},
+    report::{
+        live::Live,
+        location::{self, Location},
+        Cause, Outcome, RunReport, StepReport,
+    },
+    run::{End, Failure, How, Machine, Refusal, Timing},
+    store::{self, LogDir},
+    tilt::{self, Event, LogFormat, Stream, Tilt, TiltError, DEFAULT_PORT},
     usage,
 };
 
@@ -33,10 +36,14 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_ENVIRONMENT: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// How long the status watch has to list the run's resources before the sync gives up.
+/// How long the status watch has to list the run's resources before the sync gives up, and
+/// the pause that ends its first burst (it prints every resource at once).
 const STATUS_WAIT: Duration = Duration::from_secs(10);
+const STATUS_QUIET: Duration = Duration::from_millis(300);
 /// How long to wait for the docker-compose watch's first snapshot.
 const CONTAINERS_WAIT: Duration = Duration::from_secs(2);
+/// How long Tilt's log stream may lag its status: Tilt sends log batches at most every 200 ms.
+const LOG_LAG: Duration = Duration::from_millis(400);
 
 impl flags::Sync {
     pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
@@ -108,13 +115,7 @@ impl flags::Sync {
             if !self.json && !self.quiet && !selection.by_flag {
                 eprint!("{}", selection.plan_text(&protocol));
             }
-            let steps: Vec<&Step> = protocol
-                .steps
-                .iter()
-                .enumerate()
-                .filter(|(index, _)| selection.runs(*index))
-                .map(|(_, step)| step)
-                .collect();
+            let steps: Vec<usize> = (0..protocol.steps.len()).filter(|&index| selection.runs(index)).collect();
             self.run_steps(sh, &root, &protocol, &steps, logs.as_ref().map_err(String::as_str))?
         };
         report.cpu_ms = usage::own().map(|usage| u64::try_from(usage.cpu.as_millis()).unwrap_or(u64::MAX));
@@ -156,20 +157,20 @@ impl flags::Sync {
         sh: &Shell,
         root: &Utf8Path,
         protocol: &Protocol,
-        steps: &[&Step],
+        steps: &[usize],
         logs: Result<&LogDir, &str>,
     ) -> Result<RunReport> {
         let call_timeout = protocol.settings.tilt_call_timeout.0;
         let tilt = Tilt::new(sh, self.tilt.program.clone(), self.tilt.port, call_timeout);
         let (sender, events) = mpsc::sync_channel(4096);
         let wake = sender.clone();
-        interrupt::install(move || {
+        interrupt::on_interrupt(move || {
             let _ = wake.send(Event::Interrupted);
-        })?;
+        });
 
         let json_logs = tilt.supports_json()?;
         check_checkout(&tilt, root, &protocol.settings.tiltfile)?;
-        let resources: Vec<&str> = steps.iter().map(|step| step.resource.as_str()).collect();
+        let resources: Vec<&str> = steps.iter().map(|&step| protocol.steps[step].resource.as_str()).collect();
         let follow = json_logs && !self.no_stream;
         let mut live = Live::new(self.verbose, self.quiet);
         if !json_logs {
@@ -216,45 +217,41 @@ impl flags::Sync {
             false => LogFormat::Plain(&protocol.settings.build_header),
         };
         let polled_every = (!follow).then_some(protocol.settings.poll.0);
-        let settle = self.settle.map(|settle| settle.0).unwrap_or_default();
-        let setup = Setup { tilt: &tilt, sh, root, protocol, format, polled_every, settle };
-        let mut engine = Engine::new(setup, events, live);
-        let known = engine.wait_for_statuses(&resources, STATUS_WAIT).map_err(|failure| match failure {
-            Failure::TiltGone => anyhow::anyhow!(tilt::TiltError::NotRunning {
-                port: self.tilt.port.unwrap_or(10350),
-                stderr: String::new()
-            }),
-            Failure::Interrupted => anyhow::anyhow!("interrupted"),
-            other => anyhow::anyhow!("{}", report::cause(protocol, 0, steps[0], &other, &[], &[], None)),
-        })?;
-        let missing: Vec<&str> =
-            resources.iter().copied().filter(|name| !known.iter().any(|known| known == name)).collect();
-        if !missing.is_empty() {
-            bail!(
+        let timing = Timing {
+            settle: self.settle.map(|settle| settle.0).unwrap_or_default(),
+            catch_up: polled_every.map_or(LOG_LAG, |every| every + LOG_LAG),
+            after_error: protocol.settings.after_error.0,
+            status_wait: STATUS_WAIT,
+            status_quiet: STATUS_QUIET,
+            containers_wait: CONTAINERS_WAIT,
+            polled: polled_every.is_some(),
+        };
+        let estimates = steps
+            .iter()
+            .filter_map(|&step| {
+                let name = &protocol.steps[step].name;
+                Some((name.clone(), estimate(logs.ok()?, name)?))
+            })
+            .collect();
+        let setup = Setup { tilt: &tilt, sh, root, protocol, format, logs: logs.ok(), estimates, live };
+        let mut machine = Machine::new(protocol, steps.to_vec(), timing);
+        let outcome = Engine::new(setup, events, sender).run(&mut machine);
+        drop(streams);
+        let report = match &outcome.end {
+            End::Refused(Refusal::Missing { missing, known }) => bail!(
                 "Tilt has no resource named {}: fix the protocol file, or the Tiltfile (Tilt has: {})",
                 missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "),
                 known.join(", ")
-            );
-        }
-        let compose: Vec<&str> = steps
-            .iter()
-            .filter(|step| {
-                step.ready == Some(Ready::Healthy) && engine.kind(&step.resource) == Some(ResourceKind::Compose)
-            })
-            .map(|step| step.resource.as_str())
-            .collect();
-        if !compose.is_empty() {
-            streams.push(tilt.watch_compose(sender.clone())?);
-            // Tilt lists every compose service at once; Tilt going away here is the first
-            // step's failure (the engine keeps it).
-            let _ = engine.wait_for_containers(&compose, CONTAINERS_WAIT);
-        }
-        drop(sender);
-        let mut run = Run { engine, root, protocol, logs, report: RunReport::default() };
-        run.steps(steps);
-        drop(streams);
-        let times: Vec<(String, u64)> = run
-            .report
+            ),
+            End::Refused(Refusal::Failed(Failure::TiltGone)) => {
+                bail!(TiltError::NotRunning { port: self.tilt.port.unwrap_or(DEFAULT_PORT), stderr: String::new() })
+            }
+            End::Refused(Refusal::Failed(Failure::TiltCall(error))) => bail!(error.clone()),
+            End::Refused(Refusal::Failed(_)) | End::Interrupted | End::Completed => {
+                Reporter { root, protocol, logs }.report(steps, outcome)
+            }
+        };
+        let times: Vec<(String, u64)> = report
             .steps
             .iter()
             .filter(|step| step.outcome == Outcome::Ok)
@@ -265,8 +262,15 @@ impl flags::Sync {
                 eprintln!("warning: could not keep the steps' times in {}: {err}", logs.dir);
             }
         }
-        Ok(run.report)
+        Ok(report)
     }
+}
+
+/// How long the step took in its last successful runs (the median), if it ran before.
+fn estimate(logs: &LogDir, step: &str) -> Option<Duration> {
+    let mut past = logs.read_step_times().remove(step)?;
+    past.sort_unstable();
+    past.get(past.len() / 2).map(|millis| Duration::from_millis(*millis))
 }
 
 /// Updates each step's last sync from the run: a step that passed records the workspace as the
@@ -281,7 +285,8 @@ fn record(records: &mut store::Records, protocol: &Protocol, selection: &Selecti
     for step in &report.steps {
         let due =
             protocol.steps.iter().position(|planned| planned.name == step.name).is_some_and(|i| selection.runs(i));
-        let failed = matches!(step.outcome, Outcome::Failed | Outcome::Timeout);
+        let failed =
+            matches!(step.outcome, Outcome::Failed | Outcome::Timeout | Outcome::Interrupted | Outcome::Uncertain);
         let owed = due
             && matches!(step.outcome, Outcome::Skipped | Outcome::NotRun)
             && !records.steps.contains_key(&step.name);
@@ -328,116 +333,96 @@ fn check_checkout(tilt: &Tilt, root: &Utf8Path, tiltfile: &Utf8Path) -> Result<(
     Ok(())
 }
 
-/// How a step ended, for its report.
-enum Ending<'a> {
-    Passed(&'a String),
-    Failed(Outcome, &'a Failure),
-    /// Cut short: a step that had passed failed meanwhile.
-    Stopped,
-}
-
-/// The steps of one run, in order, and what they report.
-struct Run<'a> {
-    engine: Engine<'a>,
+/// Turns how the run went into the report, and saves the failed step's error log.
+struct Reporter<'a> {
     root: &'a Utf8Path,
     protocol: &'a Protocol,
     logs: Result<&'a LogDir, &'a str>,
-    report: RunReport,
 }
 
-impl Run<'_> {
-    /// Runs the selected steps in protocol order; a step is numbered by its place in the
-    /// protocol (the seed's "Step 2" is always the server), unselected steps are `skipped`.
-    fn steps(&mut self, selected: &[&Step]) {
-        let mut ordinal = 0;
+impl Reporter<'_> {
+    /// Every step of the protocol in order: those that started as they ended, the others not
+    /// run (selected) or skipped; a step numbered by its place in the protocol (the seed's
+    /// "Step 2" is always the server).
+    fn report(&self, selected: &[usize], outcome: engine::Outcome) -> RunReport {
+        let mut report = RunReport { interrupted: outcome.end == End::Interrupted, ..RunReport::default() };
+        let mut failed = None;
         for (index, step) in self.protocol.steps.iter().enumerate() {
-            let chosen = selected.iter().any(|chosen| chosen.name == step.name);
-            if !chosen || !self.report.succeeded() {
-                let outcome = if chosen { Outcome::NotRun } else { Outcome::Skipped };
-                self.report.steps.push(StepReport::unstarted(step, outcome));
+            let Some(run) = outcome.steps.iter().find(|run| run.end.step == index) else {
+                let outcome = if selected.contains(&index) { Outcome::NotRun } else { Outcome::Skipped };
+                report.steps.push(StepReport::unstarted(step, outcome));
                 continue;
+            };
+            let mut step_report = self.step_report(step, run);
+            if let How::Passed { .. } = run.end.how {
+                step_report.build = outcome
+                    .passed_builds
+                    .iter()
+                    .find(|(passed, _)| *passed == index)
+                    .map(|(_, build)| build.clone())
+                    .or(step_report.build);
             }
-            ordinal += 1;
-            let estimate = self.estimate(&step.name);
-            self.engine.live.step_started(ordinal, selected.len(), &step.name, &step.resource, estimate);
-            let started = (Instant::now(), WallTime::now_utc());
-            let mut log = self.open_step_log(step);
-            let run = self.engine.run_step(step, log.as_mut());
-            let facts = &run.facts;
-            if let Some(log) = &mut log {
-                use std::io::Write;
-                let _ = log.file.flush();
+            if let How::Failed(failure) = &run.end.how {
+                failed = Some((index, failure.clone()));
             }
-            let log = log.map(|log| log.path);
-            match &run.end {
-                StepEnd::Decided(Decision::Succeeded { line, build, guard }) => {
-                    self.engine.guard(index, (**guard).clone());
-                    let mut report = self.step_report(step, facts, started, Ending::Passed(line), log);
-                    report.build = Some(build.clone());
-                    self.engine.live.step_finished("ok");
-                    self.report.steps.push(report);
-                }
-                StepEnd::Decided(Decision::Failed(failure)) => {
-                    let outcome = if *failure == Failure::Timeout { Outcome::Timeout } else { Outcome::Failed };
-                    self.engine.live.step_finished(outcome.as_str());
-                    let report = self.step_report(step, facts, started, Ending::Failed(outcome, failure), log);
-                    self.fail(index, report, failure, false);
-                }
-                StepEnd::Guard { step: failed, failure } => {
-                    self.engine.live.step_finished("stopped");
-                    let report = self.step_report(step, facts, started, Ending::Stopped, log);
-                    self.report.steps.push(report);
-                    self.fail_guarded(*failed, failure.clone());
-                }
-            }
+            report.steps.push(step_report);
         }
-        if self.report.succeeded() {
-            if let Some((failed, failure)) = self.engine.finish() {
-                self.fail_guarded(failed, failure);
-            }
+        if let Some((index, failure)) = &outcome.passed_failed {
+            self.fail_passed(&mut report, *index, failure);
+        } else if let Some((index, failure)) = failed {
+            report.error_log = Some(self.save_error_log(&report.steps[index], index, &failure, false));
         }
+        report
     }
 
-    fn step_report(
-        &self,
-        step: &Step,
-        facts: &StepFacts,
-        started: (Instant, WallTime),
-        ending: Ending,
-        log: Option<Utf8PathBuf>,
-    ) -> StepReport {
-        let (outcome, success, failure) = match ending {
-            Ending::Passed(line) => (Outcome::Ok, Some(line.clone()), None),
-            Ending::Failed(outcome, failure) => (outcome, None, Some(failure)),
-            Ending::Stopped => (Outcome::NotRun, None, None),
+    fn step_report(&self, step: &Step, run: &StepRun) -> StepReport {
+        let end = &run.end;
+        let (outcome, success, failure) = match &end.how {
+            How::Passed { line, .. } => (Outcome::Ok, Some(line.clone()), None),
+            How::Failed(Failure::Timeout) => (Outcome::Timeout, None, Some(&Failure::Timeout)),
+            How::Failed(Failure::Interrupted) if end.triggered => {
+                (Outcome::Interrupted, None, Some(&Failure::Interrupted))
+            }
+            How::Failed(failure) => (Outcome::Failed, None, Some(failure)),
+            How::CutShort if end.triggered => (Outcome::Uncertain, None, None),
+            How::CutShort => (Outcome::NotRun, None, None),
         };
         let remediations: Vec<String> =
-            facts.remediations.iter().map(|&index| step.remediations[index].describe()).collect();
-        let number = self.protocol.steps.iter().position(|known| known.name == step.name).unwrap_or(0) + 1;
-        let deciding_line = match failure {
-            Some(Failure::Error { line, .. }) => Some(line.clone()),
-            _ => success,
-        };
+            end.remediations.iter().map(|&index| step.remediations[index].describe()).collect();
         let location = match failure {
-            Some(Failure::Error { line, .. }) => self.locate(line, log.as_deref(), &facts.tail),
+            Some(Failure::Error { line, .. }) => self.locate(line, run.log.as_deref(), &run.tail),
             _ => None,
         };
+        let cause = failure.map(|failure| {
+            let cause = Cause {
+                protocol: self.protocol,
+                number: end.step + 1,
+                step,
+                remediated: &end.remediated_kinds,
+                remediations: &remediations,
+                location: location.as_ref(),
+            };
+            cause.of(failure)
+        });
         StepReport {
             name: step.name.clone(),
             resource: step.resource.clone(),
             outcome,
-            duration: started.0.elapsed(),
-            started_at: Some(started.1),
-            decided_at: Some(WallTime::now_utc()),
-            cause: failure.map(|failure| {
-                let remediated = &facts.remediated_kinds;
-                report::cause(self.protocol, number, step, failure, remediated, &remediations, location.as_ref())
-            }),
+            duration: end.took,
+            started_at: Some(end.started),
+            decided_at: Some(end.decided),
+            cause,
             remediations,
-            deciding_line,
-            log,
-            tail: facts.tail.clone(),
-            build: None,
+            deciding_line: match failure {
+                Some(Failure::Error { line, .. }) => Some(line.clone()),
+                _ => success,
+            },
+            log: run.log.clone(),
+            tail: run.tail.clone(),
+            build: match &end.how {
+                How::Passed { build, .. } => Some(build.clone()),
+                _ => None,
+            },
             location,
         }
     }
@@ -446,72 +431,54 @@ impl Run<'_> {
     /// (the lines after it: cargo's `-->` comes next), else from the report's last lines.
     fn locate(&self, deciding: &str, log: Option<&Utf8Path>, tail: &[String]) -> Option<Location> {
         let saved = log.and_then(|log| std::fs::read_to_string(log).ok()).unwrap_or_default();
-        let lines: Vec<&str> = match saved.lines().position(|line| line.trim() == deciding.trim()) {
+        let same = |line: &str| strip_buildkit(line).trim() == strip_buildkit(deciding).trim();
+        let lines: Vec<&str> = match saved.lines().position(same) {
             Some(at) => saved.lines().skip(at).collect(),
             None => {
-                let at = tail.iter().position(|line| line.trim() == deciding.trim()).unwrap_or(0);
+                let at = tail.iter().position(|line| same(line)).unwrap_or(0);
                 tail[at..].iter().map(String::as_str).collect()
             }
         };
         let roots = &self.protocol.settings.container_roots;
-        location::locate(lines.iter().copied().filter(|line| !line.is_empty()), self.root.as_str(), roots)
-    }
-
-    /// How long the step took in its last successful runs (the median), if it ran before.
-    fn estimate(&self, step: &str) -> Option<Duration> {
-        let mut past = self.logs.ok()?.read_step_times().remove(step)?;
-        past.sort_unstable();
-        past.get(past.len() / 2).map(|millis| Duration::from_millis(*millis))
-    }
-
-    /// Records the failed step (`index` in the protocol) and saves its error log.
-    fn fail(&mut self, index: usize, report: StepReport, failure: &Failure, after_passing: bool) {
-        self.report.interrupted = *failure == Failure::Interrupted;
-        let step = &self.protocol.steps[index];
-        self.report.error_log = Some(self.save_error_log(index + 1, step, &report, failure, after_passing));
-        match self.report.steps.get_mut(index) {
-            Some(slot) => *slot = report,
-            None => self.report.steps.push(report),
-        }
+        let lines = lines.into_iter().map(strip_buildkit).filter(|line| !line.is_empty());
+        location::locate(lines, self.root.as_str(), roots)
     }
 
     /// A step that had passed failed while later steps ran, or at the end of the run.
-    fn fail_guarded(&mut self, index: usize, failure: Failure) {
+    fn fail_passed(&self, report: &mut RunReport, index: usize, failure: &Failure) {
         let step = &self.protocol.steps[index];
-        let Some(passed) = self.report.steps.get(index).cloned() else { return };
-        let cause = report::cause(self.protocol, index + 1, step, &failure, &[], &[], None);
-        let report = StepReport {
+        let Some(passed) = report.steps.get(index).cloned() else { return };
+        let cause = Cause {
+            protocol: self.protocol,
+            number: index + 1,
+            step,
+            remediated: &[],
+            remediations: &[],
+            location: None,
+        };
+        let failed = StepReport {
             outcome: Outcome::Failed,
-            cause: Some(format!("{cause} — after the step had passed, before the run ended")),
-            deciding_line: match &failure {
+            cause: Some(format!("{} — after the step had passed, before the run ended", cause.of(failure))),
+            deciding_line: match failure {
                 Failure::Error { line, .. } => Some(line.clone()),
                 _ => None,
             },
             ..passed
         };
-        self.fail(index, report, &failure, true);
-    }
-
-    fn open_step_log(&mut self, step: &Step) -> Option<StepLog> {
-        let logs = self.logs.ok()?;
-        match logs.step_log(&step.name) {
-            Ok(log) => Some(log),
-            Err(err) => {
-                self.engine.live.note(&format!("warning: cannot write {}/{}.log: {err}", logs.dir, step.name));
-                None
-            }
-        }
+        report.error_log = Some(self.save_error_log(&failed, index, failure, true));
+        report.steps[index] = failed;
     }
 
     fn save_error_log(
         &self,
-        number: usize,
-        step: &Step,
         report: &StepReport,
+        index: usize,
         failure: &Failure,
         after_passing: bool,
     ) -> Result<Utf8PathBuf, String> {
         let logs = self.logs.map_err(str::to_owned)?;
+        let step = &self.protocol.steps[index];
+        let number = index + 1;
         let when = if after_passing { " after it had passed" } else { "" };
         let mut heading = format!(
             "cargo xtask sync: Step {number} ({}) failed{when}\nstep: {number} {}\nresource: {}\ncause: {}\n",

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::{
     protocol::{KindId, Protocol, Step},
     report::location::{hyperlink, Location},
-    run::step::{BuildId, Failure},
+    run::{BuildId, Failure, How},
     tilt::model::WallTime,
 };
 
@@ -23,6 +23,10 @@ pub enum Outcome {
     Ok,
     Failed,
     Timeout,
+    /// Triggered, then Ctrl-C: Tilt goes on with its build.
+    Interrupted,
+    /// Triggered, then the run ended before its verdict (a step that had passed failed).
+    Uncertain,
     Skipped,
     NotRun,
 }
@@ -33,8 +37,23 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
             Outcome::Timeout => "timeout",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Uncertain => "uncertain",
             Outcome::Skipped => "skipped",
             Outcome::NotRun => "not-run",
+        }
+    }
+}
+
+impl How {
+    /// The step's verdict in a word, for the live line.
+    pub fn word(&self) -> &'static str {
+        match self {
+            How::Passed { .. } => "ok",
+            How::Failed(Failure::Timeout) => "timeout",
+            How::Failed(Failure::Interrupted) => "interrupted",
+            How::Failed(_) => "failed",
+            How::CutShort => "stopped",
         }
     }
 }
@@ -104,9 +123,12 @@ impl RunReport {
         RunReport { steps, message: Some(message), ..RunReport::default() }
     }
 
-    /// The failed step and its number in the protocol.
+    /// The failed step (or the one Ctrl-C stopped) and its number in the protocol.
     pub fn failed_step(&self) -> Option<(usize, &StepReport)> {
-        self.steps.iter().enumerate().find(|(_, step)| matches!(step.outcome, Outcome::Failed | Outcome::Timeout))
+        self.steps
+            .iter()
+            .enumerate()
+            .find(|(_, step)| matches!(step.outcome, Outcome::Failed | Outcome::Timeout | Outcome::Interrupted))
     }
 
     pub fn succeeded(&self) -> bool {
@@ -137,6 +159,13 @@ impl RunReport {
             return format!("{message}\n");
         }
         let Some((index, step)) = self.failed_step() else {
+            if self.interrupted {
+                out.push_str(&format!(
+                    "{error}INTERRUPTED{error:#}: stopped by Ctrl-C before any step was triggered; nothing was built\n"
+                ));
+                out.push_str(&self.times());
+                return out;
+            }
             let affected: Vec<&str> =
                 self.steps.iter().filter(|step| step.outcome == Outcome::Ok).map(|step| step.name.as_str()).collect();
             out.push_str(&format!(
@@ -146,11 +175,20 @@ impl RunReport {
             out.push_str(&self.times());
             return out;
         };
-        out.push_str(&format!(
-            "{error}ERROR{error:#}: The sync and deploy process failed at Step {} ({}). See logs below for details\n",
-            index + 1,
-            step.resource
-        ));
+        match step.outcome {
+            Outcome::Interrupted => out.push_str(&format!(
+                "{error}INTERRUPTED{error:#}: stopped by Ctrl-C at Step {} ({}); Tilt goes on with the build it \
+                 started\n",
+                index + 1,
+                step.resource
+            )),
+            _ => out.push_str(&format!(
+                "{error}ERROR{error:#}: The sync and deploy process failed at Step {} ({}). See logs below for \
+                 details\n",
+                index + 1,
+                step.resource
+            )),
+        }
         if let Some(cause) = &step.cause {
             match (&step.location, links) {
                 (Some(at), Some(root)) => {
@@ -257,59 +295,91 @@ fn excerpt<'l>(line: &'l str, rule: &str) -> Cow<'l, str> {
     Cow::Owned(format!("{before}{}{after}", &line[from..to]))
 }
 
-/// The one line that says why step `number` failed, and what to do. `remediated`: the error
-/// kinds whose remediation ran, described in `remediations`.
-pub fn cause(
-    protocol: &Protocol,
-    number: usize,
-    step: &Step,
-    failure: &Failure,
-    remediated: &[KindId],
-    remediations: &[String],
-    location: Option<&Location>,
-) -> String {
-    let resource = &step.resource;
-    let failed = format!("Step {number} FAILED:");
-    match failure {
-        Failure::Error { kind, line, rule } => {
-            let kind_info = protocol.kind(*kind);
-            let after = if remediated.contains(kind) {
-                format!(" (still failing after the remediation: {})", remediations.join("; "))
-            } else {
-                String::new()
-            };
-            let at = location.map(|at| format!(" at {at}")).unwrap_or_default();
-            format!(
-                "{failed} {resource} rebuild error: {}{at} — {}{after}",
-                excerpt(line.trim(), rule),
-                kind_info.advice
-            )
+/// What the one line that says why a step failed is made of.
+pub struct Cause<'a> {
+    pub protocol: &'a Protocol,
+    /// The step's number in the protocol.
+    pub number: usize,
+    pub step: &'a Step,
+    /// The error kinds whose remediation ran, described in `remediations`.
+    pub remediated: &'a [KindId],
+    pub remediations: &'a [String],
+    /// Where the deciding error is, as its compiler said.
+    pub location: Option<&'a Location>,
+}
+
+impl Cause<'_> {
+    /// The one line that says why the step failed, and what to do.
+    pub fn of(&self, failure: &Failure) -> String {
+        let Cause { protocol, number, step, remediated, remediations, location } = self;
+        let resource = &step.resource;
+        let failed = format!("Step {number} FAILED:");
+        match failure {
+            Failure::Error { kind, line, rule } => {
+                let kind_info = protocol.kind(*kind);
+                let after = if remediated.contains(kind) {
+                    format!(" (still failing after the remediation: {})", remediations.join("; "))
+                } else {
+                    String::new()
+                };
+                let at = location.map(|at| format!(" at {at}")).unwrap_or_default();
+                format!(
+                    "{failed} {resource} rebuild error: {}{at} — {}{after}",
+                    excerpt(tilt_log::strip_buildkit(line).trim(), rule),
+                    kind_info.advice
+                )
+            }
+            Failure::Timeout => {
+                format!("{failed} {resource} timeout - build did not complete: no success line within {}", step.timeout)
+            }
+            Failure::TiltRecorded { error } => format!("{failed} Tilt recorded {resource}'s build as failed: {error}"),
+            Failure::RuntimeFailed { detail, container: true } => {
+                format!("{failed} {resource}'s container stopped after its build ({detail}): read `tilt logs {resource}`")
+            }
+            Failure::RuntimeFailed { detail, container: false } => format!(
+                "{failed} {resource}'s serve process stopped after its build ({detail}): read `tilt logs {resource}`"
+            ),
+            Failure::NoSuccessLine { detail } => format!(
+                "{failed} {resource} ended without its success line ({detail}): read `tilt logs {resource}`"
+            ),
+            Failure::Unhealthy => {
+                format!("{failed} {resource}'s container reports unhealthy (its healthcheck fails): read `tilt logs {resource}`")
+            }
+            Failure::Blocked { dependency, error } => format!(
+                "{failed} Tilt holds {resource}'s build until {dependency} is ready, and {dependency}'s latest build \
+                 failed ({error}): fix it and sync it first"
+            ),
+            Failure::Disabled => format!(
+                "{failed} {resource} is disabled in Tilt: enable it (Tilt's UI, or `tilt enable {resource}`), then sync again"
+            ),
+            Failure::Canceled { line } => {
+                format!("{failed} Tilt canceled {resource}'s build ({line}): sync again when it should build")
+            }
+            Failure::LogCut => format!(
+                "{failed} Uncertain if step completed - stopping for safety: Tilt cut lines of {resource}'s build from \
+                 its log (Tilt keeps 2 MB of log for all resources and drops the oldest lines of the largest one), so \
+                 the build cannot be judged whole: sync again, and make the build (or another chatty resource) print \
+                 less, e.g. a lower RUST_LOG"
+            ),
+            Failure::LaterBuildFailed { build, error } => {
+                format!("{failed} a later build of {resource} (build {build}, triggered elsewhere) failed: {error}")
+            }
+            Failure::NoLongerStands(trouble) => format!("{failed} {trouble}"),
+            Failure::Uncertain(why) => format!("{failed} Uncertain if step completed - stopping for safety: {why}"),
+            Failure::Superseded { by } => format!(
+                "{failed} Uncertain if step completed - stopping for safety: another build of {resource} (build {by}) \
+                 started before ours was decided"
+            ),
+            Failure::TiltGone => {
+                format!("{failed} Tilt went away while watching {resource}: start it again with `tilt up`, then sync again")
+            }
+            Failure::Interrupted => format!(
+                "Step {number} INTERRUPTED: stopped by Ctrl-C while watching {resource}; Tilt goes on with the build it \
+                 started"
+            ),
+            Failure::TiltCall(why) => format!("{failed} {resource}: {why}"),
+            Failure::RemediationFailed(why) => format!("{failed} {resource}: the remediation failed: {why}"),
         }
-        Failure::Timeout => {
-            format!("{failed} {resource} timeout - build did not complete: no success line within {}", step.timeout)
-        }
-        Failure::TiltRecorded { error } => format!("{failed} Tilt recorded {resource}'s build as failed: {error}"),
-        Failure::RuntimeFailed { detail } => {
-            format!("{failed} {resource}'s container exited with an error after its build ({detail})")
-        }
-        Failure::Unhealthy => {
-            format!("{failed} {resource}'s container reports unhealthy (its healthcheck fails): read `tilt logs {resource}`")
-        }
-        Failure::Blocked { dependency, error } => format!(
-            "{failed} Tilt holds {resource}'s build until {dependency} is ready, and {dependency}'s latest build \
-             failed ({error}): fix it and sync it first"
-        ),
-        Failure::Uncertain(why) => format!("{failed} Uncertain if step completed - stopping for safety: {why}"),
-        Failure::Superseded { by } => format!(
-            "{failed} Uncertain if step completed - stopping for safety: another build of {resource} (build {by}) \
-             started before ours was decided"
-        ),
-        Failure::TiltGone => {
-            format!("{failed} Tilt went away while watching {resource}: start it again with `tilt up`, then sync again")
-        }
-        Failure::Interrupted => format!("Step {number} INTERRUPTED: stopped by Ctrl-C while watching {resource}"),
-        Failure::TiltCall(why) => format!("{failed} {resource}: {why}"),
-        Failure::RemediationFailed(why) => format!("{failed} {resource}: the remediation failed: {why}"),
     }
 }
 

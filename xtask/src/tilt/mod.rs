@@ -22,7 +22,7 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use xshell::{cmd, Shell};
 
-use tilt_log::{log_pieces, read_json_log};
+use tilt_log::{log_pieces, read_json_log, Logged};
 
 use crate::{
     process::{self, Ended},
@@ -45,7 +45,7 @@ pub struct Tilt<'a> {
 }
 
 /// Why a Tilt call did not give an answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TiltError {
     NotInstalled {
         program: Utf8PathBuf,
@@ -96,6 +96,26 @@ impl fmt::Display for TiltError {
 
 impl std::error::Error for TiltError {}
 
+impl TiltError {
+    /// No Tilt answers on the port (never started, or stopped).
+    pub fn is_not_running(&self) -> bool {
+        matches!(self, TiltError::NotRunning { .. })
+    }
+
+    /// A call that exited with `stderr`: Tilt not running, or another failure.
+    fn from_stderr(call: String, stderr: String, port: Option<u16>) -> TiltError {
+        let refused = ["connection refused", "No tilt apiserver found", "Could not connect to Tilt"];
+        if refused.iter().any(|text| stderr.contains(text)) {
+            TiltError::NotRunning { port: port.unwrap_or(DEFAULT_PORT), stderr }
+        } else {
+            TiltError::Failed { call, stderr }
+        }
+    }
+}
+
+/// The port Tilt serves unless told otherwise.
+pub const DEFAULT_PORT: u16 = 10350;
+
 fn first_line(text: &str) -> &str {
     message_lines(text).next().unwrap_or("no message")
 }
@@ -116,36 +136,20 @@ pub enum LogFormat<'r> {
     Plain(&'r Regex),
 }
 
-/// Which long-lived call an event comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Logs,
-    Statuses,
-    Compose,
-}
-
-impl Source {
-    pub fn call(self) -> &'static str {
-        match self {
-            Source::Logs => "tilt logs --follow --json",
-            Source::Statuses => "tilt get uiresources --watch -o json",
-            Source::Compose => "tilt get dockercomposeservices --watch -o json",
-        }
-    }
-}
-
 /// What happens during a run, in the order it arrives.
 #[derive(Debug)]
 pub enum Event {
     Line(LogLine),
+    /// Bytes of log the stream has read, all resources together (`tilt_log::Logged::Volume`).
+    Volume(u64),
     Status(ResourceStatus),
     Compose(ComposeService),
     /// The log poller's first pass is in (old Tilt, `--no-stream`): the log is known.
     Polled,
-    /// A long-lived call ended: Tilt stopped (no message), or the call failed (`detail`).
+    /// A long-lived call ended: Tilt stopped (`error` None: it said nothing), or the call
+    /// failed.
     Ended {
-        source: Source,
-        detail: String,
+        error: Option<TiltError>,
     },
     Interrupted,
 }
@@ -176,21 +180,12 @@ impl<'a> Tilt<'a> {
                 if stderr.is_empty() {
                     stderr = format!("{} and printed nothing", output.status);
                 }
-                Err(self.call_error(call, stderr))
+                Err(TiltError::from_stderr(call, stderr, self.port))
             }
             Ended::TimedOut => Err(TiltError::Hung { call, after: self.call_timeout }),
             Ended::Interrupted => Err(TiltError::Interrupted),
             Ended::NotFound => Err(TiltError::NotInstalled { program: self.program.clone() }),
             Ended::Failed(err) => Err(TiltError::Failed { call, stderr: err.to_string() }),
-        }
-    }
-
-    fn call_error(&self, call: String, stderr: String) -> TiltError {
-        let refused = ["connection refused", "No tilt apiserver found", "Could not connect to Tilt"];
-        if refused.iter().any(|text| stderr.contains(text)) {
-            TiltError::NotRunning { port: self.port.unwrap_or(10350), stderr }
-        } else {
-            TiltError::Failed { call, stderr }
         }
     }
 
@@ -241,8 +236,10 @@ impl<'a> Tilt<'a> {
                 args.push("--json");
                 let text = self.call(&args)?;
                 let mut lines = Vec::new();
-                read_json_log(&mut text.as_bytes(), &[resource.to_owned()], &mut |line| {
-                    lines.push(line);
+                read_json_log(&mut text.as_bytes(), &[resource.to_owned()], &mut |read| {
+                    if let Logged::Line(line) = read {
+                        lines.push(line);
+                    }
                     true
                 });
                 Ok(lines)
@@ -254,7 +251,6 @@ impl<'a> Tilt<'a> {
     /// Starts a long-lived call whose stdout `forward` turns into events.
     fn stream(
         &self,
-        source: Source,
         args: &[&str],
         events: SyncSender<Event>,
         forward: impl FnOnce(Box<dyn Read + Send>, &SyncSender<Event>) + Send + 'static,
@@ -262,8 +258,9 @@ impl<'a> Tilt<'a> {
         let call = format!("tilt {}", args.join(" "));
         let mut child = process::spawn(self.command(args), Stdio::piped()).map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound => TiltError::NotInstalled { program: self.program.clone() },
-            _ => TiltError::Failed { call, stderr: err.to_string() },
+            _ => TiltError::Failed { call: call.clone(), stderr: err.to_string() },
         })?;
+        let port = self.port;
         let stderr = process::read_in_background(child.stderr.take());
         let stdout = child.stdout.take();
         thread::spawn(move || {
@@ -271,26 +268,32 @@ impl<'a> Tilt<'a> {
                 forward(Box::new(stdout), &events);
             }
             let stderr = String::from_utf8_lossy(&stderr.bytes_within(Duration::from_secs(1))).into_owned();
-            let detail = message_lines(&stderr).next().unwrap_or_default().to_owned();
+            let stderr = message_lines(&stderr).next().unwrap_or_default().to_owned();
+            let error = (!stderr.is_empty()).then(|| TiltError::from_stderr(call, stderr, port));
             // The receiver may be gone already: the run is over.
-            let _ = events.send(Event::Ended { source, detail });
+            let _ = events.send(Event::Ended { error });
         });
         Ok(Stream { child })
     }
 
-    /// Follows the resources' logs: the history, then new lines as Tilt writes them.
+    /// Follows the resources' logs: the history, then new lines as Tilt writes them. Every
+    /// resource's log is read, so that the volume Tilt holds is known (it cuts past 2 MB).
     pub fn follow_logs(&self, resources: &[&str], events: SyncSender<Event>) -> Result<Stream, TiltError> {
-        let mut args = vec!["logs", "--follow", "--json"];
-        args.extend_from_slice(resources);
         let wanted: Vec<String> = resources.iter().map(|name| (*name).to_owned()).collect();
-        self.stream(Source::Logs, &args, events, move |stdout, events| {
-            read_json_log(&mut BufReader::new(stdout), &wanted, &mut |line| events.send(Event::Line(line)).is_ok());
+        self.stream(&["logs", "--follow", "--json"], events, move |stdout, events| {
+            read_json_log(&mut BufReader::new(stdout), &wanted, &mut |read| {
+                let event = match read {
+                    Logged::Line(line) => Event::Line(line),
+                    Logged::Volume(volume) => Event::Volume(volume),
+                };
+                events.send(event).is_ok()
+            });
         })
     }
 
     /// Watches every resource's status: each once, then again on every change.
     pub fn watch_statuses(&self, events: SyncSender<Event>) -> Result<Stream, TiltError> {
-        self.stream(Source::Statuses, &["get", "uiresources", "--watch", "-o", "json"], events, |stdout, events| {
+        self.stream(&["get", "uiresources", "--watch", "-o", "json"], events, |stdout, events| {
             for resource in serde_json::Deserializer::from_reader(BufReader::new(stdout)).into_iter::<UiResource>() {
                 let Ok(resource) = resource else { return };
                 if let Some(status) = resource.into_status() {
@@ -305,7 +308,7 @@ impl<'a> Tilt<'a> {
     /// Watches the docker-compose services' containers.
     pub fn watch_compose(&self, events: SyncSender<Event>) -> Result<Stream, TiltError> {
         let args = ["get", "dockercomposeservices", "--watch", "-o", "json"];
-        self.stream(Source::Compose, &args, events, |stdout, events| {
+        self.stream(&args, events, |stdout, events| {
             for service in serde_json::Deserializer::from_reader(BufReader::new(stdout)).into_iter::<DcService>() {
                 let Ok(service) = service else { return };
                 if events.send(Event::Compose(service.into_model())).is_err() {
@@ -415,6 +418,14 @@ struct UiStatus {
     local_resource_info: Option<LocalInfo>,
     compose_resource_info: Option<ComposeInfo>,
     waiting: Option<UiWaiting>,
+    disable_status: Option<UiDisable>,
+}
+
+/// `"disableStatus": {"state": "Disabled", …}` (`tilt disable`, Tilt's UI).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UiDisable {
+    state: String,
 }
 
 /// `"waiting": {"reason": "waiting-for-dep", "on": [{"kind": "UIResource", "name": "…"}]}`.
@@ -508,6 +519,7 @@ impl UiResource {
                 .filter(|waiting| waiting.reason == "waiting-for-dep")
                 .map(|waiting| waiting.on.into_iter().map(|on| on.name).collect())
                 .unwrap_or_default(),
+            disabled: status.disable_status.is_some_and(|disable| disable.state == "Disabled"),
         })
     }
 }
@@ -526,6 +538,7 @@ struct DcService {
 struct DcStatus {
     #[serde(rename = "containerID")]
     container_id: String,
+    container_name: String,
     container_state: Option<DcContainer>,
 }
 
@@ -533,6 +546,7 @@ struct DcStatus {
 #[serde(rename_all = "camelCase", default)]
 struct DcContainer {
     status: String,
+    started_at: Option<String>,
     exit_code: i64,
     error: String,
     health_status: String,
@@ -544,6 +558,8 @@ impl DcService {
         ComposeService {
             name: self.metadata.name,
             container: Some(self.status.container_id).filter(|id| !id.is_empty()),
+            started_at: state.started_at.clone(),
+            container_name: Some(self.status.container_name).filter(|name| !name.is_empty()),
             exited: matches!(state.status.as_str(), "exited" | "dead"),
             exit_code: state.exit_code,
             error: Some(state.error).filter(|error| !error.is_empty()),
@@ -565,11 +581,12 @@ pub fn poll_logs(
     events: SyncSender<Event>,
 ) {
     thread::spawn(move || {
-        let ended = |detail: String| Event::Ended { source: Source::Logs, detail };
+        let ended = |error: Option<TiltError>| Event::Ended { error };
         let sh = match Shell::new() {
             Ok(sh) => sh,
             Err(err) => {
-                let _ = events.send(ended(err.to_string()));
+                let _ =
+                    events.send(ended(Some(TiltError::Failed { call: "a shell".to_owned(), stderr: err.to_string() })));
                 return;
             }
         };
@@ -584,19 +601,22 @@ pub fn poll_logs(
             for resource in &resources {
                 let lines = match tilt.logs(resource, format, None) {
                     Ok(lines) => lines,
-                    Err(TiltError::NotRunning { .. }) => {
-                        let _ = events.send(ended(String::new()));
+                    Err(err) if err.is_not_running() => {
+                        let _ = events.send(ended(None));
                         return;
                     }
                     Err(err) => {
-                        let _ = events.send(ended(format!("Error: {err}")));
+                        let _ = events.send(ended(Some(err)));
                         return;
                     }
                 };
                 let count = seen.entry(resource.as_str()).or_default();
                 if lines.len() < *count {
-                    let _ = events
-                        .send(ended(format!("Error: Tilt dropped old lines of `{resource}`: polling lost its place")));
+                    let call = format!("tilt logs {resource}");
+                    let stderr = format!(
+                        "Tilt dropped old lines of `{resource}` (it keeps 2 MB of log): polling lost its place"
+                    );
+                    let _ = events.send(ended(Some(TiltError::Failed { call, stderr })));
                     return;
                 }
                 for line in lines.into_iter().skip(*count) {

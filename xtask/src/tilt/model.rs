@@ -23,6 +23,8 @@ pub struct ResourceStatus {
     pub runtime: Runtime,
     /// The resources Tilt holds its builds for until they are ready (`waiting-for-dep`).
     pub waiting_on: Vec<String>,
+    /// Disabled in Tilt (`tilt disable`, the UI): it builds nothing and runs nothing.
+    pub disabled: bool,
 }
 
 impl ResourceStatus {
@@ -126,6 +128,10 @@ pub struct ComposeService {
     pub name: String,
     /// New for every container compose creates.
     pub container: Option<String>,
+    /// When it last started: a one-shot restarted in the same container starts again.
+    pub started_at: Option<String>,
+    /// Its name, as Compose prints it (`ws-server-1`).
+    pub container_name: Option<String>,
     /// It stopped (`exited`, `dead`), whatever its exit code.
     pub exited: bool,
     pub exit_code: i64,
@@ -146,6 +152,49 @@ impl ComposeService {
         let detail = self.error.clone().unwrap_or_else(|| format!("exited with code {}", self.exit_code));
         format!("its container {detail}")
     }
+
+    /// Stopped by a signal, as Compose stops a container it replaces: SIGKILL (137), SIGTERM
+    /// (143).
+    pub fn killed(&self) -> bool {
+        self.exited && matches!(self.exit_code, 137 | 143)
+    }
+
+    /// The same container, in the same run (not restarted since).
+    pub fn same_run(&self, other: &ComposeService) -> bool {
+        self.container.is_some() && self.container == other.container && self.started_at == other.started_at
+    }
+}
+
+/// Whether a synced resource still stands as Tilt shows it: the one definition used at the end
+/// of every sync, by `status`, and before "Already in sync". `stays_up`: a service (not a
+/// one-shot job), which any stop takes down; `health`: its container's healthcheck counts.
+pub fn trouble(
+    resource: &str,
+    status: Option<&ResourceStatus>,
+    container: Option<&ComposeService>,
+    stays_up: bool,
+) -> Option<String> {
+    let Some(status) = status else {
+        return Some(format!("Tilt has no resource `{resource}` now"));
+    };
+    if status.disabled {
+        return Some(format!(
+            "{resource} is disabled in Tilt (enable it in Tilt's UI or with `tilt enable {resource}`)"
+        ));
+    }
+    if let Some(error) = status.finished.first().and_then(|build| build.error.as_ref()) {
+        return Some(format!("Tilt's latest build of {resource} failed: {error}"));
+    }
+    if let Some(container) = container.filter(|container| container.down(stays_up)) {
+        return Some(format!("{resource}'s service is down ({})", container.why_down()));
+    }
+    if container.and_then(|container| container.health).or(status.runtime.health) == Some(Health::Unhealthy) {
+        return Some(format!("{resource}'s container reports unhealthy (its healthcheck fails)"));
+    }
+    if status.runtime.status == RuntimeStatus::Error {
+        return Some(format!("{resource}'s service is down (Tilt's runtime status: error)"));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Reading and judging Tilt's log fast: `tilt logs --json` lines into `LogLine`s placed in
-//! their span, without colour codes and cut to a bounded length, and a line against a step's
-//! patterns. A crate of its own only so that it can be optimized while the rest of the xtask
-//! compiles quickly (xtask/Cargo.toml, profiles): every line of a sync passes through here.
+//! their span, without colour codes, as a terminal shows them, cut to a bounded length; and a
+//! line against a step's patterns, joined with the records before it that it may continue. A
+//! crate of its own only so that it can be optimized while the rest of the xtask compiles
+//! quickly (xtask/Cargo.toml, profiles): every line of a sync passes through here.
 
 use std::{borrow::Cow, io::BufRead};
 
@@ -26,20 +27,204 @@ pub enum Judgement {
 }
 
 impl Patterns {
+    /// One whole line, on its own.
     pub fn judge(&self, line: &str) -> Judgement {
         let line = line.trim_end_matches(['\r', '\n']);
         if self.ignore.is_match(line) {
             return Judgement::Benign;
         }
-        if self.errors.is_match(line) {
-            if let Some(pattern) = self.errors.matches(line).into_iter().next() {
-                return Judgement::Error(pattern);
-            }
+        if let Some(pattern) = self.first_error(line) {
+            return Judgement::Error(pattern);
         }
         if self.success.is_match(line) {
             return Judgement::Success;
         }
         Judgement::Benign
+    }
+
+    fn first_error(&self, text: &str) -> Option<usize> {
+        if !self.errors.is_match(text) {
+            return None;
+        }
+        self.errors.matches(text).into_iter().next()
+    }
+}
+
+/// What a record of the log is to a step, judged with the records before it in its span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Benign,
+    /// Matched one of the step's `ignore` patterns: no error, and no join passes through it.
+    Ignored,
+    Success,
+    Error(ErrorMatch),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorMatch {
+    /// The first error pattern that matches (an index into `Patterns::errors`).
+    pub pattern: usize,
+    /// The records joined to find it, when the record alone shows no error.
+    pub joined: Option<String>,
+    /// The error found by a join one or two records ago, named again with this record added:
+    /// a more specific pattern (a lower index) matches the longer text.
+    pub refines: bool,
+}
+
+/// A step's reading of one stream of records. Tilt's follow stream sends a line it got in
+/// pieces (the writer flushed, or a pipe's chunk ended, mid-line) as several records, with
+/// nothing that tells them from lines: `err` then `or: could not compile`. So each record is
+/// also judged joined to the one or two records before it in the same span (Tilt continues a
+/// line only within its span), never through an ignored or error record: bacon's
+/// `Continuation`. Only errors are looked for so; a success needs its own whole record.
+#[derive(Debug, Default, Clone)]
+pub struct Judge {
+    span: Option<Span>,
+    /// The last two records since the last ignored or error one, each cut to its last
+    /// `JOIN_REACH` bytes.
+    last: String,
+    older: String,
+    /// An error found by a join, which the next records may name more specifically.
+    refining: Option<Refining>,
+}
+
+#[derive(Debug, Clone)]
+struct Refining {
+    joined: String,
+    pattern: usize,
+    records_left: u8,
+}
+
+/// How far back and ahead of a record's start a join looks: longer than any error pattern's
+/// match that crosses it (`error: could not compile` is 24 bytes).
+const JOIN_REACH: usize = 96;
+/// A joined error's text, as the report shows it, at most.
+const JOINED_MAX: usize = 4096;
+
+impl Judge {
+    /// Judges `text` (a record of `span`, ANSI-free) for the step of `patterns`.
+    pub fn record(&mut self, patterns: &Patterns, span: Span, text: &str) -> Role {
+        if self.span != Some(span) {
+            self.span = Some(span);
+            self.forget();
+            self.refining = None;
+        }
+        let text = match span {
+            Span::Build(_) => strip_buildkit(text),
+            _ => text,
+        };
+        if patterns.ignore.is_match(text) {
+            self.forget();
+            self.refining = None;
+            return Role::Ignored;
+        }
+        if let Some(refined) = self.refine(patterns, text) {
+            return refined;
+        }
+        if let Some(pattern) = patterns.first_error(text) {
+            self.forget();
+            return Role::Error(ErrorMatch { pattern, joined: None, refines: false });
+        }
+        if let Some(found) = self.joined_error(patterns, text) {
+            return found;
+        }
+        self.keep(text);
+        if patterns.success.is_match(text) {
+            return Role::Success;
+        }
+        Role::Benign
+    }
+
+    /// A joined error's next records: a lower pattern index on the longer text names it better
+    /// (`error: could` + `not compile` is a Rust compilation error, not just an error line).
+    fn refine(&mut self, patterns: &Patterns, text: &str) -> Option<Role> {
+        let refining = self.refining.as_mut()?;
+        refining.records_left -= 1;
+        let longer = bounded(format!("{}{text}", refining.joined));
+        let better = patterns.first_error(&longer).filter(|&pattern| pattern < refining.pattern);
+        let refined = better.map(|pattern| {
+            refining.pattern = pattern;
+            refining.joined.clone_from(&longer);
+            Role::Error(ErrorMatch { pattern, joined: Some(longer.clone()), refines: true })
+        });
+        if refining.records_left == 0 {
+            self.refining = None;
+        } else if let Some(refining) = self.refining.as_mut() {
+            refining.joined = longer;
+        }
+        refined
+    }
+
+    /// An error that `text` shows only joined to the record before it, or to the two before
+    /// it: a match must cross a record's start, so each window holds `JOIN_REACH` bytes on
+    /// either side of one.
+    fn joined_error(&mut self, patterns: &Patterns, text: &str) -> Option<Role> {
+        if self.last.is_empty() {
+            return None;
+        }
+        let head = &text[..floor_char_boundary(text, JOIN_REACH)];
+        let two = format!("{}{head}", self.last);
+        let found = patterns.first_error(&two).map(|pattern| (pattern, false)).or_else(|| {
+            let reaches = !self.older.is_empty() && self.last.len() < JOIN_REACH;
+            let three = reaches.then(|| format!("{}{two}", self.older))?;
+            patterns.first_error(&three).map(|pattern| (pattern, true))
+        });
+        let (pattern, with_older) = found?;
+        let older = if with_older { self.older.as_str() } else { "" };
+        let joined = bounded(format!("{older}{}{text}", self.last));
+        self.forget();
+        self.refining = Some(Refining { joined: joined.clone(), pattern, records_left: 2 });
+        Some(Role::Error(ErrorMatch { pattern, joined: Some(joined), refines: false }))
+    }
+
+    fn keep(&mut self, text: &str) {
+        std::mem::swap(&mut self.older, &mut self.last);
+        self.last.clear();
+        self.last.push_str(&text[ceil_char_boundary(text, text.len().saturating_sub(JOIN_REACH))..]);
+    }
+
+    fn forget(&mut self) {
+        self.last.clear();
+        self.older.clear();
+    }
+}
+
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn ceil_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
+fn bounded(mut text: String) -> String {
+    if text.len() > JOINED_MAX {
+        let mut cut = JOINED_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// A docker image build's line without BuildKit's step and time (`#12 1.251 error[E0425]: …`
+/// is `error[E0425]: …`), as the compiler printed it.
+pub fn strip_buildkit(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix('#') else { return text };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let Some(rest) = rest[digits..].strip_prefix(' ').filter(|_| digits > 0) else { return text };
+    let time = rest.bytes().take_while(|byte| byte.is_ascii_digit() || *byte == b'.').count();
+    match rest[time..].strip_prefix(' ') {
+        Some(body) if time > 0 && rest[..time].contains('.') => body,
+        _ => text,
     }
 }
 
@@ -66,6 +251,9 @@ pub enum Span {
     Serve(u64),
     /// `dc:<name>`, `pod:…`: a container's output; the same span for every container.
     Container,
+    /// `dockercompose:<name>`: Tilt's word on a compose container's healthcheck when it
+    /// changes (`healthcheck: nc: can't connect …`): not the container's output.
+    Health,
     /// Tilt older than 0.36.1 prints no spans: builds are numbered by counting their headers.
     Plain(u64),
 }
@@ -81,6 +269,9 @@ impl Span {
         }
         if span_id.starts_with("cmd:") && span_id.ends_with(":update") {
             return Span::Update;
+        }
+        if span_id.starts_with("dockercompose:") {
+            return Span::Health;
         }
         Span::Container
     }
@@ -125,11 +316,25 @@ const MAX_LINE: usize = 64 << 10;
 /// in one of them.
 const OVERLAP: usize = 4 << 10;
 
-/// Reads `tilt logs --json` output and hands each line of a `wanted` resource to `each`, until
-/// the input ends or `each` returns false.
+/// What reading `tilt logs --json` yields.
+#[derive(Debug)]
+pub enum Logged {
+    Line(LogLine),
+    /// How many bytes of log text all resources' records read so far held together (each
+    /// record's message and its newline, as Tilt's log store counts them), sent every
+    /// `VOLUME_EVERY` bytes: Tilt cuts its log once it holds 2 MB.
+    Volume(u64),
+}
+
+/// How often the log volume read so far is reported.
+pub const VOLUME_EVERY: u64 = 16 << 10;
+
+/// Reads `tilt logs --json` output and hands each line of a `wanted` resource, and the volume
+/// read, to `each`, until the input ends or `each` returns false.
 /// Not generic, so that it is compiled here, optimized, not in each caller.
-pub fn read_json_log(reader: &mut dyn BufRead, wanted: &[String], each: &mut dyn FnMut(LogLine) -> bool) {
+pub fn read_json_log(reader: &mut dyn BufRead, wanted: &[String], each: &mut dyn FnMut(Logged) -> bool) {
     let mut raw = Vec::new();
+    let (mut volume, mut reported) = (0u64, 0u64);
     while let Ok(Some(length)) = read_capped_line(reader, &mut raw, MAX_JSON_LINE) {
         let lossy;
         let json = match serde_json::from_slice::<JsonLine>(&raw) {
@@ -144,6 +349,14 @@ pub fn read_json_log(reader: &mut dyn BufRead, wanted: &[String], each: &mut dyn
                 }
             }
         };
+        let message_bytes = if length > raw.len() { length } else { json.message.len() };
+        volume += message_bytes as u64 + 1;
+        if volume - reported >= VOLUME_EVERY {
+            reported = volume;
+            if !each(Logged::Volume(volume)) {
+                return;
+            }
+        }
         if !wanted.iter().any(|name| *name == json.resource) {
             continue;
         }
@@ -151,8 +364,9 @@ pub fn read_json_log(reader: &mut dyn BufRead, wanted: &[String], each: &mut dyn
         let header = json.build_event == "init";
         let message = json.message.strip_suffix('\n').unwrap_or(&json.message);
         for text in message.split('\n') {
-            let mut piece =
-                |text: String| each(LogLine { resource: json.resource.clone().into_owned(), span, header, text });
+            let mut piece = |text: String| {
+                each(Logged::Line(LogLine { resource: json.resource.clone().into_owned(), span, header, text }))
+            };
             if !log_pieces(text, &mut piece) {
                 return;
             }
@@ -185,10 +399,15 @@ fn read_capped_line(reader: &mut dyn BufRead, line: &mut Vec<u8>, cap: usize) ->
     }
 }
 
-/// A log line as it is judged and kept, handed to `each`: without ANSI codes, a long one in
-/// pieces of at most `MAX_LINE` bytes overlapping by `OVERLAP`. Returns false once `each` did.
+/// A log line as it is judged and kept, handed to `each`: without ANSI codes, as a terminal
+/// shows it (`\r` returns to the line's start), a long one in pieces of at most `MAX_LINE`
+/// bytes overlapping by `OVERLAP`. Returns false once `each` did.
 pub fn log_pieces(text: &str, each: &mut dyn FnMut(String) -> bool) -> bool {
     let text = strip_ansi(text);
+    let text = match memchr::memchr(b'\r', text.as_bytes()) {
+        Some(_) => Cow::Owned(as_a_terminal_shows(&text)),
+        None => text,
+    };
     if text.len() <= MAX_LINE {
         return each(text.into_owned());
     }
@@ -209,6 +428,21 @@ pub fn log_pieces(text: &str, each: &mut dyn FnMut(String) -> bool) -> bool {
             start -= 1;
         }
     }
+}
+
+/// What a terminal shows of a line with carriage returns: each part after a `\r` writes over
+/// the start of what is there (`[WARNING] x\r[ERROR] NOT synchronized!` shows the error).
+fn as_a_terminal_shows(text: &str) -> String {
+    let mut shown: Vec<char> = Vec::with_capacity(text.len());
+    for part in text.split('\r') {
+        for (column, c) in part.chars().enumerate() {
+            match shown.get_mut(column) {
+                Some(slot) => *slot = c,
+                None => shown.push(c),
+            }
+        }
+    }
+    shown.into_iter().collect()
 }
 
 /// Removes ANSI escape sequences (colours, cursor moves, OSC titles and links). Lines without
@@ -267,6 +501,7 @@ mod tests {
             ("cmd:sync-wasm-client:update", Span::Update),
             ("localserve:12", Span::Serve(12)),
             ("dc:server", Span::Container),
+            ("dockercompose:server", Span::Health),
             ("pod:server:abc", Span::Container),
             ("build:x", Span::Container),
             ("", Span::Container),
@@ -289,8 +524,10 @@ mod tests {
         ]
         .join("\n");
         let mut lines = Vec::new();
-        read_json_log(&mut input.as_bytes(), &["server".to_owned()], &mut |line| {
-            lines.push((line.span, line.header, line.text));
+        read_json_log(&mut input.as_bytes(), &["server".to_owned()], &mut |read| {
+            if let Logged::Line(line) = read {
+                lines.push((line.span, line.header, line.text));
+            }
             true
         });
         let expected = [
@@ -334,12 +571,96 @@ mod tests {
         let message = "y".repeat(MAX_JSON_LINE);
         let input = format!(r#"{{"resource":"server","spanID":"build:2","buildEvent":"","message":"{message}"}}"#);
         let mut lines = Vec::new();
-        read_json_log(&mut input.as_bytes(), &["server".to_owned()], &mut |line| {
-            lines.push(line);
+        read_json_log(&mut input.as_bytes(), &["server".to_owned()], &mut |read| {
+            if let Logged::Line(line) = read {
+                lines.push(line);
+            }
             true
         });
         assert_eq!(lines[0].span, Span::Build(2));
         assert!(lines[0].text.starts_with("[a log line of"), "{}", lines[0].text);
+    }
+
+    fn patterns() -> Patterns {
+        let set = |patterns: &[&str]| RegexSet::new(patterns).unwrap();
+        Patterns {
+            ignore: set(&[r"^\[WARNING\]"]),
+            errors: set(&[r"error\[E\d+\]", "error: could not compile", r"\[ERROR\]", r"(?i)\berror:"]),
+            success: set(&["ready in"]),
+        }
+    }
+
+    fn roles(records: &[(Span, &str)]) -> Vec<Role> {
+        let (patterns, mut judge) = (patterns(), Judge::default());
+        records.iter().map(|(span, text)| judge.record(&patterns, *span, text)).collect()
+    }
+
+    fn error(pattern: usize, joined: Option<&str>, refines: bool) -> Role {
+        Role::Error(ErrorMatch { pattern, joined: joined.map(str::to_owned), refines })
+    }
+
+    #[test]
+    fn an_error_in_pieces_is_found_joined_and_named_by_its_whole_text() {
+        let build = Span::Build(3);
+        assert_eq!(
+            roles(&[(build, "Compiling x"), (build, "err"), (build, "or: could"), (build, " not compile `x`")]),
+            [
+                Role::Benign,
+                Role::Benign,
+                error(3, Some("error: could"), false),
+                error(1, Some("error: could not compile `x`"), true),
+            ]
+        );
+        assert_eq!(
+            roles(&[(build, "e"), (build, "rr"), (build, "or: x")]),
+            [Role::Benign, Role::Benign, error(3, Some("error: x"), false)]
+        );
+        // Another span's record ends the line; an ignored record is never joined through.
+        assert_eq!(roles(&[(build, "err"), (Span::Container, "or: x")]), [Role::Benign, Role::Benign]);
+        assert_eq!(roles(&[(build, "err"), (build, "[WARNING] or: x")]), [Role::Benign, Role::Ignored]);
+        // A success needs its own whole record.
+        assert_eq!(roles(&[(build, "ready"), (build, " in 3 ms")]), [Role::Benign, Role::Benign]);
+        assert_eq!(roles(&[(build, "ready in 3 ms")]), [Role::Success]);
+    }
+
+    #[test]
+    fn buildkits_prefix_is_not_part_of_the_line() {
+        assert_eq!(strip_buildkit("#12 1.251 error[E0425]: cannot find value"), "error[E0425]: cannot find value");
+        assert_eq!(strip_buildkit("#12 1.251   --> src/kernel.rs:40:9"), "  --> src/kernel.rs:40:9");
+        assert_eq!(strip_buildkit("#12 CACHED"), "#12 CACHED");
+        assert_eq!(strip_buildkit("#1 DONE 0.0s"), "#1 DONE 0.0s");
+        assert_eq!(strip_buildkit("# comment 1.0 x"), "# comment 1.0 x");
+        let (patterns, mut judge) = (patterns(), Judge::default());
+        assert_eq!(judge.record(&patterns, Span::Build(2), "#12 0.5 [WARNING] x"), Role::Ignored);
+    }
+
+    #[test]
+    fn a_record_is_read_as_a_terminal_shows_it() {
+        let mut pieces = Vec::new();
+        log_pieces("[WARNING] x\r[ERROR] NOT synchronized!", &mut |piece| {
+            pieces.push(piece);
+            true
+        });
+        log_pieces("progress 10%\rdone\r\r", &mut |piece| {
+            pieces.push(piece);
+            true
+        });
+        assert_eq!(pieces, ["[ERROR] NOT synchronized!", "doneress 10%"]);
+    }
+
+    #[test]
+    fn the_volume_read_is_reported_for_every_resource() {
+        let record =
+            format!(r#"{{"resource":"other","spanID":"build:2","buildEvent":"","message":"{}"}}"#, "z".repeat(999));
+        let input = vec![record; 40].join("\n");
+        let mut volumes = Vec::new();
+        read_json_log(&mut input.as_bytes(), &["server".to_owned()], &mut |read| {
+            if let Logged::Volume(volume) = read {
+                volumes.push(volume);
+            }
+            true
+        });
+        assert_eq!(volumes, [17_000, 34_000]);
     }
 
     #[test]
@@ -370,6 +691,16 @@ mod never_panics {
         #[test]
         fn reading_any_bytes_as_tilt_json(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
             read_json_log(&mut bytes.as_slice(), &["server".to_owned()], &mut |_| true);
+        }
+
+        #[test]
+        fn judging_any_records(records in proptest::collection::vec(("[a-z: \\[\\]E0-9#.]{0,40}", 0u64..3), 0..20)) {
+            let set = |patterns: &[&str]| RegexSet::new(patterns).unwrap();
+            let patterns = Patterns { ignore: set(&["^x"]), errors: set(&["error: could not", "error:"]), success: set(&["ok"]) };
+            let mut judge = Judge::default();
+            for (text, span) in &records {
+                let _ = judge.record(&patterns, Span::Build(*span), text);
+            }
         }
 
         #[test]

@@ -1,40 +1,112 @@
-//! One log line -> a verdict: benign, an error of some kind, or the step's success. Pure.
+//! A line of the log -> what it is to the step: an error of some kind, the step's success, or
+//! nothing; and what the lines of one build, process or container add up to. The matching
+//! itself (ignore, then errors, then success, and the joins of records Tilt sent in pieces) is
+//! `tilt_log::Judge`, compiled optimized; this is what the run machine makes of it.
 
-use tilt_log::Judgement;
+use tilt_log::{ErrorMatch, Judge, Role};
 
-use crate::protocol::{KindId, Step};
+use crate::{protocol::Step, run::Failure, tilt::model::Span};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Benign,
-    /// An error of this kind, found by this pattern (an index into the step's error patterns).
-    Error(KindId, usize),
-    Success,
+/// How Tilt's own line at the end of a failed build begins.
+pub const TILT_BUILD_FAILED: &str = "Build Failed:";
+
+/// An error line found: its pattern (an index into the step's error patterns) and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub pattern: usize,
+    pub line: String,
+    /// Found joined to the records before it: a later record may name it better.
+    pub joined: bool,
 }
 
-/// Judges a line for `step`, in the protocol's order: ignore, then errors, then success.
-/// The line is matched without its ANSI colour codes (`strip_ansi` first).
-pub fn classify(step: &Step, line: &str) -> Verdict {
-    match step.patterns.judge(line) {
-        Judgement::Benign => Verdict::Benign,
-        // The first kind in the step's list wins: specific kinds are listed before generic ones.
-        Judgement::Error(pattern) => Verdict::Error(step.error_pattern_kinds[pattern], pattern),
-        Judgement::Success => Verdict::Success,
+impl Found {
+    pub fn failure(&self, step: &Step) -> Failure {
+        Failure::Error {
+            kind: step.error_pattern_kinds[self.pattern],
+            rule: step.patterns.errors.patterns()[self.pattern].clone(),
+            line: self.line.clone(),
+        }
     }
+}
+
+/// The verdict-bearing lines of one build, process or container: the first of each sort.
+#[derive(Debug, Default, Clone)]
+pub struct Judged {
+    pub error: Option<Found>,
+    pub success: Option<String>,
+    /// Tilt's own `Build Failed: …` line, which says less than the command's error: a failed
+    /// command's last lines can reach Tilt's log after it.
+    pub tilt_error: Option<Found>,
+}
+
+impl Judged {
+    /// Takes in the role the judge gave `text`.
+    pub fn take(&mut self, role: Role, text: &str) {
+        match role {
+            Role::Benign | Role::Ignored => {}
+            Role::Success => {
+                self.success.get_or_insert_with(|| text.to_owned());
+            }
+            Role::Error(ErrorMatch { pattern, joined: None, .. }) if text.starts_with(TILT_BUILD_FAILED) => {
+                self.tilt_error.get_or_insert_with(|| Found { pattern, line: text.to_owned(), joined: false });
+            }
+            Role::Error(ErrorMatch { pattern, joined, refines }) => {
+                let joined_text = joined.is_some();
+                let found = Found { pattern, line: joined.unwrap_or_else(|| text.to_owned()), joined: joined_text };
+                match &mut self.error {
+                    Some(known) if refines && known.joined => *known = found,
+                    Some(_) => {}
+                    None => {
+                        if joined_text {
+                            cov_mark::hit!(an_error_split_across_records_is_found);
+                        }
+                        self.error = Some(found);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds what `other` found: its first error and success, where none was found yet.
+    pub fn merge(&mut self, other: &Judged) {
+        if self.error.is_none() {
+            self.error.clone_from(&other.error);
+        }
+        if self.success.is_none() {
+            self.success.clone_from(&other.success);
+        }
+        if self.tilt_error.is_none() {
+            self.tilt_error.clone_from(&other.tilt_error);
+        }
+    }
+}
+
+/// Judges one record of `span` for `step` with `judge`'s memory of the records before it.
+pub fn judge(judge: &mut Judge, step: &Step, span: Span, text: &str) -> Role {
+    judge.record(&step.patterns, span, text)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use tilt_log::strip_ansi;
 
-    use crate::protocol::Protocol;
+    use super::*;
+    use crate::protocol::{KindId, Protocol};
+
+    /// The error kind a pattern names.
+    fn kind_of(step: &Step, found: &Found) -> KindId {
+        step.error_pattern_kinds[found.pattern]
+    }
 
     fn verdict_name(protocol: &Protocol, step: &str, line: &str) -> String {
-        match classify(protocol.step(step).unwrap(), &strip_ansi(line)) {
-            Verdict::Benign => "benign".to_owned(),
-            Verdict::Success => "success".to_owned(),
-            Verdict::Error(kind, _) => protocol.kind(kind).name.clone(),
+        let step = protocol.step(step).unwrap();
+        let mut judged = Judged::default();
+        let text = strip_ansi(line);
+        judged.take(judge(&mut Judge::default(), step, Span::Container, &text), &text);
+        match (judged.error.as_ref().or(judged.tilt_error.as_ref()), &judged.success) {
+            (Some(found), _) => protocol.kind(kind_of(step, found)).name.clone(),
+            (None, Some(_)) => "success".to_owned(),
+            (None, None) => "benign".to_owned(),
         }
     }
 
@@ -91,6 +163,7 @@ mod tests {
             ("server", "warning: unused variable: `error_count`"),
             ("server", "Container citadel-server exited with code 0"),
             ("server", "INFO citadel: handled 0 errors, 0 failures"),
+            ("server", "healthcheck: nc: can't connect to remote host (127.0.0.1): Connection refused"),
             ("sync-wasm-client", "found 0 vulnerabilities, 0 errors"),
             (
                 "sync-wasm-client",
@@ -135,6 +208,19 @@ mod tests {
             "benign"
         );
     }
+
+    #[test]
+    fn an_error_split_in_three_records_is_named_by_its_whole_text() {
+        let protocol = Protocol::load(None).unwrap();
+        let step = protocol.step("server").unwrap();
+        let (mut judge_state, mut judged) = (Judge::default(), Judged::default());
+        for text in ["   Compiling x", "err", "or: could", " not compile `x` (bin \"x\") due to 1 previous error"] {
+            judged.take(judge(&mut judge_state, step, Span::Update, text), text);
+        }
+        let found = judged.error.unwrap();
+        assert_eq!(protocol.kind(kind_of(step, &found)).name, "rust-compile");
+        assert!(found.line.starts_with("error: could not compile `x`"), "{}", found.line);
+    }
 }
 
 #[cfg(test)]
@@ -148,14 +234,14 @@ mod never_panics {
 
     proptest! {
         #[test]
-        fn classifying_any_line(line in any::<String>(), escapes in "(\x1b\\[[0-9;]*m?|\x1b\\]|\x1b|\r|\n){0,4}") {
+        fn judging_any_line(line in any::<String>(), escapes in "(\x1b\\[[0-9;]*m?|\x1b\\]|\x1b|\r|\n){0,4}") {
             let protocol = Protocol::load(None).unwrap();
             let line = format!("{escapes}{line}{escapes}");
             let stripped = strip_ansi(&line);
             for step in &protocol.steps {
-                let _ = classify(step, &stripped);
+                let mut judged = Judged::default();
+                judged.take(judge(&mut Judge::default(), step, Span::Build(1), &stripped), &stripped);
             }
         }
-
     }
 }
