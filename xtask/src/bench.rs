@@ -36,8 +36,11 @@ const SEED: [&str; 5] = ["--no-stream", "--poll", "10s", "--settle", "5s"];
 
 impl flags::Bench {
     pub fn run(&self, sh: &Shell) -> Result<()> {
-        println!("Part 1: the classifier (the peak memory is this process's own)");
+        println!("Part 1: the run machine (the peak memory is this process's own)");
         classifier(self.log_mb)?;
+        if self.machine_only {
+            return Ok(());
+        }
         let stand_in = StandIn::build(sh)?;
         let dir = stand_in.project.join("target/xtask-bench");
         println!(
@@ -371,7 +374,8 @@ fn classifier(megabytes: usize) -> Result<()> {
     };
     let mut machine = Machine::new(&protocol, vec![server], timing);
     let mut actions = Vec::new();
-    let now = || Now { at: Instant::now(), wall: WallTime::now_utc() };
+    let origin = (Instant::now(), WallTime::now_utc());
+    let now = || Now { at: Instant::now(), origin };
     let status = ResourceStatus { name: "server".to_owned(), kind: ResourceKind::Local, ..ResourceStatus::default() };
     machine.handle(Event::Status(status), now(), &mut actions);
     if !actions.iter().any(|action| matches!(action, Action::Trigger(_))) {

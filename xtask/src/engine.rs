@@ -77,6 +77,7 @@ impl<'a> Engine<'a> {
     pub fn run(mut self, machine: &mut Machine) -> Outcome {
         let mut actions = Vec::new();
         let mut results = VecDeque::from([Event::Wake]);
+        let origin = (Instant::now(), WallTime::now_utc());
         while !machine.is_done() {
             let event = match results.pop_front() {
                 Some(event) => event,
@@ -86,7 +87,7 @@ impl<'a> Engine<'a> {
                     self.receive(wake.map(|wake| wake.saturating_duration_since(before)))
                 }
             };
-            let now = Now { at: Instant::now(), wall: WallTime::now_utc() };
+            let now = Now { at: Instant::now(), origin };
             machine.handle(event, now, &mut actions);
             for action in actions.drain(..) {
                 results.extend(self.carry_out(action, now));
@@ -121,7 +122,7 @@ impl<'a> Engine<'a> {
                 Ok(stream) => self.streams.push(stream),
                 Err(error) => return Some(Event::Ended { error: Some(error) }),
             },
-            Action::Trigger(resource) => return Some(Event::Triggered(tilt.trigger(&resource).map(|()| now.wall))),
+            Action::Trigger(resource) => return Some(Event::Triggered(tilt.trigger(&resource).map(|()| now.wall()))),
             Action::Recheck { resource, tail } => {
                 let lines = tilt.logs(&resource, format, tail);
                 return Some(Event::Reading { resource, lines });

@@ -93,6 +93,9 @@ pub struct Bench {
     /// Syncs on the real Tilt (each of four builds)
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub runs: u32,
+    /// Part 1 alone: the log through the run machine
+    #[arg(long)]
+    pub machine_only: bool,
 }
 
 /// Install a git pre-push hook that runs `cargo xtask sync` on what a push changes.

@@ -641,8 +641,8 @@ impl<'p> Machine<'p> {
     fn step_ended(&self, current: &Current, how: How, now: Now) -> Action {
         Action::StepEnded(Box::new(StepEnd {
             step: current.step,
-            started: current.started.wall,
-            decided: now.wall,
+            started: current.started.wall(),
+            decided: now.wall(),
             took: now.at.saturating_duration_since(current.started.at),
             how,
             remediations: current.remediated.clone(),

@@ -27,11 +27,18 @@ use crate::{
 
 pub use machine::{Action, End, Event, How, Machine, Refusal, StepEnd, Timing};
 
-/// Both clocks, read once per event.
+/// The time of an event: the monotonic clock, read once per event, and the wall clock derived
+/// from it (from one reading of both when the run began), only where a time is shown.
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
     pub at: Instant,
-    pub wall: WallTime,
+    pub origin: (Instant, WallTime),
+}
+
+impl Now {
+    pub fn wall(&self) -> WallTime {
+        self.origin.1 + self.at.saturating_duration_since(self.origin.0)
+    }
 }
 
 /// A build as Tilt knows it: its number and when it finished (numbers restart with Tilt).

@@ -63,7 +63,7 @@ impl<'p> Harness<'p> {
     }
 
     fn now(&self) -> Now {
-        Now { at: self.start + Duration::from_millis(self.ms), wall: self.wall_at(self.ms) }
+        Now { at: self.start + Duration::from_millis(self.ms), origin: (self.start, self.wall) }
     }
 
     fn wall_at(&self, ms: u64) -> WallTime {
@@ -806,7 +806,8 @@ fn ctrl_c_before_the_first_trigger_refuses_and_after_it_reports_the_step_trigger
     let index = protocol.steps.iter().position(|step| step.name == "server").unwrap();
     let mut machine = Machine::new(&protocol, vec![index], timing());
     let mut actions = Vec::new();
-    let now = Now { at: Instant::now(), wall: WallTime::from_unix_timestamp(1_800_000_000).unwrap() };
+    let now =
+        Now { at: Instant::now(), origin: (Instant::now(), WallTime::from_unix_timestamp(1_800_000_000).unwrap()) };
     machine.handle(Event::Interrupted, now, &mut actions);
     assert_eq!(actions, [Action::Finished(End::Refused(crate::run::Refusal::Failed(Failure::Interrupted)))]);
 
