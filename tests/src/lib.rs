@@ -11,6 +11,7 @@ use std::{
 
 pub use tempfile::TempDir;
 
+pub mod real;
 pub mod scenario;
 pub mod scenarios;
 

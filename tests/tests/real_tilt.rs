@@ -11,32 +11,27 @@
 
 use std::{
     env, fs,
-    net::TcpListener,
-    os::unix::process::CommandExt,
-    panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
-    process::{Child, Command, ExitCode, Stdio},
-    sync::Mutex,
+    process::ExitCode,
     thread,
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-use sync_tests::{git, make_executable, write, xtask_bin, Run};
+use sync_tests::{
+    git, make_executable,
+    real::{
+        alive, assert_clean, error_logs, expect, fail, initial_builds_done, process_group, resource, run_suite,
+        second_line, signal, spawn_sync, Ctx, RunningSync, Scenario, TiltUp, CITADEL_RESOURCES as RESOURCES,
+    },
+    write, Run,
+};
 use tempfile::TempDir;
-
-/// The built-in protocol's resources, in step order.
-const RESOURCES: [&str; 4] = ["sync-wasm-client", "server", "internal-service", "ui"];
 
 const SERVER_ERROR: &str = "error[E0425]: cannot find value `x` in this scope";
 const WASM_SYNC_ERROR: &str = "[ERROR] ❌ WASM files are NOT synchronized!";
 
-/// How long `tilt up` may take to answer and finish its initial builds.
-const TILT_READY: Duration = Duration::from_secs(60);
 /// How long one `xtask sync` may run before the test kills it.
 const SYNC_BOUND: Duration = Duration::from_secs(120);
-
-type Scenario = (&'static str, fn(&mut Ctx));
 
 const SCENARIOS: &[Scenario] = &[
     ("clean-all-over-failed-history", clean_all_over_failed_history),
@@ -57,98 +52,21 @@ const SCENARIOS: &[Scenario] = &[
     ("held-for-a-failed-dependency", held_for_a_failed_dependency),
 ];
 
-/// The last panic's message and place, kept by the panic hook for the summary.
-static PANIC: Mutex<Option<String>> = Mutex::new(None);
-
 fn main() -> ExitCode {
-    let tilt = env::var("SYNC_REAL_TILT").unwrap_or_default();
-    if tilt.is_empty() {
-        println!(
-            "real-Tilt tests skipped: SYNC_REAL_TILT is not set (set it to the real tilt binary: \
-             `TILT=$(../shared/tilt/install.sh \"$PWD/target/real-tilt\") && SYNC_REAL_TILT=$TILT cargo test -p \
-             sync-tests --test real_tilt`; SYNC_REAL_TILT_REPEAT=N repeats each scenario, \
-             SYNC_REAL_TILT_ONLY=TEXT filters them by name)"
-        );
-        return ExitCode::SUCCESS;
-    }
-    let tilt = PathBuf::from(tilt);
-    if !tilt.is_file() {
-        println!("real tilt: SYNC_REAL_TILT={} is not a file", tilt.display());
-        return ExitCode::FAILURE;
-    }
-    let repeat: usize = match env::var("SYNC_REAL_TILT_REPEAT").ok().filter(|text| !text.is_empty()) {
-        None => 1,
-        Some(text) => match text.parse() {
-            Ok(count) if count > 0 => count,
-            _ => {
-                println!("real tilt: SYNC_REAL_TILT_REPEAT={text} is not a positive number");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    let only = env::var("SYNC_REAL_TILT_ONLY").unwrap_or_default();
-    let chosen: Vec<&Scenario> = SCENARIOS.iter().filter(|(name, _)| name.contains(only.as_str())).collect();
-    if chosen.is_empty() {
-        println!("real tilt: no scenario matches SYNC_REAL_TILT_ONLY={only}");
-        return ExitCode::FAILURE;
-    }
-    xtask_bin();
-    panic::set_hook(Box::new(|info| {
-        let message = match (info.payload().downcast_ref::<String>(), info.payload().downcast_ref::<&str>()) {
-            (Some(text), _) => text.clone(),
-            (None, Some(text)) => (*text).to_owned(),
-            (None, None) => "(a panic without a message)".to_owned(),
-        };
-        let place = info.location().map(|at| format!("{}:{}", at.file(), at.line())).unwrap_or_default();
-        *PANIC.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(format!("{message}\n  (at {place})"));
-    }));
-
-    let suite = Instant::now();
-    let mut failures = Vec::new();
-    let mut count = 0;
-    for (name, scenario) in chosen {
-        for round in 1..=repeat {
-            let label = if repeat > 1 { format!("{name} #{round}") } else { (*name).to_owned() };
-            let mut ctx = Ctx { tilt: tilt.clone(), notes: Vec::new() };
-            let started = Instant::now();
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| scenario(&mut ctx)));
-            let took = started.elapsed().as_secs_f64();
-            let notes = if ctx.notes.is_empty() { String::new() } else { format!(": {}", ctx.notes.join(", ")) };
-            count += 1;
-            match outcome {
-                Ok(()) => println!("real tilt: {label} ... ok ({took:.1} s{notes})"),
-                Err(_) => {
-                    let why = PANIC.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take().unwrap_or_default();
-                    println!("real tilt: {label} ... FAILED ({took:.1} s{notes})\n{why}\n");
-                    failures.push(label);
-                }
-            }
-        }
-    }
-    let took = suite.elapsed().as_secs_f64();
-    if failures.is_empty() {
-        println!("real tilt: {count} scenario runs passed in {took:.1} s");
-        ExitCode::SUCCESS
-    } else {
-        println!("real tilt: {} of {count} scenario runs FAILED in {took:.1} s:", failures.len());
-        for failure in &failures {
-            println!("    {failure}");
-        }
-        ExitCode::FAILURE
-    }
+    let how = "set it to the real tilt binary: `TILT=$(../shared/tilt/install.sh \"$PWD/target/real-tilt\") && \
+               SYNC_REAL_TILT=$TILT cargo test -p sync-tests --test real_tilt`";
+    run_suite("real tilt", "SYNC_REAL_TILT", how, SCENARIOS)
 }
 
-/// What a scenario gets: the real tilt, and a place for the timings it prints.
-struct Ctx {
-    tilt: PathBuf,
-    notes: Vec<String>,
+/// What the scenarios of this suite do with their context.
+trait Scenarios {
+    fn fixture(&self) -> Fixture;
+    fn up(&mut self, fx: &Fixture) -> (PathBuf, TiltUp);
+    fn tilt_up(&mut self, fx: &Fixture, dir: &Path) -> TiltUp;
+    fn sync(&mut self, fx: &Fixture, root: &Path, port: u16, args: &[&str]) -> Run;
 }
 
-impl Ctx {
-    fn note(&mut self, text: impl Into<String>) {
-        self.notes.push(text.into());
-    }
-
+impl Scenarios for Ctx {
     fn fixture(&self) -> Fixture {
         Fixture::new(&self.tilt)
     }
@@ -162,7 +80,7 @@ impl Ctx {
 
     fn tilt_up(&mut self, fx: &Fixture, dir: &Path) -> TiltUp {
         let started = Instant::now();
-        let tilt = TiltUp::start(fx, dir);
+        let tilt = TiltUp::start(&fx.real, dir, fx.root(), initial_builds_done);
         self.note(format!("tilt up {:.1} s", started.elapsed().as_secs_f64()));
         tilt
     }
@@ -481,55 +399,11 @@ fn plain_sync_after_a_failed_one(ctx: &mut Ctx) {
 // ---------------------------------------------------------------------------------------------
 // Checks.
 
-fn second_line(run: &Run) -> &str {
-    run.stdout.lines().nth(1).unwrap_or_default()
-}
-
-fn fail(run: &Run, what: &str) -> ! {
-    panic!("{what}\n--- exit code: {:?}\n--- stdout\n{}--- stderr\n{}", run.code, run.stdout, run.stderr)
-}
-
-/// The exit code, and the start of the report's first and second lines.
-fn expect(run: &Run, code: i32, first: &str, second: Option<&str>) {
-    if run.code != Some(code) {
-        fail(run, &format!("exit code {code} expected"));
-    }
-    if !run.first_line().starts_with(first) {
-        fail(run, &format!("the report should start with `{first}`"));
-    }
-    if let Some(second) = second {
-        if !second_line(run).starts_with(second) {
-            fail(run, &format!("the report's second line should start with `{second}`"));
-        }
-    }
-}
-
 fn expect_triggers(run: &Run, fx: &Fixture, mark: usize, expected: &[&str]) {
     let triggered = fx.triggers_since(mark);
     if triggered != expected {
         fail(run, &format!("triggered {triggered:?}, expected {expected:?}"));
     }
-}
-
-#[track_caller]
-fn assert_clean(repo: &Path) {
-    let status = git(repo, &["status", "--porcelain", "--untracked-files=all"]);
-    assert!(status.is_empty(), "git status in {} is not clean:\n{status}", repo.display());
-}
-
-fn error_logs(repo: &Path) -> Vec<PathBuf> {
-    let mut logs: Vec<PathBuf> = fs::read_dir(repo.join("logs"))
-        .map(|entries| {
-            entries
-                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|path| {
-                    path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.starts_with("sync-error-"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    logs.sort();
-    logs
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -758,33 +632,15 @@ impl Fixture {
         edited.to_str().expect("a UTF-8 path").to_owned()
     }
 
-    /// Starts `xtask sync --root ROOT ARGS` against the Tilt on `port`, through the wrapper.
-    /// Tilt's analytics switches (CI and the like) are removed, then `env` set.
+    /// Starts `xtask sync --root ROOT ARGS` against the Tilt on `port`, through the wrapper
+    /// (with the fake `npm` first on PATH when wanted).
     fn spawn_sync(&self, root: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> RunningSync {
-        let n = fs::read_dir(self.root()).map(|entries| entries.count()).unwrap_or(0);
-        let (out, err) = (self.root().join(format!("sync-{n}.out")), self.root().join(format!("sync-{n}.err")));
-        let mut command = Command::new(xtask_bin());
-        command
-            .arg("sync")
-            .arg("--root")
-            .arg(root)
-            .args(args)
-            .env("SYNC_TILT", self.bin.join("tilt"))
-            .env("TILT_PORT", port.to_string())
-            .env_remove("TILT_HOST")
-            .env_remove("CI")
-            .env_remove("DO_NOT_TRACK")
-            .env_remove("TILT_DISABLE_ANALYTICS")
-            .envs(env.iter().copied())
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&out).expect("creating the sync's stdout file"))
-            .stderr(fs::File::create(&err).expect("creating the sync's stderr file"));
+        let path = format!("{}:{}", self.npm_dir.display(), env::var("PATH").unwrap_or_default());
+        let mut env = env.to_vec();
         if self.npm {
-            command.env("PATH", format!("{}:{}", self.npm_dir.display(), env::var("PATH").unwrap_or_default()));
+            env.push(("PATH", &path));
         }
-        let child = command.spawn().expect("starting xtask sync");
-        RunningSync { child, out, err, started: Instant::now() }
+        spawn_sync(&self.bin.join("tilt"), self.root(), root, port, args, &env)
     }
 }
 
@@ -809,259 +665,4 @@ impl Drop for Fixture {
             }
         }
     }
-}
-
-/// An `xtask sync` running.
-struct RunningSync {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    started: Instant,
-}
-
-impl RunningSync {
-    /// Waits for its end, at most `bound` (then kills it and fails).
-    fn finish(mut self, bound: Duration) -> Run {
-        let deadline = self.started + bound;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("waiting for xtask sync") {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let run = Run {
-            code: status.and_then(|status| status.code()),
-            stdout: fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: fs::read_to_string(&self.err).unwrap_or_default(),
-        };
-        if status.is_none() {
-            fail(&run, &format!("xtask sync was still running after {bound:?}: killed"));
-        }
-        run
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tilt.
-
-/// A `tilt up` of our own, in a process group of its own, stopped when dropped.
-struct TiltUp {
-    child: Child,
-    port: u16,
-    real: PathBuf,
-    log: PathBuf,
-}
-
-impl TiltUp {
-    /// Starts `tilt up` in `dir` and waits until its initial builds are done.
-    fn start(fx: &Fixture, dir: &Path) -> TiltUp {
-        let port = free_port();
-        let log = fx.root().join(format!("tilt-up-{port}.log"));
-        let file = fs::File::create(&log).expect("creating the tilt up log");
-        let child = Command::new(&fx.real)
-            .args(["up", "--port", &port.to_string(), "--stream", "--web-mode=prod"])
-            .env("TILT_DISABLE_ANALYTICS", "1")
-            .env_remove("TILT_PORT")
-            .env_remove("TILT_HOST")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("cloning a file handle"))
-            .stderr(file)
-            .process_group(0)
-            .spawn()
-            .expect("starting tilt up");
-        let tilt = TiltUp { child, port, real: fx.real.clone(), log };
-        tilt.wait("its initial builds", TILT_READY, initial_builds_done);
-        tilt
-    }
-
-    /// `tilt ARGS --port P`: its stdout, or why it failed.
-    fn call(&self, args: &[&str]) -> Result<String, String> {
-        let output = Command::new(&self.real)
-            .args(args)
-            .args(["--port", &self.port.to_string()])
-            .env_remove("TILT_PORT")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|err| format!("running tilt: {err}"))?;
-        match output.status.success() {
-            true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
-            false => Err(format!("tilt {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim())),
-        }
-    }
-
-    /// Every UIResource, as `tilt get uiresources -o json` lists them.
-    fn resources(&self) -> Result<Value, String> {
-        let text = self.call(&["get", "uiresources", "-o", "json"])?;
-        serde_json::from_str(&text).map_err(|err| format!("unreadable uiresources ({err}): {text}"))
-    }
-
-    /// One UIResource.
-    #[track_caller]
-    fn status(&self, name: &str) -> Value {
-        let text = self.call(&["get", "uiresource", name, "-o", "json"]).unwrap_or_else(|err| panic!("{err}"));
-        serde_json::from_str(&text).unwrap_or_else(|err| panic!("unreadable uiresource ({err}): {text}"))
-    }
-
-    /// `tilt trigger` straight to the real tilt (not counted as the sync's).
-    #[track_caller]
-    fn trigger(&self, resource: &str) {
-        self.call(&["trigger", resource]).unwrap_or_else(|err| panic!("{err}"));
-    }
-
-    /// Polls Tilt's resources until `done` says so, at most `bound`; else fails with why not
-    /// and the end of the `tilt up` log.
-    #[track_caller]
-    fn wait(&self, what: &str, bound: Duration, done: impl Fn(&Value) -> Result<(), String>) {
-        let started = Instant::now();
-        let mut why = String::from("not asked yet");
-        while started.elapsed() < bound {
-            if self.exited() {
-                panic!("tilt up exited while waiting for {what}\n{}", self.log_tail());
-            }
-            match self.resources().and_then(|list| done(&list)) {
-                Ok(()) => return,
-                Err(reason) => why = reason,
-            }
-            thread::sleep(Duration::from_millis(250));
-        }
-        panic!("Tilt on port {} did not reach {what} within {bound:?}: {why}\n{}", self.port, self.log_tail());
-    }
-
-    /// Whether `tilt up` has exited (`try_wait` needs `&mut`; /proc shows it without reaping it).
-    fn exited(&self) -> bool {
-        !alive(self.child.id())
-    }
-
-    fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(60);
-        format!("--- last lines of `tilt up` ({})\n{}", self.log.display(), lines[from..].join("\n"))
-    }
-
-    /// Sends `SIG` to tilt up's process group.
-    fn signal(&mut self, sig: &str) {
-        signal(&format!("-{}", self.child.id()), sig);
-    }
-}
-
-impl Drop for TiltUp {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal("TERM");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(20));
-            }
-        }
-        // Whatever is left of its group (a wrapper, a command it ran).
-        self.signal("KILL");
-        let _ = self.child.wait();
-    }
-}
-
-/// Tilt's initial builds are done: each resource has built (or waits for a dependency that
-/// failed), none is building or queued, and every serve process that should run has started.
-fn initial_builds_done(list: &Value) -> Result<(), String> {
-    let tiltfile = resource(list, "(Tiltfile)")?;
-    if tiltfile["status"]["buildHistory"].as_array().is_none_or(Vec::is_empty) {
-        return Err("the Tiltfile is not loaded yet".to_owned());
-    }
-    for name in RESOURCES {
-        let status = &resource(list, name)?["status"];
-        if status["currentBuild"]["startTime"].is_string() {
-            return Err(format!("{name} is building"));
-        }
-        if status["queued"] == true || status["pendingBuildSince"].is_string() {
-            return Err(format!("{name} has a build pending"));
-        }
-        if status["waiting"].is_object() {
-            // Waiting is final only behind a dependency that failed (Tilt clears `waiting` a
-            // moment after a dependency succeeds).
-            blocked_for_good(list, name, 0)?;
-            continue;
-        }
-        let Some(last) = status["buildHistory"].as_array().and_then(|history| history.first()) else {
-            return Err(format!("{name} has not built yet"));
-        };
-        if last["error"].is_null() && status["runtimeStatus"] == "pending" {
-            return Err(format!("{name}'s serve process has not started"));
-        }
-    }
-    Ok(())
-}
-
-/// `name` waits on dependencies that will not get ready by themselves: one failed its last build
-/// (or is itself blocked so) and none is busy.
-fn blocked_for_good(list: &Value, name: &str, depth: usize) -> Result<(), String> {
-    let status = &resource(list, name)?["status"];
-    let on = status["waiting"]["on"].as_array().cloned().unwrap_or_default();
-    if depth > RESOURCES.len() {
-        return Err(format!("{name} waits in a cycle"));
-    }
-    let mut failed = false;
-    for dependency in &on {
-        let dependency = dependency["name"].as_str().unwrap_or_default();
-        let status = &resource(list, dependency)?["status"];
-        if status["waiting"].is_object() {
-            blocked_for_good(list, dependency, depth + 1)?;
-            failed = true;
-        } else if status["currentBuild"]["startTime"].is_string() || status["queued"] == true {
-            return Err(format!("{name} waits on {dependency}, which is building"));
-        } else {
-            match status["buildHistory"][0]["error"].is_string() {
-                true => failed = true,
-                false if status["buildHistory"][0].is_object() => {}
-                false => return Err(format!("{name} waits on {dependency}, which has not built yet")),
-            }
-        }
-    }
-    match failed {
-        true => Ok(()),
-        false => Err(format!("{name} waits on dependencies that succeeded: it is about to build")),
-    }
-}
-
-fn resource<'a>(list: &'a Value, name: &str) -> Result<&'a Value, String> {
-    list["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|item| item["metadata"]["name"] == name))
-        .ok_or_else(|| format!("Tilt has no resource `{name}` yet"))
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("a local address").port()
-}
-
-/// `kill -SIG TARGET` (a pid, or `-PGID` for a process group); errors ignored.
-fn signal(target: &str, sig: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{sig}"), "--", target])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// A process's state and group, from `/proc/PID/stat`.
-fn stat(pid: u32) -> Option<(char, u32)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = text.rsplit_once(')')?.1.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let group = fields.nth(1)?.parse().ok()?;
-    Some((state, group))
-}
-
-fn alive(pid: u32) -> bool {
-    stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
-}
-
-fn process_group(pid: u32) -> Option<u32> {
-    stat(pid).map(|(_, group)| group)
 }

@@ -26,7 +26,7 @@ use crate::{
         location::{self, Location},
         Cause, Outcome, RunReport, StepReport,
     },
-    run::{End, Failure, How, Machine, Refusal, Timing},
+    run::{BuildId, End, Failure, How, Machine, Refusal, Timing},
     store::{self, LogDir},
     tilt::{self, Event, LogFormat, Stream, Tilt, TiltError, DEFAULT_PORT},
     usage,
@@ -421,7 +421,7 @@ impl Reporter<'_> {
             tail: run.tail.clone(),
             build: match &end.how {
                 How::Passed { build, .. } => Some(build.clone()),
-                _ => None,
+                _ => end.build.map(|number| BuildId { number, finished: None }),
             },
             location,
         }

@@ -487,6 +487,14 @@ impl Attempt {
         }
     }
 
+    /// The error that names the failed build once all its lines are in: the most specific of
+    /// its own, else of its service's.
+    pub fn deciding_error(&self, step: &Step, plain: bool) -> Option<Failure> {
+        let ours = self.ours(plain)?;
+        let own = self.lines.build(ours).and_then(|lines| lines.judged.error.clone());
+        own.or(self.lines.runtime(ours).error).map(|found| found.failure(step))
+    }
+
     /// Whether a success line of the build was seen, though Tilt never recorded its end.
     pub fn saw_success(&self) -> bool {
         self.ours(false).and_then(|ours| self.lines.build(ours)).is_some_and(|lines| lines.judged.success.is_some())

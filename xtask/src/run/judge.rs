@@ -29,7 +29,8 @@ impl Found {
     }
 }
 
-/// The verdict-bearing lines of one build, process or container: the first of each sort.
+/// The verdict-bearing lines of one build, process or container: the first success, the most
+/// specific error (the first of those).
 #[derive(Debug, Default, Clone)]
 pub struct Judged {
     pub error: Option<Found>,
@@ -55,6 +56,13 @@ impl Judged {
                 let found = Found { pattern, line: joined.unwrap_or_else(|| text.to_owned()), joined: joined_text };
                 match &mut self.error {
                     Some(known) if refines && known.joined => *known = found,
+                    // The most specific error names the build (patterns are in the step's order
+                    // of kinds): Docker's `failed to solve: … exit code: 101` can reach the log
+                    // before the compiler's `error[E0425]` it reports.
+                    Some(known) if pattern < known.pattern => {
+                        cov_mark::hit!(the_most_specific_error_names_the_build);
+                        *known = found;
+                    }
                     Some(_) => {}
                     None => {
                         if joined_text {
@@ -207,6 +215,24 @@ mod tests {
             ),
             "benign"
         );
+    }
+
+    #[test]
+    fn the_most_specific_error_of_a_build_names_it_whichever_came_first() {
+        let protocol = Protocol::load(None).unwrap();
+        let step = protocol.step("server").unwrap();
+        let (mut judge_state, mut judged) = (Judge::default(), Judged::default());
+        cov_mark::check!(the_most_specific_error_names_the_build);
+        for text in [
+            "failed to solve: executor failed running [/bin/sh -c sh build.sh]: exit code: 101",
+            "#12 1.061 error[E0425]: cannot find value `peer_id` in this scope",
+            "#12 1.061 error: could not compile `x`",
+        ] {
+            judged.take(judge(&mut judge_state, step, Span::Build(7), text), text);
+        }
+        let found = judged.error.unwrap();
+        assert_eq!(protocol.kind(kind_of(step, &found)).name, "rust-compile");
+        assert!(found.line.contains("error[E0425]"), "{}", found.line);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use time::format_description::well_known::Rfc3339;
+
 use crate::{
     protocol::{KindId, Protocol, Step},
     run::{
@@ -121,6 +123,8 @@ pub struct StepEnd {
     pub remediated_kinds: Vec<KindId>,
     /// It was triggered (and Tilt keeps its build going if the run stops).
     pub triggered: bool,
+    /// The build of ours the step followed last, when one started.
+    pub build: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -639,7 +643,13 @@ impl<'p> Machine<'p> {
     }
 
     fn step_ended(&self, current: &Current, how: How, now: Now) -> Action {
+        let plain = self.resources[current.resource].1.plain;
+        let build = match &current.state {
+            StepState::Watching(attempt) | StepState::Capturing { attempt, .. } => attempt.ours(plain),
+            _ => None,
+        };
         Action::StepEnded(Box::new(StepEnd {
+            build,
             step: current.step,
             started: current.started.wall(),
             decided: now.wall(),
@@ -662,7 +672,25 @@ impl<'p> Machine<'p> {
                     StepState::Watching(attempt) => (attempt.baseline.serve, attempt.baseline.runtime.clone()),
                     _ => Default::default(),
                 };
-                self.guards.push(Guard::new(current.step, build, serve, runtime, now.at + step.confirm.0));
+                // `confirm` is how long the service must be seen up: a container Compose kept (the
+                // one there when we triggered) has been up since it started.
+                let seen = &self.resources[current.resource].1;
+                let kept = |container: &&ComposeService| match &current.state {
+                    StepState::Watching(attempt) => {
+                        attempt.baseline.container.as_ref().is_some_and(|then| then.same_run(container))
+                    }
+                    _ => false,
+                };
+                let up_for = seen
+                    .container
+                    .as_ref()
+                    .filter(|_| attempt::is_compose(seen))
+                    .filter(kept)
+                    .and_then(|container| container.started_at.as_deref())
+                    .and_then(|started| WallTime::parse(started, &Rfc3339).ok())
+                    .map_or(Duration::ZERO, |started| (now.wall() - started).try_into().unwrap_or_default());
+                let confirm_until = now.at + step.confirm.0.saturating_sub(up_for);
+                self.guards.push(Guard::new(current.step, build, serve, runtime, confirm_until));
                 self.next_step(now, actions);
             }
             How::Failed(Failure::Interrupted) => actions.push(Action::Finished(End::Interrupted)),
@@ -733,7 +761,9 @@ impl<'p> Machine<'p> {
         let next = match (next, &mut current.state) {
             (Move::Stay, StepState::Capturing { attempt, until, failure }) => {
                 if now.at >= *until || attempt.ended(seen.plain, &context, now.at) {
-                    Move::AfterFailure(failure.clone())
+                    let error =
+                        matches!(failure, Failure::Error { .. }).then(|| attempt.deciding_error(step, seen.plain));
+                    Move::AfterFailure(error.flatten().unwrap_or_else(|| failure.clone()))
                 } else {
                     // The failed build's last lines: read as soon as Tilt says it ended.
                     if let Some(tail) = attempt.needs_reading(seen, &context, now.at) {
