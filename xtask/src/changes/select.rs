@@ -383,3 +383,117 @@ impl Selection {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{
+        changes::graph::{Graph, Source, StepGraph},
+        tilt::model::{FinishedBuild, ResourceKind, Runtime},
+    };
+
+    fn fingerprint(tree: &str) -> Fingerprint {
+        Fingerprint { trees: BTreeMap::from([(String::new(), tree.to_owned())]) }
+    }
+
+    /// Each step reads the one file named after it; the UI runs with any step.
+    fn changes(since_base: &[&str], since_record: &[(&str, &[&str])]) -> Changes {
+        let reads = |path: &str| {
+            let source = Source::File { path: path.to_owned(), why: format!("{path} is read") };
+            Inputs::Derived(StepGraph { sources: vec![source], builds: Vec::new() })
+        };
+        let graph = Graph { steps: vec![reads("sync.sh"), reads("kernel.rs"), reads("service.rs"), reads("ui.json")] };
+        let owned = |paths: &[&str]| paths.iter().map(|path| (*path).to_owned()).collect::<Vec<_>>();
+        let diffed = Diffed {
+            base: "abc".to_owned(),
+            base_description: "HEAD (no upstream)".to_owned(),
+            since_base: owned(since_base),
+            since_record: Some(since_record.iter().map(|(tree, paths)| (fingerprint(tree), owned(paths))).collect()),
+            submodules: Vec::new(),
+            graph,
+        };
+        Changes { fingerprint: Some(fingerprint("now")), found: Found::Diffed(diffed) }
+    }
+
+    fn record(tree: &str, failed: bool) -> StepRecord {
+        StepRecord { resource: "server".to_owned(), failed, build: 7, finished: None, fingerprint: fingerprint(tree) }
+    }
+
+    fn whys(selection: &Selection) -> Vec<String> {
+        selection.whys.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn each_step_runs_for_its_own_changes_since_its_record() {
+        let protocol = Protocol::load(None).unwrap();
+        let records = Records { steps: BTreeMap::from([("server".to_owned(), record("then", false))]) };
+        // The kernel changed before the server's last good sync: only the sync script since.
+        let changes = changes(&["kernel.rs", "sync.sh"], &[("then", &["sync.sh"])]);
+        let selection = select(&protocol, &changes, &records, None).unwrap();
+        assert_eq!(
+            whys(&selection),
+            [
+                "`sync.sh` → sync.sh is read",
+                "unchanged since its last good sync (build 7; Tilt not asked)",
+                "no matching change",
+                "runs whenever another step runs",
+            ]
+        );
+        assert!(selection.wants_tilt(), "idle steps: Tilt's word could change them");
+        assert_eq!(selection.base_description, "the last successful sync");
+
+        let failed = Records { steps: BTreeMap::from([("server".to_owned(), record("then", true))]) };
+        let selection = select(&protocol, &changes, &failed, None).unwrap();
+        assert_eq!(whys(&selection)[1], "it failed in the last sync that ran it, or was due and not reached");
+    }
+
+    #[test]
+    fn tilts_state_is_weighed_only_when_given() {
+        let protocol = Protocol::load(None).unwrap();
+        let records = Records { steps: BTreeMap::from([("server".to_owned(), record("then", false))]) };
+        let changes = changes(&[], &[("then", &[])]);
+        let status = |name: &str, error: Option<&str>| ResourceStatus {
+            name: name.to_owned(),
+            kind: ResourceKind::Compose,
+            current: None,
+            finished: vec![FinishedBuild { number: 7, start: None, finish: None, error: error.map(str::to_owned) }],
+            queued: false,
+            runtime: Runtime::default(),
+            waiting_on: Vec::new(),
+        };
+        let state = TiltState {
+            statuses: vec![status("server", None), status("internal-service", Some("exit 1"))],
+            compose: Vec::new(),
+        };
+        let selection = select(&protocol, &changes, &records, Some(&state)).unwrap();
+        assert_eq!(
+            whys(&selection)[..3],
+            [
+                "no matching change, but Tilt has no resource `sync-wasm-client` now",
+                "unchanged since its last good sync (Tilt still shows build 7, ok)",
+                "no matching change, but Tilt's latest build of internal-service failed: exit 1",
+            ]
+        );
+        assert!(!select(&protocol, &changes, &records, None).unwrap().any_runs());
+    }
+
+    #[test]
+    fn a_misspelt_step_is_suggested_whatever_its_case() {
+        let protocol = Protocol::load(None).unwrap();
+        let named = |name: &str| Changes {
+            fingerprint: None,
+            found: Found::ByFlag { all: false, named: vec![name.to_owned()] },
+        };
+        let error = |name: &str| select(&protocol, &named(name), &Records::default(), None).err().unwrap().to_string();
+        assert_eq!(
+            error("UI"),
+            "no step named `UI` in the protocol: did you mean `ui`? (steps: sync-wasm-client, server, internal-service, ui)"
+        );
+        assert!(error("Srever").contains("did you mean `server`?"));
+        assert!(!error("frobnicate").contains("did you mean"));
+        let selection = select(&protocol, &named("server"), &Records::default(), None).unwrap();
+        assert_eq!(whys(&selection), ["not named by --step", "--step", "not named by --step", "not named by --step"]);
+    }
+}

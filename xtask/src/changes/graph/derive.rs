@@ -24,14 +24,17 @@ use crate::{
 /// The inputs of every step of the protocol, read from `host` (the workspace).
 pub fn derive(host: &dyn Tree, protocol: &Protocol) -> Graph {
     let tiltfile_path = protocol.settings.tiltfile.as_str();
-    let every_step =
-        |why: String| Graph { steps: protocol.steps.iter().map(|_| Inputs::Unknown(why.clone())).collect() };
+    let every_step = |inputs: fn(String) -> Inputs, why: String| Graph {
+        steps: protocol.steps.iter().map(|_| inputs(why.clone())).collect(),
+    };
+    // No Tiltfile, no resource: Tilt cannot run this checkout, and a sync would refuse it.
     let Some(text) = host.read(tiltfile_path) else {
-        return every_step(format!("there is no `{tiltfile_path}` to read the build from (settings.tiltfile)"));
+        let why = format!("there is no `{tiltfile_path}` (settings.tiltfile), so no resource is defined");
+        return every_step(Inputs::Undefined, why);
     };
     let tiltfile = match Tiltfile::parse(&text) {
         Ok(tiltfile) => tiltfile,
-        Err(err) => return every_step(format!("`{tiltfile_path}` cannot be read: {err}")),
+        Err(err) => return every_step(Inputs::Unknown, format!("`{tiltfile_path}` cannot be read: {err}")),
     };
     let tilt_dir = parent(tiltfile_path).unwrap_or_default();
     let compose_paths: Vec<String> = match protocol.derive.compose.is_empty() {
@@ -607,7 +610,10 @@ mod tests {
         assert!(no_tiltfile
             .steps
             .iter()
-            .all(|inputs| matches!(inputs, Inputs::Unknown(why) if why.starts_with("there is no `Tiltfile`"))));
+            .all(|inputs| matches!(inputs, Inputs::Undefined(why) if why.starts_with("there is no `Tiltfile`"))));
+        let broken = derive(&Memory::new(&[("Tiltfile", "docker_compose('x.yml\n")]), &protocol);
+        let unreadable = "`Tiltfile` cannot be read: line 1: a string that never ends";
+        assert!(broken.steps.iter().all(|inputs| matches!(inputs, Inputs::Unknown(why) if why == unreadable)));
         let two_services = derive(&Memory::new(&[("Tiltfile", "local_resource('server', 'make')\n")]), &protocol);
         assert!(
             matches!(&two_services.steps[0], Inputs::Undefined(why) if why == "`Tiltfile` defines no resource `sync-wasm-client`")
