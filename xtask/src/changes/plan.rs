@@ -79,23 +79,14 @@ fn rule_claim(protocol: &Protocol, step: usize, path: &str) -> Option<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::changes::graph::{Source, StepGraph};
+    use crate::changes::graph::{Mapping, Source, StepGraph};
 
     /// A graph: the first step's build unreadable, the server reading `kernel/main.rs` and a
     /// mounted `ui/`, the internal service nothing, the UI undefined.
     fn graph() -> Graph {
         let file = |path: &str| Source::File { path: path.to_owned(), why: format!("reads {path}") };
-        let ui = crate::changes::graph::Mapping {
-            host: "citadel-workspaces".to_owned(),
-            at: "/app".to_owned(),
-            ignore: None,
-            excludes: None,
-            why: "mounted".to_owned(),
-            runtime: true,
-            others_count: true,
-            builds: Vec::new(),
-            shadowed: Vec::new(),
-        };
+        let mounted = Mapping::new("citadel-workspaces".to_owned(), "/app".to_owned(), "mounted".to_owned());
+        let ui = Mapping { runtime: true, ..mounted };
         Graph {
             steps: vec![
                 Inputs::Unknown("`docker/sync/Dockerfile` cannot be read".to_owned()),

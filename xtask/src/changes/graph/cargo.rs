@@ -11,6 +11,7 @@ use toml::{Table, Value};
 
 use crate::changes::graph::{
     command::CargoCall,
+    error::Unreadable,
     paths::{join, parent, within},
     Tree,
 };
@@ -138,8 +139,11 @@ pub enum DepPath {
 }
 
 impl Manifest {
-    pub fn parse(text: &str) -> Result<Manifest, String> {
-        let table: Table = toml::from_str(text).map_err(|err| err.message().replace('\n', " "))?;
+    pub fn parse(text: &str) -> Result<Manifest, Unreadable> {
+        let table: Table = toml::from_str(text).map_err(|err| {
+            let line = err.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            Unreadable { line, message: err.message().replace('\n', " ") }
+        })?;
         let str_of = |table: &Table, key: &str| table.get(key).and_then(Value::as_str).map(str::to_owned);
         let strings = |value: Option<&Value>| -> Vec<String> {
             value.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
@@ -295,10 +299,15 @@ impl Crates {
 }
 
 /// Resolves a cargo call run in `cwd` of `tree`. Ok(None) when it compiles nothing of ours.
-pub fn resolve(tree: &dyn Tree, cwd: &str, call: &CargoCall, uncompiled: &[String]) -> Result<Option<Crates>, String> {
+pub fn resolve(
+    tree: &dyn Tree,
+    cwd: &str,
+    call: &CargoCall,
+    uncompiled: &[String],
+) -> Result<Option<Crates>, Unreadable> {
     let Some(Invocation { build, manifest: manifest_path, all_targets }) = Build::of(call) else { return Ok(None) };
     let cwd = match &call.dir {
-        Some(dir) => join(cwd, dir).ok_or_else(|| format!("`cd {dir}` leaves the filesystem"))?,
+        Some(dir) => join(cwd, dir).ok_or_else(|| Unreadable::new(format!("`cd {dir}` leaves the filesystem")))?,
         None => cwd.to_owned(),
     };
     let mut loader = Loader { tree, manifests: BTreeMap::new() };
@@ -307,9 +316,11 @@ pub fn resolve(tree: &dyn Tree, cwd: &str, call: &CargoCall, uncompiled: &[Strin
         (_, Some(path)) => join(&cwd, &path),
         (_, None) => find_upward(tree, &cwd),
     }
-    .ok_or_else(|| format!("`{}` in {cwd}: no Cargo.toml there or above", call.text()))?;
-    let start_manifest =
-        loader.load(&start)?.ok_or_else(|| format!("`{}`: {start} is not there", call.text()))?.clone();
+    .ok_or_else(|| Unreadable::new(format!("`{}` in {cwd}: no Cargo.toml there or above", call.text())))?;
+    let start_manifest = loader
+        .load(&start)?
+        .ok_or_else(|| Unreadable::new(format!("`{}`: {start} is not there", call.text())))?
+        .clone();
     let start_dir = parent(&start).unwrap_or("/").to_owned();
     let root = match &start_manifest.workspace {
         Some(_) => Some(start_dir.clone()),
@@ -407,18 +418,18 @@ pub fn resolve(tree: &dyn Tree, cwd: &str, call: &CargoCall, uncompiled: &[Strin
                     })
                     .cloned()
                     .ok_or_else(|| {
-                        format!("`{}`: no crate of the workspace at {cwd} has a binary `{bin}`", call.text())
+                        let message =
+                            format!("`{}`: no crate of the workspace at {cwd} has a binary `{bin}`", call.text());
+                        Unreadable::new(message)
                     })
             })
             .collect::<Result<_, _>>()?,
         Build::Packages(names) => names
             .iter()
             .map(|name| {
-                known
-                    .keys()
-                    .find(|dir| name_of(dir, &known) == *name)
-                    .cloned()
-                    .ok_or_else(|| format!("`{}`: no crate `{name}` in the workspace at {cwd}", call.text()))
+                known.keys().find(|dir| name_of(dir, &known) == *name).cloned().ok_or_else(|| {
+                    Unreadable::new(format!("`{}`: no crate `{name}` in the workspace at {cwd}", call.text()))
+                })
             })
             .collect::<Result<_, _>>()?,
         Build::Workspace => members.clone(),
@@ -477,10 +488,10 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    fn load(&mut self, path: &str) -> Result<Option<&Manifest>, String> {
+    fn load(&mut self, path: &str) -> Result<Option<&Manifest>, Unreadable> {
         if !self.manifests.contains_key(path) {
             let manifest = match self.tree.read(path) {
-                Some(text) => Some(Manifest::parse(&text).map_err(|err| format!("{path}: {err}"))?),
+                Some(text) => Some(Manifest::parse(&text).map_err(|err| Unreadable::new(format!("{path}: {err}")))?),
                 None => None,
             };
             self.manifests.insert(path.to_owned(), manifest);
@@ -505,7 +516,7 @@ fn find_upward(tree: &dyn Tree, dir: &str) -> Option<String> {
 }
 
 /// The nearest folder above `dir` whose manifest has `[workspace]`.
-fn workspace_root(loader: &mut Loader, dir: &str) -> Result<Option<String>, String> {
+fn workspace_root(loader: &mut Loader, dir: &str) -> Result<Option<String>, Unreadable> {
     let mut at = parent(dir);
     while let Some(candidate) = at {
         let manifest = format!("{}/Cargo.toml", candidate.trim_end_matches('/'));
@@ -519,7 +530,7 @@ fn workspace_root(loader: &mut Loader, dir: &str) -> Result<Option<String>, Stri
 
 /// A crate's own workspace when it is not the build's: its `workspace = true` dependencies
 /// resolve there.
-fn foreign_root(loader: &mut Loader, dir: &str, build_root: Option<&str>) -> Result<Option<String>, String> {
+fn foreign_root(loader: &mut Loader, dir: &str, build_root: Option<&str>) -> Result<Option<String>, Unreadable> {
     let own = match loader.load(&format!("{dir}/Cargo.toml"))?.is_some_and(|manifest| manifest.workspace.is_some()) {
         true => Some(dir.to_owned()),
         false => workspace_root(loader, dir)?,
@@ -527,7 +538,7 @@ fn foreign_root(loader: &mut Loader, dir: &str, build_root: Option<&str>) -> Res
     Ok(own.filter(|root| Some(root.as_str()) != build_root))
 }
 
-fn dep_dir(loader: &mut Loader, dir: &str, root: Option<&str>, dep: &Dep) -> Result<Option<String>, String> {
+fn dep_dir(loader: &mut Loader, dir: &str, root: Option<&str>, dep: &Dep) -> Result<Option<String>, Unreadable> {
     Ok(match &dep.at {
         DepPath::Path(path) => join(dir, path),
         DepPath::Workspace => match root {
@@ -546,17 +557,19 @@ fn excludes(root: &str, workspace: &Workspace, dir: &str) -> bool {
 }
 
 /// A `members` entry: a folder, or a glob in its last component (`crates/*`).
-fn expand_member(tree: &dyn Tree, root: &str, member: &str) -> Result<Vec<String>, String> {
+fn expand_member(tree: &dyn Tree, root: &str, member: &str) -> Result<Vec<String>, Unreadable> {
     let Some(path) = join(root, member) else { return Ok(Vec::new()) };
     let (dir, last) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
     if dir.contains(['*', '?', '[']) {
-        return Err(format!("cannot expand the workspace member `{member}` (a glob before its last component)"));
+        let message = format!("cannot expand the workspace member `{member}` (a glob before its last component)");
+        return Err(Unreadable::new(message));
     }
     if !last.contains(['*', '?', '[']) {
         return Ok(vec![path]);
     }
-    let pattern = crate::changes::glob::to_regex(last).map_err(|err| err.to_string())?;
-    let pattern = regex::Regex::new(&pattern).map_err(|err| err.to_string())?;
+    let bad = |err: &dyn std::fmt::Display| Unreadable::new(format!("the workspace member `{member}`: {err}"));
+    let pattern = crate::changes::glob::to_regex(last).map_err(|err| bad(&err))?;
+    let pattern = regex::Regex::new(&pattern).map_err(|err| bad(&err))?;
     let dir = if dir.is_empty() { "/" } else { dir };
     Ok(tree
         .list(dir)
@@ -687,7 +700,7 @@ mod tests {
         assert!(matches!(crates.role("/w/sub/Cargo.toml"), Role::Manifest(_)));
         let missing = cargo_calls("cargo build --bin nope").remove(0);
         assert_eq!(
-            resolve(&tree, "/w", &missing, &[]).unwrap_err(),
+            resolve(&tree, "/w", &missing, &[]).unwrap_err().to_string(),
             "`cargo build --bin nope`: no crate of the workspace at /w has a binary `nope`"
         );
         assert_eq!(resolve(&tree, "/w", &cargo_calls("cargo fmt").remove(0), &[]), Ok(None));

@@ -3,7 +3,10 @@
 //! carry a default (`${PORT:-12345}`); a build path or mount source that needs the environment
 //! is an error (the step runs, to be safe). Pure.
 
-use crate::changes::graph::yaml::{self, Yaml};
+use crate::changes::graph::{
+    error::Unreadable,
+    yaml::{self, Yaml},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
@@ -33,10 +36,10 @@ pub struct Bind {
     pub text: String,
 }
 
-pub fn parse(text: &str) -> Result<Vec<Service>, String> {
+pub fn parse(text: &str) -> Result<Vec<Service>, Unreadable> {
     let yaml = yaml::parse(text)?;
     if yaml.get("include").is_some() {
-        return Err("its `include:` is not read".to_owned());
+        return Err(Unreadable::new("its `include:` is not read"));
     }
     let Some(Yaml::Map(services)) = yaml.get("services") else {
         return Ok(Vec::new());
@@ -44,17 +47,17 @@ pub fn parse(text: &str) -> Result<Vec<Service>, String> {
     services.iter().map(|(name, service)| self::service(name, service)).collect()
 }
 
-fn service(name: &str, yaml: &Yaml) -> Result<Service, String> {
+fn service(name: &str, yaml: &Yaml) -> Result<Service, Unreadable> {
     if yaml.get("extends").is_some() {
-        return Err(format!("service `{name}`: its `extends:` is not read"));
+        return Err(Unreadable::new(format!("service `{name}`: its `extends:` is not read")));
     }
-    let field = |value: Option<&Yaml>, what: &str| -> Result<Option<String>, String> {
+    let field = |value: Option<&Yaml>, what: &str| -> Result<Option<String>, Unreadable> {
         match value {
             None | Some(Yaml::Null) => Ok(None),
             Some(Yaml::Str(text)) => {
-                interpolate(text).map(Some).map_err(|err| format!("service `{name}`'s {what}: {err}"))
+                interpolate(text).map(Some).map_err(|err| Unreadable::new(format!("service `{name}`'s {what}: {err}")))
             }
-            Some(_) => Err(format!("service `{name}`'s {what} is not a string")),
+            Some(_) => Err(Unreadable::new(format!("service `{name}`'s {what} is not a string"))),
         }
     };
     let build = match yaml.get("build") {
@@ -96,7 +99,8 @@ fn service(name: &str, yaml: &Yaml) -> Result<Service, String> {
                 (source, target, text)
             }
         };
-        let source = interpolate(&source).map_err(|err| format!("service `{name}`'s volume `{text}`: {err}"))?;
+        let source = interpolate(&source)
+            .map_err(|err| Unreadable::new(format!("service `{name}`'s volume `{text}`: {err}")))?;
         if source.starts_with(['.', '/', '~']) {
             binds.push(Bind { source, target, text });
         }
@@ -106,7 +110,7 @@ fn service(name: &str, yaml: &Yaml) -> Result<Service, String> {
 
 /// `${VAR:-default}` and `${VAR-default}` as their default, `$$` as `$`; a variable without a
 /// default is an error: its value is the environment's.
-fn interpolate(text: &str) -> Result<String, String> {
+fn interpolate(text: &str) -> Result<String, Unreadable> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -118,14 +122,16 @@ fn interpolate(text: &str) -> Result<String, String> {
             continue;
         }
         let Some(inner) = rest.strip_prefix('{') else {
-            return Err(format!("`{text}` needs the environment"));
+            return Err(Unreadable::new(format!("`{text}` needs the environment")));
         };
-        let Some(end) = inner.find('}') else { return Err(format!("`{text}`: an unclosed `${{`")) };
+        let Some(end) = inner.find('}') else {
+            return Err(Unreadable::new(format!("`{text}`: an unclosed `${{`")));
+        };
         let expression = &inner[..end];
         let default = expression.split_once(":-").or_else(|| expression.split_once('-')).map(|(_, default)| default);
         match default {
             Some(default) => out.push_str(default),
-            None => return Err(format!("`{text}` needs the environment")),
+            None => return Err(Unreadable::new(format!("`{text}` needs the environment"))),
         }
         rest = &inner[end + 1..];
     }
@@ -178,7 +184,7 @@ mod tests {
             ("include:\n  - other.yml\n", "its `include:` is not read"),
         ];
         for (text, expected) in cases {
-            assert_eq!(parse(text).unwrap_err(), expected, "{text}");
+            assert_eq!(parse(text).unwrap_err().to_string(), expected, "{text}");
         }
     }
 }

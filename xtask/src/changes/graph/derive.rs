@@ -13,6 +13,7 @@ use crate::{
         compose::{self, Service},
         dockerfile::{Copy, Dockerfile, Instruction},
         dockerignore::Dockerignore,
+        error::Unreadable,
         paths::{join, parent, within},
         tiltfile::{LocalResource, Tiltfile},
         view::View,
@@ -125,11 +126,11 @@ impl Context<'_> {
                 graph.sources.insert(0, Source::File { path: self.tiltfile_path.to_owned(), why });
                 Inputs::Derived(graph)
             }
-            Err(why) => Inputs::Unknown(why),
+            Err(why) => Inputs::Unknown(why.to_string()),
         }
     }
 
-    fn service(&self, service: &Service, files: &[String]) -> Result<StepGraph, String> {
+    fn service(&self, service: &Service, files: &[String]) -> Result<StepGraph, Unreadable> {
         let name = &service.name;
         let mut graph = StepGraph::default();
         for file in files {
@@ -142,42 +143,34 @@ impl Context<'_> {
             .iter()
             .filter(|bind| !bind.source.starts_with(['/', '~']))
             .filter_map(|bind| {
-                Some(Mapping {
-                    host: join(&self.project.dir, &bind.source)?,
-                    at: bind.target.clone(),
-                    ignore: None,
-                    excludes: None,
-                    why: format!("mounted into `{name}`'s container by `{compose}` (`{}`)", bind.text),
-                    runtime: true,
-                    others_count: true,
-                    builds: Vec::new(),
-                    shadowed: Vec::new(),
-                })
+                let why = format!("mounted into `{name}`'s container by `{compose}` (`{}`)", bind.text);
+                let host = join(&self.project.dir, &bind.source)?;
+                Some(Mapping { runtime: true, ..Mapping::new(host, bind.target.clone(), why) })
             })
             .collect();
         let Some(build) = &service.build else {
             graph.sources.extend(binds.into_iter().map(Source::Mapped));
             return Ok(graph);
         };
-        let context = join(&self.project.dir, &build.context)
-            .ok_or_else(|| format!("`{name}`'s build context `{}` is outside the workspace", build.context))?;
+        let context = join(&self.project.dir, &build.context).ok_or_else(|| {
+            Unreadable::new(format!("`{name}`'s build context `{}` is outside the workspace", build.context))
+        })?;
         let (dockerfile_path, text) = match &build.inline {
             Some(text) => (format!("{compose}'s dockerfile_inline for `{name}`"), text.clone()),
             None => {
                 let path = join(&context, build.dockerfile.as_deref().unwrap_or("Dockerfile"))
                     .filter(|path| !path.starts_with('/'))
-                    .ok_or_else(|| format!("`{name}`'s Dockerfile is outside the workspace"))?;
-                let text = self
-                    .host
-                    .read(&path)
-                    .ok_or_else(|| format!("`{path}` (the Dockerfile of `{name}` in `{compose}`) is not there"))?;
+                    .ok_or_else(|| Unreadable::new(format!("`{name}`'s Dockerfile is outside the workspace")))?;
+                let text = self.host.read(&path).ok_or_else(|| {
+                    Unreadable::new(format!("`{path}` (the Dockerfile of `{name}` in `{compose}`) is not there"))
+                })?;
                 let why = format!("the Dockerfile of `{name}` (`{compose}`)");
                 graph.sources.push(Source::File { path: path.clone(), why });
                 (path, text)
             }
         };
-        let dockerfile =
-            Dockerfile::parse(&text).map_err(|err| format!("`{dockerfile_path}` cannot be read: {err}"))?;
+        let dockerfile = Dockerfile::parse(&text)
+            .map_err(|err| Unreadable::new(format!("`{dockerfile_path}` cannot be read: {err}")))?;
         let ignore_path =
             [format!("{dockerfile_path}.dockerignore"), join(&context, ".dockerignore").unwrap_or_default()]
                 .into_iter()
@@ -193,7 +186,7 @@ impl Context<'_> {
         Ok(graph)
     }
 
-    fn local(&self, local: &LocalResource) -> Result<StepGraph, String> {
+    fn local(&self, local: &LocalResource) -> Result<StepGraph, Unreadable> {
         let name = &local.name;
         let mut graph = StepGraph::default();
         let dir =
@@ -201,29 +194,12 @@ impl Context<'_> {
         for dep in &local.deps {
             // A dep outside the workspace (another checkout beside it) is no change of ours.
             let Some(path) = join(self.tilt_dir, dep) else { continue };
-            graph.sources.push(Source::Mapped(Mapping {
-                at: format!("/{path}"),
-                host: path,
-                ignore: None,
-                excludes: None,
-                why: format!("a `deps` of local resource `{name}` (`{}`)", self.tiltfile_path),
-                runtime: true,
-                others_count: true,
-                builds: Vec::new(),
-                shadowed: Vec::new(),
-            }));
+            let why = format!("a `deps` of local resource `{name}` (`{}`)", self.tiltfile_path);
+            let deps = Mapping::new(path.clone(), format!("/{path}"), why);
+            graph.sources.push(Source::Mapped(Mapping { runtime: true, ..deps }));
         }
-        let mut whole = Mapping {
-            host: String::new(),
-            at: "/".to_owned(),
-            ignore: None,
-            excludes: None,
-            why: String::new(),
-            runtime: false,
-            others_count: false,
-            builds: Vec::new(),
-            shadowed: Vec::new(),
-        };
+        // A local cargo build sees the whole workspace; only what it compiles or loads counts.
+        let mut whole = Mapping { others_count: false, ..Mapping::new(String::new(), "/".to_owned(), String::new()) };
         for command in &local.commands {
             let program = command.split_whitespace().next().unwrap_or_default();
             if let Some(script) =
@@ -244,7 +220,10 @@ impl Context<'_> {
                     }
                     Ok(None) => {}
                     Err(err) => {
-                        return Err(format!("local resource `{name}`'s `{}` cannot be followed: {err}", call.text()))
+                        return Err(Unreadable::new(format!(
+                            "local resource `{name}`'s `{}` cannot be followed: {err}",
+                            call.text()
+                        )))
                     }
                 }
             }
@@ -282,8 +261,9 @@ impl Image<'_> {
         target: Option<&str>,
         binds: Vec<Mapping>,
         graph: &mut StepGraph,
-    ) -> Result<(), String> {
-        let target = dockerfile.target(target).map_err(|err| format!("`{}`: {err}", self.dockerfile_path))?;
+    ) -> Result<(), Unreadable> {
+        let target =
+            dockerfile.target(target).map_err(|err| Unreadable::new(format!("`{}`: {err}", self.dockerfile_path)))?;
         let mut mappings: Vec<Mapping> = Vec::new();
         let mut stages: Vec<Option<Stage>> = vec![None; dockerfile.stages.len()];
         let mut calls = Vec::new();
@@ -298,7 +278,10 @@ impl Image<'_> {
                 match instruction {
                     Instruction::Workdir(dir) => {
                         if dir.contains('$') {
-                            return Err(format!("`{}`: `WORKDIR {dir}` uses a variable", self.dockerfile_path));
+                            return Err(Unreadable::new(format!(
+                                "`{}`: `WORKDIR {dir}` uses a variable",
+                                self.dockerfile_path
+                            )));
                         }
                         state.workdir = join(&state.workdir, dir).unwrap_or_else(|| "/".to_owned());
                     }
@@ -370,7 +353,11 @@ impl Image<'_> {
                 }
                 Ok(None) => {}
                 Err(err) => {
-                    return Err(format!("`{}` in `{}` cannot be followed: {err}", call.text(), self.dockerfile_path))
+                    return Err(Unreadable::new(format!(
+                        "`{}` in `{}` cannot be followed: {err}",
+                        call.text(),
+                        self.dockerfile_path
+                    )))
                 }
             }
         }
@@ -380,7 +367,7 @@ impl Image<'_> {
 
     /// A COPY's (or a bind mount's) sources as mappings; a source from a stage or an image
     /// brings nothing of the workspace (its stage's own copies count).
-    fn copy(&self, copy: &Copy, workdir: &str, why: String) -> Result<Vec<Mapping>, String> {
+    fn copy(&self, copy: &Copy, workdir: &str, why: String) -> Result<Vec<Mapping>, Unreadable> {
         if copy.from.is_some() {
             return Ok(Vec::new());
         }
@@ -390,7 +377,10 @@ impl Image<'_> {
         let mut mappings = Vec::new();
         for source in &copy.sources {
             if source.contains('$') {
-                return Err(format!("`{}`: `{}` copies `{source}`, a build argument", self.dockerfile_path, copy.text));
+                return Err(Unreadable::new(format!(
+                    "`{}`: `{}` copies `{source}`, a build argument",
+                    self.dockerfile_path, copy.text
+                )));
             }
             let Some(path) = join(self.build_context, source.trim_start_matches('/')) else { continue };
             let (host_path, at, mut left_out) = match path.rsplit_once('/').unwrap_or(("", path.as_str())) {
@@ -407,15 +397,9 @@ impl Image<'_> {
             };
             left_out.extend(copy.excludes.iter().cloned());
             mappings.push(Mapping {
-                host: host_path,
-                at: at.replace("//", "/"),
                 ignore: self.ignore.clone(),
                 excludes: (!left_out.is_empty()).then(|| Dockerignore::parse(&left_out.join("\n"))),
-                why: why.clone(),
-                runtime: false,
-                others_count: true,
-                builds: Vec::new(),
-                shadowed: Vec::new(),
+                ..Mapping::new(host_path, at.replace("//", "/"), why.clone())
             });
         }
         Ok(mappings)

@@ -3,7 +3,7 @@
 //! commands (with their `--mount=type=bind`) and the `CMD`/`ENTRYPOINT`. Pure: the text in,
 //! the stages out; an instruction it cannot read is an error naming its line.
 
-use std::fmt;
+use crate::changes::graph::error::Unreadable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dockerfile {
@@ -51,25 +51,11 @@ pub struct Copy {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    pub line: usize,
-    pub message: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
-
-impl std::error::Error for ParseError {}
-
 impl Dockerfile {
-    pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
+    pub fn parse(text: &str) -> Result<Dockerfile, Unreadable> {
         let mut stages: Vec<Stage> = Vec::new();
         for logical in logical_lines(text) {
-            let fail = |message: String| ParseError { line: logical.line, message };
+            let fail = |message: String| Unreadable::at(logical.line, message);
             let (keyword, rest) = logical.text.split_once(char::is_whitespace).unwrap_or((&logical.text, ""));
             let keyword = keyword.to_ascii_uppercase();
             let rest = rest.trim();
@@ -111,7 +97,7 @@ impl Dockerfile {
             stage.instructions.push(instruction);
         }
         if stages.is_empty() {
-            return Err(ParseError { line: 1, message: "no FROM: not a Dockerfile".to_owned() });
+            return Err(Unreadable::at(1, "no FROM: not a Dockerfile"));
         }
         Ok(Dockerfile { stages })
     }

@@ -10,6 +10,7 @@ pub mod compose;
 pub mod derive;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod error;
 pub mod paths;
 pub mod tiltfile;
 pub mod view;
@@ -99,6 +100,21 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// A host path copied into an image whole: nothing left out, built in, seen by no build yet.
+    pub fn new(host: String, at: String, why: String) -> Mapping {
+        Mapping {
+            host,
+            at,
+            ignore: None,
+            excludes: None,
+            why,
+            runtime: false,
+            others_count: true,
+            builds: Vec::new(),
+            shadowed: Vec::new(),
+        }
+    }
+
     /// Whether the build leaves `host_path` (inside `self.host`) out.
     fn leaves_out(&self, host_path: &str) -> bool {
         let ignored = self.ignore.as_ref().is_some_and(|(ignore, context)| {

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::changes::graph::error::Unreadable;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tiltfile {
     /// As written, relative to the Tiltfile's folder.
@@ -46,7 +48,7 @@ enum Value {
 const OPAQUE: [&str; 6] = ["load", "include", "k8s_yaml", "docker_build", "custom_build", "v1alpha1_extension"];
 
 impl Tiltfile {
-    pub fn parse(text: &str) -> Result<Tiltfile, String> {
+    pub fn parse(text: &str) -> Result<Tiltfile, Unreadable> {
         let tokens = tokenize(text)?;
         let mut tiltfile = Tiltfile::default();
         let mut bound: BTreeMap<String, Value> = BTreeMap::new();
@@ -209,7 +211,7 @@ fn describe(tokens: &[Token]) -> String {
     words.join(" ")
 }
 
-fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+fn tokenize(text: &str) -> Result<Vec<Token>, Unreadable> {
     let chars: Vec<char> = text.chars().collect();
     let mut tokens = Vec::new();
     let mut index = 0;
@@ -266,7 +268,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
 }
 
 /// A string literal starting at `start` (its quote): its value and the index after it.
-fn string(chars: &[char], start: usize, raw: bool, line: &mut usize) -> Result<(String, usize), String> {
+fn string(chars: &[char], start: usize, raw: bool, line: &mut usize) -> Result<(String, usize), Unreadable> {
     let quote = chars[start];
     let triple = chars.get(start + 1) == Some(&quote) && chars.get(start + 2) == Some(&quote);
     let mut index = start + if triple { 3 } else { 1 };
@@ -274,11 +276,11 @@ fn string(chars: &[char], start: usize, raw: bool, line: &mut usize) -> Result<(
     let mut value = String::new();
     loop {
         let Some(&c) = chars.get(index) else {
-            return Err(format!("line {opened}: a string that never ends"));
+            return Err(Unreadable::at(opened, "a string that never ends"));
         };
         index += 1;
         match c {
-            '\n' if !triple => return Err(format!("line {opened}: a string that never ends")),
+            '\n' if !triple => return Err(Unreadable::at(opened, "a string that never ends")),
             '\n' => {
                 *line += 1;
                 value.push(c);
@@ -349,7 +351,7 @@ mod tests {
                 "a local_resource whose name is not a string",
             ]
         );
-        assert_eq!(Tiltfile::parse("x = 'open\n").unwrap_err(), "line 1: a string that never ends");
+        assert_eq!(Tiltfile::parse("x = 'open\n").unwrap_err().to_string(), "line 1: a string that never ends");
         assert_eq!(Tiltfile::parse("x = '''a\nb'''\n").unwrap(), Tiltfile::default());
     }
 }

@@ -3,6 +3,8 @@
 //! and merge keys are refused, by name (a step whose compose file cannot be read runs, to be
 //! safe). A few dozen lines here instead of a YAML crate: compose needs no more.
 
+use crate::changes::graph::error::Unreadable;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Yaml {
     Map(Vec<(String, Yaml)>),
@@ -27,13 +29,13 @@ impl Yaml {
     }
 }
 
-pub fn parse(text: &str) -> Result<Yaml, String> {
+pub fn parse(text: &str) -> Result<Yaml, Unreadable> {
     let mut parser = Parser { lines: text.lines().map(str::to_owned).collect(), at: 0 };
     let Some((indent, _)) = parser.peek()? else { return Ok(Yaml::Null) };
     let value = parser.node(indent)?;
     match parser.peek()? {
         None => Ok(value),
-        Some(_) => Err(format!("line {}: unexpected indentation", parser.at + 1)),
+        Some(_) => Err(Unreadable::at(parser.at + 1, "unexpected indentation")),
     }
 }
 
@@ -44,7 +46,7 @@ struct Parser {
 
 impl Parser {
     /// The next line with content: its indentation and its text without a comment.
-    fn peek(&mut self) -> Result<Option<(usize, String)>, String> {
+    fn peek(&mut self) -> Result<Option<(usize, String)>, Unreadable> {
         while self.at < self.lines.len() {
             let line = &self.lines[self.at];
             let content = strip_comment(line).trim_end();
@@ -54,14 +56,14 @@ impl Parser {
             }
             let indent = line.len() - line.trim_start_matches(' ').len();
             if line[indent..].starts_with('\t') {
-                return Err(format!("line {}: a tab in the indentation", self.at + 1));
+                return Err(Unreadable::at(self.at + 1, "a tab in the indentation"));
             }
             return Ok(Some((indent, content[indent..].to_owned())));
         }
         Ok(None)
     }
 
-    fn node(&mut self, indent: usize) -> Result<Yaml, String> {
+    fn node(&mut self, indent: usize) -> Result<Yaml, Unreadable> {
         let Some((_, content)) = self.peek()? else { return Ok(Yaml::Null) };
         if is_item(&content) {
             self.list(indent)
@@ -74,20 +76,20 @@ impl Parser {
         }
     }
 
-    fn map(&mut self, indent: usize) -> Result<Yaml, String> {
+    fn map(&mut self, indent: usize) -> Result<Yaml, Unreadable> {
         let mut entries = Vec::new();
         while let Some((at, content)) = self.peek()? {
             if at != indent || is_item(&content) {
                 if at > indent {
-                    return Err(format!("line {}: unexpected indentation", self.at + 1));
+                    return Err(Unreadable::at(self.at + 1, "unexpected indentation"));
                 }
                 break;
             }
             let Some((key, rest)) = split_key(&content) else {
-                return Err(format!("line {}: expected `key: value`", self.at + 1));
+                return Err(Unreadable::at(self.at + 1, "expected `key: value`"));
             };
             if key == "<<" {
-                return Err(format!("line {}: merge keys (`<<`) are not read", self.at + 1));
+                return Err(Unreadable::at(self.at + 1, "merge keys (`<<`) are not read"));
             }
             self.at += 1;
             let value = self.value(indent, rest)?;
@@ -96,12 +98,12 @@ impl Parser {
         Ok(Yaml::Map(entries))
     }
 
-    fn list(&mut self, indent: usize) -> Result<Yaml, String> {
+    fn list(&mut self, indent: usize) -> Result<Yaml, Unreadable> {
         let mut items = Vec::new();
         while let Some((at, content)) = self.peek()? {
             if at != indent || !is_item(&content) {
                 if at > indent {
-                    return Err(format!("line {}: unexpected indentation", self.at + 1));
+                    return Err(Unreadable::at(self.at + 1, "unexpected indentation"));
                 }
                 break;
             }
@@ -124,7 +126,7 @@ impl Parser {
     }
 
     /// The value after `key:` on a line indented `indent`.
-    fn value(&mut self, indent: usize, rest: String) -> Result<Yaml, String> {
+    fn value(&mut self, indent: usize, rest: String) -> Result<Yaml, Unreadable> {
         if rest.is_empty() {
             return match self.peek()? {
                 // A sequence may sit at its key's indentation.
@@ -140,7 +142,7 @@ impl Parser {
     }
 
     /// A node indented deeper than `indent`, or null.
-    fn nested(&mut self, indent: usize) -> Result<Yaml, String> {
+    fn nested(&mut self, indent: usize) -> Result<Yaml, Unreadable> {
         match self.peek()? {
             Some((at, _)) if at > indent => self.node(at),
             _ => Ok(Yaml::Null),
@@ -161,11 +163,11 @@ impl Parser {
     }
 
     /// A flow collection may continue on the next lines until its brackets close.
-    fn flow_text(&mut self, mut text: String) -> Result<String, String> {
+    fn flow_text(&mut self, mut text: String) -> Result<String, Unreadable> {
         let opened = self.at;
         while text.starts_with(['[', '{']) && !balanced(&text) {
             let Some(next) = self.lines.get(self.at) else {
-                return Err(format!("line {opened}: a `{}` that never closes", &text[..1]));
+                return Err(Unreadable::at(opened, format!("a `{}` that never closes", &text[..1])));
             };
             text.push(' ');
             text.push_str(strip_comment(next).trim());
@@ -242,18 +244,22 @@ fn unquote(text: &str) -> Option<&str> {
 }
 
 /// One value on a line: quoted, flow, or plain.
-fn scalar(text: &str, line: usize) -> Result<Yaml, String> {
+fn scalar(text: &str, line: usize) -> Result<Yaml, Unreadable> {
     let text = text.trim();
     match text.chars().next() {
-        Some('&' | '*' | '!') => Err(format!("line {line}: anchors, aliases and tags are not read (`{text}`)")),
+        Some('&' | '*' | '!') => {
+            Err(Unreadable::at(line, format!("anchors, aliases and tags are not read (`{text}`)")))
+        }
         Some('[' | '{') => {
             let mut chars = text.chars().peekable();
-            let value = flow(&mut chars).ok_or_else(|| format!("line {line}: cannot read `{text}`"))?;
+            let value = flow(&mut chars).ok_or_else(|| Unreadable::at(line, format!("cannot read `{text}`")))?;
             Ok(value)
         }
-        Some('"') => Ok(Yaml::Str(double_quoted(text).ok_or_else(|| format!("line {line}: cannot read {text}"))?)),
+        Some('"') => {
+            Ok(Yaml::Str(double_quoted(text).ok_or_else(|| Unreadable::at(line, format!("cannot read {text}")))?))
+        }
         Some('\'') => {
-            let inner = unquote(text).ok_or_else(|| format!("line {line}: cannot read {text}"))?;
+            let inner = unquote(text).ok_or_else(|| Unreadable::at(line, format!("cannot read {text}")))?;
             Ok(Yaml::Str(inner.replace("''", "'")))
         }
         None => Ok(Yaml::Null),
@@ -396,7 +402,7 @@ mod tests {
             ("a: 1\n   b: 2\n", "line 2: unexpected indentation"),
         ];
         for (text, expected) in cases {
-            assert_eq!(parse(text).unwrap_err(), expected, "{text:?}");
+            assert_eq!(parse(text).unwrap_err().to_string(), expected, "{text:?}");
         }
         assert_eq!(
             parse("x: [a,\n  {b: c}]\n").unwrap().get("x"),
