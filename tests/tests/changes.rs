@@ -1,5 +1,8 @@
-//! End-to-end: `git diff` decides the steps. Real repositories with real submodules, the real
-//! binary, the Tilt stand-in.
+//! End-to-end: `git diff` and the build decide the steps. Real repositories with real
+//! submodules (the Citadel-shaped fixture: its Tiltfile, compose file, Dockerfiles and Cargo
+//! manifests), the real binary, the Tilt stand-in.
+
+use std::{path::Path, process::Command};
 
 use sync_tests::*;
 
@@ -46,13 +49,18 @@ fn a_kernel_change_runs_the_server_and_the_ui() {
     assert!(run.stdout.contains("Affected services: server, ui"), "{}", run.stdout);
 }
 
+/// The internal service's crate, inside the submodule.
+const SERVICE_LIB: &str = "citadel-internal-service/citadel-internal-service/src/lib.rs";
+
 #[test]
 fn an_uncommitted_change_inside_the_internal_service_submodule_counts_under_its_full_path() {
     let ws = Workspace::citadel();
-    edit(&ws, "citadel-internal-service/src/lib.rs");
+    edit(&ws, SERVICE_LIB);
     let run = ws.sync(&["--plan", "--json"]);
-    assert_eq!(run.json()["changed"], serde_json::json!(["citadel-internal-service/src/lib.rs"]));
-    assert_eq!(planned(&ws, &[]), ["internal-service", "ui"]);
+    assert_eq!(run.json()["changed"], serde_json::json!([SERVICE_LIB]));
+    // The internal service's binary compiles the crate; the sync job mounts the whole submodule
+    // (its script, which runs wasm-pack there, says no more).
+    assert_eq!(planned(&ws, &[]), ["sync-wasm-client", "internal-service", "ui"]);
 }
 
 #[test]
@@ -63,7 +71,8 @@ fn a_commit_inside_a_submodule_moves_its_pointer_and_counts_by_file() {
     ws.commit_all(".", "move the pointer");
     let run = ws.sync(&["--plan", "--json", "--base", "HEAD~1"]);
     assert_eq!(run.json()["changed"], serde_json::json!(["citadel-internal-service/typescript-client/package.json"]));
-    assert_eq!(planned(&ws, &["--base", "HEAD~1"]), ["sync-wasm-client", "internal-service", "ui"]);
+    // Mounted into the sync job (which builds it) and the UI; no Rust build reads it.
+    assert_eq!(planned(&ws, &["--base", "HEAD~1"]), ["sync-wasm-client", "ui"]);
 }
 
 #[test]
@@ -71,8 +80,8 @@ fn an_untracked_new_file_counts() {
     let ws = Workspace::citadel();
     write(&ws.root.join("citadel-workspace-server-kernel/src/new_module.rs"), "pub fn f() {}\n");
     assert_eq!(planned(&ws, &[]), ["server", "ui"]);
-    write(&ws.root.join("citadel-internal-service/src/untracked.rs"), "pub fn g() {}\n");
-    assert_eq!(planned(&ws, &[]), ["server", "internal-service", "ui"]);
+    write(&ws.root.join("citadel-internal-service/citadel-internal-service/src/untracked.rs"), "pub fn g() {}\n");
+    assert_eq!(planned(&ws, &[]), ["sync-wasm-client", "server", "internal-service", "ui"]);
 }
 
 #[test]
@@ -94,31 +103,31 @@ fn ui_only_and_docs_only_changes_rebuild_nothing() {
 }
 
 #[test]
-fn a_path_no_rule_claims_runs_every_step_and_the_plan_says_so() {
+fn a_path_no_build_reads_runs_nothing_and_a_build_that_cannot_be_read_runs_its_step() {
     let ws = Workspace::citadel();
     write(&ws.root.join("x/y.rs"), "fn main() {}\n");
+    assert!(planned(&ws, &[]).is_empty());
+    write(&ws.root.join("docker/ui/Dockerfile"), "COPY citadel-workspaces/package.json ./\n");
     let run = ws.sync(&["--plan"]);
     run.assert_code(0);
-    assert!(run.stdout.starts_with("Plan: 1 changed path since HEAD (no upstream)\n"), "{}", run.stdout);
-    for step in ["sync-wasm-client", "server", "internal-service", "ui"] {
-        assert!(
-            run.stdout.contains(&format!("run   {step:16}  no rule claims `x/y.rs`: every step, to be safe")),
-            "{}",
-            run.stdout
-        );
-    }
+    assert!(run.stdout.starts_with("Plan: 2 changed paths since HEAD (no upstream)\n"), "{}", run.stdout);
+    let expected =
+        "  run   ui                `docker/ui/Dockerfile` changed, and `docker/ui/Dockerfile` cannot be read: \
+                    line 1: `COPY` before the first FROM: it runs, to be safe\n";
+    assert!(run.stdout.contains(expected), "{}", run.stdout);
+    assert!(run.stdout.contains("  skip  server            no matching change\n"), "{}", run.stdout);
     assert!(ws.tilt_calls().is_empty());
 }
 
 #[test]
-fn the_plan_names_the_rule_and_the_path_for_each_step() {
+fn the_plan_shows_the_chain_from_each_path_to_the_build_that_reads_it() {
     let ws = Workspace::citadel();
     edit(&ws, "citadel-workspace-server-kernel/src/main.rs");
     let run = ws.sync(&["--plan"]);
     let expected = "\
 Plan: 1 changed path since HEAD (no upstream)
   skip  sync-wasm-client  no matching change
-  run   server            `citadel-workspace-server-kernel/src/main.rs` matches `citadel-workspace-server-kernel/**` (the server kernel)
+  run   server            `citadel-workspace-server-kernel/src/main.rs` → crate `citadel-workspace-server-kernel`, built by `docker/workspace-server/Dockerfile` (`cargo build --release --bin citadel-workspace-server-kernel`)
   skip  internal-service  no matching change
   run   ui                runs whenever another step runs
 ";
@@ -127,6 +136,112 @@ Plan: 1 changed path since HEAD (no upstream)
     assert_eq!(plan["base"].as_str().unwrap(), git(&ws.root, &["rev-parse", "HEAD"]).trim());
     assert_eq!(plan["steps"].as_array().unwrap().len(), 4);
     assert_eq!(plan["steps"][1]["resource"], "server");
+    assert_eq!(plan["steps"][0]["chain"], serde_json::Value::Null);
+
+    // Through a path dependency into the submodule, across workspaces.
+    edit(&ws, "citadel-internal-service/citadel-internal-service-types/src/lib.rs");
+    let plan = ws.sync(&["--plan", "--json"]).json();
+    assert_eq!(
+        plan["steps"][1]["chain"],
+        serde_json::json!([
+            "citadel-internal-service/citadel-internal-service-types/src/lib.rs",
+            "crate `citadel-internal-service-types`",
+            "dependency of `citadel-workspace-types`",
+            "dependency of `citadel-workspace-server-kernel`, built by `docker/workspace-server/Dockerfile` (`cargo build --release --bin citadel-workspace-server-kernel`)"
+        ])
+    );
+}
+
+/// The steps a commit of `paths` (each edited) needs, the commit's parent as the base.
+fn planned_for(paths: &[&str]) -> Vec<String> {
+    let ws = Workspace::citadel();
+    for path in paths {
+        edit(&ws, path);
+        if let Some(submodule) =
+            ["citadel-workspaces", "citadel-internal-service"].iter().find(|s| path.starts_with(*s))
+        {
+            ws.commit_all(submodule, "the change inside");
+        }
+    }
+    ws.commit_all(".", "the change");
+    planned(&ws, &["--base", "HEAD~1"])
+}
+
+#[test]
+fn what_no_image_holds_rebuilds_nothing_and_what_one_copies_rebuilds_it() {
+    let cases: [(&[&str], &[&str]); 9] = [
+        // The images resolve their own lock file (.dockerignore); npm's and CI's are no image's.
+        (&["Cargo.lock", "package-lock.json", ".github/workflows/validate.yml"], &[]),
+        // The server's seed documents are copied into its image: `**/*.md` does not hide them.
+        (&["docker/workspace-server/documents/defaults/root/General/CONTENT.md"], &["server", "ui"]),
+        (&["docker/ui/Dockerfile"], &["ui"]),
+        (&["sync-wasm-clients.sh"], &["sync-wasm-client", "ui"]),
+        (&["docker/workspace-server/kernel.toml"], &["server", "internal-service", "ui"]),
+        // The root manifest is the internal service's workspace; the server builds with its own.
+        (&["Cargo.toml"], &["internal-service", "ui"]),
+        (&["docker/workspace-server/Cargo.docker.toml"], &["server", "ui"]),
+        (&["citadel-workspaces/package.json"], &["ui"]),
+        (&["docker-compose.yml"], &["sync-wasm-client", "server", "internal-service", "ui"]),
+    ];
+    for (paths, expected) in cases {
+        assert_eq!(planned_for(paths), expected, "{paths:?}");
+    }
+}
+
+/// `xtask sync ARGS` in another checkout (no Tilt call is made).
+fn xtask_in(root: &Path, args: &[&str]) -> Run {
+    let output = Command::new(xtask_bin()).arg("sync").arg("--root").arg(root).args(args).output();
+    Run::from(output.expect("running xtask sync"))
+}
+
+#[test]
+fn a_moved_pointer_of_a_submodule_not_checked_out_counts_whole_and_the_plan_says_why() {
+    let ws = Workspace::citadel();
+    edit(&ws, "citadel-internal-service/typescript-client/package.json");
+    ws.commit_all("citadel-internal-service", "client change");
+    ws.commit_all(".", "move the pointer");
+    // A clone made without --recursive: the submodules' folders are empty.
+    let clone = ws.aside.join("clone");
+    git(&ws.aside, &["clone", "--quiet", ws.root.to_str().unwrap(), clone.to_str().unwrap()]);
+    let run = xtask_in(&clone, &["--plan", "--json", "--base", "HEAD~1"]);
+    run.assert_code(0);
+    let plan = run.json();
+    assert_eq!(plan["changed"], serde_json::json!(["citadel-internal-service"]));
+    let steps = plan["steps"].as_array().unwrap();
+    let runs: Vec<&str> = steps.iter().filter(|s| s["run"] == true).map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(runs, ["sync-wasm-client", "server", "internal-service", "ui"]);
+    assert_eq!(
+        plan["notes"],
+        serde_json::json!([
+            "submodule `citadel-internal-service`: its pointer moved and it is not checked out, so all of it counts as changed"
+        ])
+    );
+    assert_eq!(
+        plan["steps"][1]["chain"][1], "crate `citadel-internal-service-types` (its folder is not on disk)",
+        "a path dependency into the missing submodule still counts"
+    );
+}
+
+#[test]
+fn a_submodule_checked_out_elsewhere_than_its_pointer_is_named() {
+    let ws = Workspace::citadel();
+    edit(&ws, "citadel-internal-service/typescript-client/package.json");
+    ws.commit_all("citadel-internal-service", "not pointed to yet");
+    let run = ws.sync(&["--plan"]);
+    run.assert_code(0);
+    let named = run.stdout.contains("note: submodule `citadel-internal-service` is checked out at ")
+        && run
+            .stdout
+            .contains("where the superproject points: run `git submodule update`: Tilt builds what is on disk");
+    assert!(named, "{}", run.stdout);
+}
+
+#[test]
+fn a_misspelt_step_gets_a_suggestion_whatever_its_case() {
+    let ws = Workspace::citadel();
+    let run = ws.sync(&["--plan", "--step", "UI"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("no step named `UI` in the protocol: did you mean `ui`?"), "{}", run.stderr);
 }
 
 #[test]
@@ -159,10 +274,10 @@ fn after_a_successful_sync_nothing_changed_means_one_status_call_and_no_trigger(
     );
 
     // An edit after the sync: only its steps, not the kernel's again.
-    edit(&ws, "citadel-internal-service/src/lib.rs");
+    edit(&ws, SERVICE_LIB);
     ws.forget_tilt_calls();
     ws.sync(&[]).assert_code(0);
-    assert_eq!(ws.triggers(), ["internal-service", "ui"]);
+    assert_eq!(ws.triggers(), ["sync-wasm-client", "internal-service", "ui"]);
 }
 
 #[test]

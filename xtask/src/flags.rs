@@ -133,14 +133,15 @@ pub struct Demo {}
 /// one line whether the UI can be tested now.
 ///
 /// Without --all or --step, the steps are those the changes need: for each step, what changed
-/// since its last good sync (else since the upstream's merge-base), submodules included, matched
-/// against the path rules, and Tilt's word that the build that passed still stands; `--plan`
-/// shows which steps would run and why.
+/// since its last good sync (else since the upstream's merge-base), submodules included, that its
+/// build reads (its Dockerfile, what the image copies or the container mounts, the crates its
+/// cargo build compiles) or a path rule adds, and Tilt's word that the build that passed still
+/// stands; `--plan` shows which steps would run and why, from each changed path to the build.
 ///
 /// Each step triggers its Tilt resource, follows that build's log (and only that build's),
 /// stops at the first error (after at most one remediation per error kind) and succeeds only on
 /// the step's success line (or a healthy container), once Tilt records the build finished. The
-/// steps, patterns, remediations and path rules are in `xtask/sync.toml`.
+/// steps, patterns, remediations, how inputs are derived and path rules are in `xtask/sync.toml`.
 ///
 /// Exit status: 0 success, 1 a step failed or timed out, 2 usage, configuration or environment
 /// problem (Tilt missing or not running, unknown resource, bad protocol file), 130 interrupted.

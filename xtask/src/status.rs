@@ -10,7 +10,10 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use xshell::Shell;
 
 use crate::{
-    changes::select::{self, Selection},
+    changes::{
+        gather,
+        select::{self, Selection},
+    },
     flags,
     protocol::Protocol,
     store::LogDir,
@@ -33,17 +36,10 @@ impl flags::Status {
             Err(err) if self.json => return Ok(self.cannot_tell(&format!("{err:#}"), last.as_ref())),
             Err(err) => return Err(err),
         };
-        let inputs = select::Inputs {
-            sh,
-            root: &root,
-            all: false,
-            named: &[],
-            base: None,
-            pre_push_input: None,
-            records: &records,
-        };
+        let request = gather::Request { all: false, named: &[], base: None, pre_push_input: None };
+        let changes = gather::gather(sh, &root, &protocol, &request, &records)?;
         let statuses = state.statuses.clone();
-        let selection = select::select(&protocol, &inputs, Some(&move || Ok(state.clone())))?;
+        let selection = select::select(&protocol, &changes, &records, Some(&state))?;
         let verdict = Verdict::of(&protocol, &selection, last.as_ref(), records.steps.is_empty());
         if self.json {
             println!("{:#}", report_json(&protocol, &selection, &statuses, last.as_ref(), &verdict));

@@ -17,7 +17,7 @@ use xshell::Shell;
 use tilt_log::strip_buildkit;
 
 use crate::{
-    changes::select::{self, Selection},
+    changes::{gather, record::record, select},
     engine::{self, Engine, Setup, StepRun},
     flags, interrupt,
     protocol::{Protocol, Step},
@@ -81,20 +81,19 @@ impl flags::Sync {
             false => None,
         };
         let mut records = logs.as_ref().map(LogDir::read_records).unwrap_or_default();
-        let inputs = select::Inputs {
-            sh,
-            root: &root,
+        let request = gather::Request {
             all: self.all,
             named: &self.step,
             base: self.base.as_deref(),
             pre_push_input: pre_push_input.as_deref(),
-            records: &records,
         };
-        let state = || {
+        let changes = gather::gather(sh, &root, &protocol, &request, &records)?;
+        let mut selection = select::select(&protocol, &changes, &records, None)?;
+        if !self.plan && selection.wants_tilt() {
             let tilt = Tilt::new(sh, self.tilt.program.clone(), self.tilt.port, protocol.settings.tilt_call_timeout.0);
-            tilt.state().context("asking Tilt whether the last good sync still stands")
-        };
-        let selection = select::select(&protocol, &inputs, (!self.plan).then_some(&state as &dyn Fn() -> _))?;
+            let state = tilt.state().context("asking Tilt whether the last good sync still stands")?;
+            selection = select::select(&protocol, &changes, &records, Some(&state))?;
+        }
         if self.plan {
             match self.json {
                 true => println!("{}", serde_json::to_string_pretty(&selection.plan_json(&protocol))?),
@@ -271,50 +270,6 @@ fn estimate(logs: &LogDir, step: &str) -> Option<Duration> {
     let mut past = logs.read_step_times().remove(step)?;
     past.sort_unstable();
     past.get(past.len() / 2).map(|millis| Duration::from_millis(*millis))
-}
-
-/// Updates each step's last sync from the run: a step that passed records the workspace as the
-/// run began and the build that passed; a failed step is recorded as failed, so that it runs
-/// next time whatever changed. A step due but not reached (a failure or Ctrl-C before it) keeps
-/// its last good record, whose changes since still count; without one it is recorded as failed,
-/// since what it was due for may be committed (and out of the base's sight) by the next run.
-/// Returns whether anything changed.
-fn record(records: &mut store::Records, protocol: &Protocol, selection: &Selection, report: &RunReport) -> bool {
-    let Some(fingerprint) = &selection.fingerprint else { return false };
-    let before = records.clone();
-    for step in &report.steps {
-        let due =
-            protocol.steps.iter().position(|planned| planned.name == step.name).is_some_and(|i| selection.runs(i));
-        let failed =
-            matches!(step.outcome, Outcome::Failed | Outcome::Timeout | Outcome::Interrupted | Outcome::Uncertain);
-        let owed = due
-            && matches!(step.outcome, Outcome::Skipped | Outcome::NotRun)
-            && !records.steps.contains_key(&step.name);
-        match (step.outcome, &step.build) {
-            (Outcome::Ok, Some(build)) => {
-                let record = store::StepRecord {
-                    resource: step.resource.clone(),
-                    failed: false,
-                    build: build.number,
-                    finished: build.finished.and_then(|at| at.format(&Rfc3339).ok()),
-                    fingerprint: fingerprint.clone(),
-                };
-                records.steps.insert(step.name.clone(), record);
-            }
-            _ if failed || owed => {
-                let record = store::StepRecord {
-                    resource: step.resource.clone(),
-                    failed: true,
-                    build: 0,
-                    finished: None,
-                    fingerprint: fingerprint.clone(),
-                };
-                records.steps.insert(step.name.clone(), record);
-            }
-            _ => {}
-        }
-    }
-    *records != before
 }
 
 /// The Tilt answering must run this workspace's own Tiltfile: a Tilt of another clone, or of a

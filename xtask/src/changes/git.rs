@@ -1,8 +1,13 @@
 //! The git calls that say what changed: since a base revision (commits, staged, unstaged,
 //! untracked, and the same inside every checked-out submodule, under its full path), between
-//! two fingerprints of the workspace, or in the commits a push sends.
+//! two fingerprints of the workspace, or in the commits a push sends. A submodule whose pointer
+//! moved counts whole when its files cannot say what changed (not checked out, or its commits not
+//! in this clone), and one checked out elsewhere than its pointer is named.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
 
 use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -26,6 +31,62 @@ pub struct Fingerprint {
 pub struct Git<'a> {
     sh: &'a Shell,
     root: &'a Utf8Path,
+}
+
+/// The changed paths, and what the submodules say about them.
+#[derive(Debug, Default)]
+pub struct Changed {
+    pub paths: Vec<String>,
+    pub submodules: Vec<Submodule>,
+}
+
+/// A submodule the plan must name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Submodule {
+    /// Its pointer moved and it is not checked out: its whole path counts as changed.
+    NotCheckedOut { path: String },
+    /// Its pointer moved and this clone of it lacks the commits: its whole path counts.
+    CommitsMissing { path: String },
+    /// Checked out at another commit than the superproject's pointer.
+    Elsewhere { path: String, checked_out: String, pointer: String },
+}
+
+impl fmt::Display for Submodule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = |sha: &str| sha.chars().take(10).collect::<String>();
+        match self {
+            Submodule::NotCheckedOut { path } => write!(
+                f,
+                "submodule `{path}`: its pointer moved and it is not checked out, so all of it counts as changed"
+            ),
+            Submodule::CommitsMissing { path } => write!(
+                f,
+                "submodule `{path}`: its pointer moved to commits this clone lacks, so all of it counts as changed \
+                 (`git submodule update --init` fetches them)"
+            ),
+            Submodule::Elsewhere { path, checked_out, pointer } => write!(
+                f,
+                "submodule `{path}` is checked out at {}, not at {} where the superproject points: run `git submodule \
+                 update`: Tilt builds what is on disk",
+                short(checked_out),
+                short(pointer)
+            ),
+        }
+    }
+}
+
+/// Paths and notes gathered over several calls.
+#[derive(Default)]
+struct Found {
+    paths: BTreeSet<String>,
+    submodules: BTreeSet<Submodule>,
+}
+
+impl Found {
+    fn into_changed(self) -> Changed {
+        let paths = self.paths.into_iter().filter(|path| !path.starts_with(OWN_OUTPUT)).collect();
+        Changed { paths, submodules: self.submodules.into_iter().collect() }
+    }
 }
 
 /// Where the changes are counted from.
@@ -89,16 +150,16 @@ impl<'a> Git<'a> {
     }
 
     /// Every path that differs between `base` and the working tree, submodules included.
-    pub fn changed_since(&self, base: &Base) -> Result<Vec<String>> {
-        let mut changed = BTreeSet::new();
-        self.worktree_changes(self.root, "", Some(&base.rev), &mut changed)?;
-        Ok(without_own_output(changed))
+    pub fn changed_since(&self, base: &Base) -> Result<Changed> {
+        let mut found = Found::default();
+        self.worktree_changes(self.root, "", Some(&base.rev), &mut found)?;
+        Ok(found.into_changed())
     }
 
     /// Paths changed in the commits a push sends, from git's pre-push input
     /// (`<local ref> <local sha> <remote ref> <remote sha>` per line).
-    pub fn pushed_changes(&self, pre_push_input: &str) -> Result<Vec<String>> {
-        let mut changed = BTreeSet::new();
+    pub fn pushed_changes(&self, pre_push_input: &str) -> Result<Changed> {
+        let mut found = Found::default();
         for line in pre_push_input.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let [_, local, _, remote] = fields[..] else {
@@ -112,9 +173,9 @@ impl<'a> Git<'a> {
             } else {
                 self.first_unpushed_parent(local)?
             };
-            self.commit_changes(self.root, "", &from, local, &mut changed)?;
+            self.commit_changes(self.root, "", &from, local, &mut found)?;
         }
-        Ok(without_own_output(changed))
+        Ok(found.into_changed())
     }
 
     /// For a new branch: the parent of the oldest commit no remote has (or the empty tree).
@@ -133,13 +194,7 @@ impl<'a> Git<'a> {
 
     /// Changes between `from` and the working tree of the repository at `dir`; `from` = None
     /// means every file (a submodule that did not exist at the base).
-    fn worktree_changes(
-        &self,
-        dir: &Utf8Path,
-        prefix: &str,
-        from: Option<&str>,
-        changed: &mut BTreeSet<String>,
-    ) -> Result<()> {
+    fn worktree_changes(&self, dir: &Utf8Path, prefix: &str, from: Option<&str>, found: &mut Found) -> Result<()> {
         let files: Vec<String> = match from {
             Some(from) => {
                 let diff = cmd!(self.sh, "git -C {dir} diff --raw -z --no-renames --ignore-submodules=all {from}")
@@ -152,7 +207,7 @@ impl<'a> Git<'a> {
         };
         let untracked = cmd!(self.sh, "git -C {dir} ls-files -z --others --exclude-standard").read_bounded()?;
         let untracked = untracked.split('\0').map(str::to_owned);
-        changed.extend(
+        found.paths.extend(
             files
                 .into_iter()
                 .chain(untracked)
@@ -160,22 +215,34 @@ impl<'a> Git<'a> {
                 .map(|path| format!("{prefix}{path}")),
         );
 
-        for submodule in self.submodules(dir)? {
-            let pointer = match from {
+        for (submodule, pointer) in self.submodules(dir)? {
+            let then = match from {
                 Some(from) => self.pointer_at(dir, from, &submodule)?,
                 None => None,
             };
             let sub_dir = dir.join(&submodule);
-            let sub_prefix = format!("{prefix}{submodule}/");
+            let path = format!("{prefix}{submodule}");
+            let moved = from.is_none() || then.as_deref() != Some(pointer.as_str());
             if !is_checked_out(&sub_dir) {
-                continue; // not checked out: nothing in it can have changed here
+                // Nothing on disk says what changed in it: a moved pointer is a change of all of it.
+                if moved {
+                    found.paths.insert(path.clone());
+                    found.submodules.insert(Submodule::NotCheckedOut { path });
+                }
+                continue;
             }
-            let pointer_known = pointer.as_deref().is_none_or(|sha| self.has_commit_in(&sub_dir, sha));
-            if pointer_known {
-                self.worktree_changes(&sub_dir, &sub_prefix, pointer.as_deref(), changed)?;
+            if let Ok(head) = cmd!(self.sh, "git -C {sub_dir} rev-parse HEAD").read_bounded() {
+                if head != pointer {
+                    found.submodules.insert(Submodule::Elsewhere { path: path.clone(), checked_out: head, pointer });
+                }
+            }
+            let known = then.as_deref().is_none_or(|sha| self.has_commit_in(&sub_dir, sha));
+            if known {
+                self.worktree_changes(&sub_dir, &format!("{path}/"), then.as_deref(), found)?;
             } else {
                 // The base's commit is not in this clone of the submodule: count the pointer.
-                changed.insert(format!("{prefix}{submodule}"));
+                found.paths.insert(path.clone());
+                found.submodules.insert(Submodule::CommitsMissing { path });
             }
         }
         Ok(())
@@ -183,14 +250,7 @@ impl<'a> Git<'a> {
 
     /// Changes between two commits of the repository at `dir`, looking into moved submodule
     /// pointers when the submodule is checked out.
-    fn commit_changes(
-        &self,
-        dir: &Utf8Path,
-        prefix: &str,
-        from: &str,
-        to: &str,
-        changed: &mut BTreeSet<String>,
-    ) -> Result<()> {
+    fn commit_changes(&self, dir: &Utf8Path, prefix: &str, from: &str, to: &str, found: &mut Found) -> Result<()> {
         let diff = cmd!(self.sh, "git -C {dir} diff --raw -z --no-renames {from} {to}")
             .read_bounded()
             .with_context(|| format!("reading `git diff {from} {to}` in {dir}"))?;
@@ -201,12 +261,18 @@ impl<'a> Git<'a> {
                 && [&entry.old_sha, &entry.new_sha]
                     .iter()
                     .all(|sha| !is_zero(sha) && self.has_commit_in(&sub_dir, sha));
+            let path = format!("{prefix}{}", entry.path);
             if expandable {
-                let sub_prefix = format!("{prefix}{}/", entry.path);
-                self.commit_changes(&sub_dir, &sub_prefix, &entry.old_sha, &entry.new_sha, changed)?;
-            } else {
-                changed.insert(format!("{prefix}{}", entry.path));
+                self.commit_changes(&sub_dir, &format!("{path}/"), &entry.old_sha, &entry.new_sha, found)?;
+                continue;
             }
+            if entry.is_gitlink() {
+                found.submodules.insert(match is_checked_out(&sub_dir) {
+                    true => Submodule::CommitsMissing { path: path.clone() },
+                    false => Submodule::NotCheckedOut { path: path.clone() },
+                });
+            }
+            found.paths.insert(path);
         }
         Ok(())
     }
@@ -216,14 +282,18 @@ impl<'a> Git<'a> {
         cmd!(self.sh, "git -C {dir} cat-file -e {commit}").run_bounded().is_ok()
     }
 
-    /// The submodules registered in the index of the repository at `dir`.
-    fn submodules(&self, dir: &Utf8Path) -> Result<Vec<String>> {
+    /// The submodules registered in the index of the repository at `dir`, and the commit the
+    /// index points each to.
+    fn submodules(&self, dir: &Utf8Path) -> Result<Vec<(String, String)>> {
         let staged = cmd!(self.sh, "git -C {dir} ls-files -z --stage").read_bounded()?;
         Ok(staged
             .split('\0')
             .filter_map(|entry| {
                 let (meta, path) = entry.split_once('\t')?;
-                meta.starts_with(GITLINK_MODE).then(|| path.to_owned())
+                let mut fields = meta.split(' ');
+                let mode = fields.next()?;
+                let sha = fields.next()?;
+                (mode == GITLINK_MODE).then(|| (path.to_owned(), sha.to_owned()))
             })
             .collect())
     }
@@ -261,7 +331,7 @@ impl<'a> Git<'a> {
         let _ = std::fs::remove_file(&temp_index);
         let tree = tree.with_context(|| format!("writing the working tree of {dir} as a git tree"))?;
         trees.insert(prefix.trim_end_matches('/').to_owned(), tree);
-        for submodule in self.submodules(dir)? {
+        for (submodule, _) in self.submodules(dir)? {
             let sub_dir = dir.join(&submodule);
             if is_checked_out(&sub_dir) {
                 self.fingerprint_into(&sub_dir, &format!("{prefix}{submodule}/"), trees)?;
@@ -281,8 +351,8 @@ impl<'a> Git<'a> {
     }
 
     /// The paths that differ between two fingerprints.
-    pub fn changed_between(&self, old: &Fingerprint, new: &Fingerprint) -> Result<Vec<String>> {
-        let mut changed = BTreeSet::new();
+    pub fn changed_between(&self, old: &Fingerprint, new: &Fingerprint) -> Result<Changed> {
+        let mut found = Found::default();
         let repositories: BTreeSet<&String> = old.trees.keys().chain(new.trees.keys()).collect();
         for repository in &repositories {
             let dir = if repository.is_empty() { self.root.to_owned() } else { self.root.join(repository) };
@@ -293,30 +363,35 @@ impl<'a> Git<'a> {
                     let diff = cmd!(self.sh, "git -C {dir} diff-tree -r -z --raw --no-renames {old_tree} {new_tree}")
                         .read_bounded()
                         .with_context(|| format!("comparing the workspace with the last successful sync in {dir}"))?;
-                    // A submodule's pointer is its own fingerprint's business.
-                    changed.extend(
-                        raw_diff(&diff)
-                            .into_iter()
-                            .filter(|entry| !entry.is_gitlink())
-                            .map(|entry| format!("{prefix}{}", entry.path)),
-                    );
+                    for entry in raw_diff(&diff) {
+                        let path = format!("{prefix}{}", entry.path);
+                        // A checked-out submodule's pointer is its own fingerprint's business;
+                        // one not checked out both times has no trees to compare.
+                        let compared = old.trees.contains_key(&path) && new.trees.contains_key(&path);
+                        if entry.is_gitlink() && !compared {
+                            found.submodules.insert(Submodule::NotCheckedOut { path: path.clone() });
+                        }
+                        if !entry.is_gitlink() || !compared {
+                            found.paths.insert(path);
+                        }
+                    }
                 }
                 // A submodule appeared or went away: all of it changed.
                 (Some(tree), None) | (None, Some(tree)) => {
                     let dir = if dir.exists() { dir } else { self.root.to_owned() };
                     match cmd!(self.sh, "git -C {dir} ls-tree -r -z --name-only {tree}").read_bounded() {
-                        Ok(files) => changed.extend(
+                        Ok(files) => found.paths.extend(
                             files.split('\0').filter(|path| !path.is_empty()).map(|path| format!("{prefix}{path}")),
                         ),
                         Err(_) => {
-                            changed.insert(repository.to_string());
+                            found.paths.insert(repository.to_string());
                         }
                     }
                 }
                 (None, None) => {}
             }
         }
-        Ok(without_own_output(changed))
+        Ok(found.into_changed())
     }
 }
 
@@ -326,10 +401,6 @@ fn is_checked_out(dir: &Utf8Path) -> bool {
 
 fn is_zero(sha: &str) -> bool {
     sha.chars().all(|c| c == '0')
-}
-
-fn without_own_output(changed: BTreeSet<String>) -> Vec<String> {
-    changed.into_iter().filter(|path| !path.starts_with(OWN_OUTPUT)).collect()
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -388,8 +459,21 @@ mod tests {
 
     #[test]
     fn the_tools_own_logs_never_count() {
-        let changed: BTreeSet<String> =
-            ["logs/sync-status.json", "src/lib.rs", "catalogs/x"].iter().map(|p| p.to_string()).collect();
-        assert_eq!(without_own_output(changed), ["catalogs/x", "src/lib.rs"]);
+        let paths = ["logs/sync-status.json", "src/lib.rs", "catalogs/x"].iter().map(|p| p.to_string()).collect();
+        assert_eq!(Found { paths, submodules: BTreeSet::new() }.into_changed().paths, ["catalogs/x", "src/lib.rs"]);
+    }
+
+    #[test]
+    fn a_submodule_note_says_what_to_do() {
+        let elsewhere = Submodule::Elsewhere {
+            path: "citadel-internal-service".to_owned(),
+            checked_out: "0123456789abcdef".to_owned(),
+            pointer: "fedcba9876543210".to_owned(),
+        };
+        assert_eq!(
+            elsewhere.to_string(),
+            "submodule `citadel-internal-service` is checked out at 0123456789, not at fedcba9876 where the \
+             superproject points: run `git submodule update`: Tilt builds what is on disk"
+        );
     }
 }

@@ -2,10 +2,33 @@
 //! crosses them, `[...]` is a class. A few lines here instead of a glob crate: the protocol's
 //! globs need no more, and the regex crate is compiled anyway.
 
+use std::fmt;
+
 use regex::RegexSet;
 
+/// Why a glob cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobError {
+    /// `a**`: `**` must be a whole path component.
+    DoubleStar(String),
+    UnclosedClass(String),
+    Regex(String),
+}
+
+impl fmt::Display for GlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GlobError::DoubleStar(glob) => write!(f, "`**` must be a whole path component in `{glob}`"),
+            GlobError::UnclosedClass(glob) => write!(f, "an unclosed `[` in `{glob}`"),
+            GlobError::Regex(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for GlobError {}
+
 /// A glob as an anchored regular expression over a `/`-separated path.
-pub fn to_regex(glob: &str) -> Result<String, String> {
+pub fn to_regex(glob: &str) -> Result<String, GlobError> {
     let mut regex = String::from("^");
     let chars: Vec<char> = glob.chars().collect();
     let mut index = 0;
@@ -15,7 +38,7 @@ pub fn to_regex(glob: &str) -> Result<String, String> {
             '*' if chars.get(index + 1) == Some(&'*') => {
                 let ends_component = matches!(chars.get(index + 2), None | Some('/'));
                 if !at_component_start || !ends_component {
-                    return Err(format!("`**` must be a whole path component in `{glob}`"));
+                    return Err(GlobError::DoubleStar(glob.to_owned()));
                 }
                 if chars.get(index + 2) == Some(&'/') {
                     // `**/`: any number of leading components, none included.
@@ -32,7 +55,7 @@ pub fn to_regex(glob: &str) -> Result<String, String> {
             '[' => {
                 let close = chars[index + 1..].iter().position(|&c| c == ']').map(|at| index + 1 + at);
                 let Some(close) = close.filter(|&close| close > index + 1) else {
-                    return Err(format!("an unclosed `[` in `{glob}`"));
+                    return Err(GlobError::UnclosedClass(glob.to_owned()));
                 };
                 regex.push('[');
                 let mut class = &chars[index + 1..close];
@@ -59,9 +82,9 @@ pub fn to_regex(glob: &str) -> Result<String, String> {
 }
 
 /// The globs as one set: which of them a path matches.
-pub fn set(globs: &[&str]) -> Result<RegexSet, String> {
+pub fn set(globs: &[&str]) -> Result<RegexSet, GlobError> {
     let regexes = globs.iter().map(|glob| to_regex(glob)).collect::<Result<Vec<_>, _>>()?;
-    RegexSet::new(regexes).map_err(|err| err.to_string())
+    RegexSet::new(regexes).map_err(|err| GlobError::Regex(err.to_string()))
 }
 
 #[cfg(test)]
@@ -88,7 +111,7 @@ mod tests {
                 assert!(!set.is_match(path), "{glob} should not match {path}");
             }
         }
-        assert_eq!(to_regex("a**").unwrap_err(), "`**` must be a whole path component in `a**`");
+        assert_eq!(to_regex("a**").unwrap_err().to_string(), "`**` must be a whole path component in `a**`");
         assert!(to_regex("a[bc").is_err());
     }
 }

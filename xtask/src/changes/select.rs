@@ -1,19 +1,21 @@
-//! Which steps a run needs, and why: the one place that decides. `--all` and `--step` name
-//! them; otherwise each step runs when a change it depends on happened since its last good sync
-//! (else since the base, or in the commits being pushed), or when Tilt no longer shows the
-//! build that passed then — failed since, rebuilt, or its service down.
+//! Which steps a run needs, and why: the one place that decides, from values alone (git and the
+//! build's files are read by `gather.rs`, Tilt by the caller). `--all` and `--step` name them;
+//! otherwise each step runs when a change it depends on happened since its last good sync (else
+//! since the base, or in the commits being pushed), or when Tilt no longer shows the build that
+//! passed then — failed since, rebuilt, or its service down.
 
 use std::{collections::HashMap, fmt};
 
-use anyhow::{bail, Result};
-use camino::Utf8Path;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
-use xshell::Shell;
 
 use crate::{
-    changes::git::{Fingerprint, Git},
-    changes::plan::{claims, Claim},
+    changes::{
+        gather::{Changes, Diffed, Found},
+        git::Fingerprint,
+        graph::Inputs,
+        plan::{claims, Claim},
+    },
     protocol::Protocol,
     store::{Records, StepRecord},
     tilt::model::{ResourceStatus, RuntimeStatus},
@@ -48,6 +50,8 @@ pub enum Why {
     TiltShowsFailure(String),
     /// No change it depends on, and no record of a sync.
     NoChange,
+    /// The Tiltfile defines no such resource: nothing builds it.
+    Undefined(String),
 }
 
 impl Why {
@@ -88,6 +92,7 @@ impl fmt::Display for Why {
             Why::Unchanged { build } => write!(f, "unchanged since its last good sync (build {build}; Tilt not asked)"),
             Why::TiltShowsFailure(why) => write!(f, "no matching change, but {why}"),
             Why::NoChange => write!(f, "no matching change"),
+            Why::Undefined(why) => write!(f, "{why}: nothing builds it"),
         }
     }
 }
@@ -102,113 +107,100 @@ pub struct Selection {
     /// The workspace's content as the run begins: recorded for each step that passes.
     pub fingerprint: Option<Fingerprint>,
     pub by_flag: bool,
+    /// What the plan must say besides each step's reason (submodules not as their pointer says).
+    pub notes: Vec<String>,
 }
 
-/// What the selection needs from outside: git, the records, Tilt's state.
-pub struct Inputs<'a> {
-    pub sh: &'a Shell,
-    pub root: &'a Utf8Path,
-    pub all: bool,
-    pub named: &'a [String],
-    pub base: Option<&'a str>,
-    pub pre_push_input: Option<&'a str>,
-    pub records: &'a Records,
+/// `--step NAME` names no step of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownStep {
+    pub name: String,
+    pub suggestion: Option<String>,
+    pub known: Vec<String>,
 }
 
-/// `tilt_state`: Tilt's state (one call), asked only when a step would not run; None
-/// (`--plan`) leaves Tilt unasked.
+impl fmt::Display for UnknownStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no step named `{}` in the protocol", self.name)?;
+        if let Some(step) = &self.suggestion {
+            write!(f, ": did you mean `{step}`?")?;
+        }
+        write!(f, " (steps: {})", self.known.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownStep {}
+
+/// Decides each step. `tilt`: Tilt's state, given when the caller asked it (a step would not run
+/// otherwise: `Selection::wants_tilt`); None (`--plan`) leaves Tilt out.
 pub fn select(
     protocol: &Protocol,
-    inputs: &Inputs,
-    tilt_state: Option<&dyn Fn() -> Result<TiltState>>,
-) -> Result<Selection> {
-    let git = Git::new(inputs.sh, inputs.root);
-    let flagged = inputs.all || !inputs.named.is_empty();
-    let fingerprint = match git.check_repository() {
-        Ok(()) => Some(git.fingerprint()?),
-        // --all and --step need no git: the steps pass unrecorded.
-        Err(_) if flagged => None,
-        Err(err) => return Err(err),
+    changes: &Changes,
+    records: &Records,
+    tilt: Option<&TiltState>,
+) -> Result<Selection, UnknownStep> {
+    let fingerprint = changes.fingerprint.clone();
+    let diffed = match &changes.found {
+        Found::ByFlag { all, named } => {
+            let whys = by_flag(protocol, *all, named)?;
+            let described = if *all { "--all" } else { "--step" };
+            return Ok(Selection {
+                whys,
+                base_description: described.to_owned(),
+                base: String::new(),
+                changed: Vec::new(),
+                fingerprint,
+                by_flag: true,
+                notes: Vec::new(),
+            });
+        }
+        Found::RecordGone => {
+            return Ok(Selection {
+                whys: vec![Why::RecordGone; protocol.steps.len()],
+                base_description: "the last successful sync (its record is gone)".to_owned(),
+                base: String::new(),
+                changed: Vec::new(),
+                fingerprint,
+                by_flag: false,
+                notes: Vec::new(),
+            });
+        }
+        Found::Diffed(diffed) => diffed,
     };
-    if flagged {
-        let whys = by_flag(protocol, inputs.all, inputs.named)?;
-        let described = if inputs.all { "--all" } else { "--step" };
-        return Ok(Selection {
-            whys,
-            base_description: described.to_owned(),
-            base: String::new(),
-            changed: Vec::new(),
-            fingerprint,
-            by_flag: true,
-        });
-    }
-    let Some(now) = fingerprint else { bail!("{} is not a git repository", inputs.root) };
-    let records = inputs.records;
-    let gone = records.steps.values().any(|record| !record.failed && !git.has_trees(&record.fingerprint));
-    if gone {
-        let whys = vec![Why::RecordGone; protocol.steps.len()];
-        let described = "the last successful sync (its record is gone)".to_owned();
-        return Ok(Selection {
-            whys,
-            base_description: described,
-            base: String::new(),
-            changed: Vec::new(),
-            fingerprint: Some(now),
-            by_flag: false,
-        });
-    }
+    let Diffed { base, base_description, since_base, since_record, submodules, graph } = diffed;
 
     // Changes since the base (or in the pushed commits), for the steps without a record; once
     // the workspace has records, also every change since any of them: a step never synced may
     // depend on a change committed since (no upstream makes the base HEAD).
-    let (base, base_description, since_base) = match (inputs.pre_push_input, inputs.base) {
-        (Some(input), _) => (String::new(), "the commits being pushed".to_owned(), git.pushed_changes(input)?),
-        (None, explicit) => {
-            let base = git.base(explicit)?;
-            let changed = git.changed_since(&base)?;
-            (base.rev, base.described, changed)
-        }
-    };
-    let use_records = inputs.base.is_none();
-    let mut since_record: HashMap<&Fingerprint, Vec<String>> = HashMap::new();
     let mut all_changed = since_base.clone();
-    if use_records {
-        // A failed record runs its step whatever changed, and `git gc` may prune its trees.
-        for record in records.steps.values().filter(|record| !record.failed) {
-            if !since_record.contains_key(&record.fingerprint) {
-                let changed = git.changed_between(&record.fingerprint, &now)?;
-                all_changed.extend(changed.iter().cloned());
-                since_record.insert(&record.fingerprint, changed);
-            }
-        }
-    }
-    let mut since_base_or_any_record = all_changed.clone();
-    since_base_or_any_record.sort();
-    since_base_or_any_record.dedup();
+    let empty = HashMap::new();
+    let since_record = since_record.as_ref().unwrap_or(&empty);
+    all_changed.extend(since_record.values().flatten().cloned());
+    all_changed.sort();
+    all_changed.dedup();
+    let use_records = diffed.since_record.is_some();
     let mut whys = Vec::new();
-    for step in &protocol.steps {
+    for (index, step) in protocol.steps.iter().enumerate() {
         let record = records.steps.get(&step.name).filter(|_| use_records);
         if record.is_some_and(|record| record.failed) {
             whys.push(Why::FailedLastTime);
             continue;
         }
-        let changed = match record {
-            Some(record) => &since_record[&record.fingerprint],
-            None => &since_base_or_any_record,
+        let changed = match record.and_then(|record| since_record.get(&record.fingerprint)) {
+            Some(changed) => changed,
+            None => &all_changed,
         };
-        let index = whys.len();
-        let claim = claims(protocol, changed).swap_remove(index);
-        whys.push(match (claim, record) {
-            (Some(claim), _) => Why::Changed(claim),
-            (None, Some(record)) => Why::Unchanged { build: record.build },
-            (None, None) => Why::NoChange,
+        let claim = claims(protocol, graph, changed).swap_remove(index);
+        whys.push(match (claim, record, &graph.steps[index]) {
+            (Some(claim), _, _) => Why::Changed(claim),
+            (None, Some(record), _) => Why::Unchanged { build: record.build },
+            (None, None, Inputs::Undefined(why)) => Why::Undefined(why.clone()),
+            (None, None, _) => Why::NoChange,
         });
     }
     // Steps that would not run: Tilt must still show the build that passed, or for a step
-    // never synced, no failure, and its service's container not stopped (one call).
-    let idle = whys.iter().any(|why| matches!(why, Why::Unchanged { .. } | Why::NoChange));
-    if let (true, Some(tilt_state)) = (idle, tilt_state) {
-        let TiltState { statuses, compose } = tilt_state()?;
+    // never synced, no failure, and its service's container not stopped.
+    if let Some(TiltState { statuses, compose }) = tilt {
         for (why, step) in whys.iter_mut().zip(&protocol.steps) {
             let status = statuses.iter().find(|status| status.name == step.resource);
             let container = compose.iter().find(|service| service.name == step.resource);
@@ -230,13 +222,19 @@ pub fn select(
         }
     }
     with_any_step(protocol, &mut whys);
-    all_changed.sort();
-    all_changed.dedup();
     let base_description = match records.steps.is_empty() || !use_records {
-        true => base_description,
+        true => base_description.clone(),
         false => "the last successful sync".to_owned(),
     };
-    Ok(Selection { whys, base_description, base, changed: all_changed, fingerprint: Some(now), by_flag: false })
+    Ok(Selection {
+        whys,
+        base_description,
+        base: base.clone(),
+        changed: all_changed,
+        fingerprint,
+        by_flag: false,
+        notes: submodules.iter().map(ToString::to_string).collect(),
+    })
 }
 
 /// Why Tilt's state no longer matches the step's last good sync, if it does not.
@@ -278,17 +276,11 @@ fn tilt_shows_failure(resource: &str, status: Option<&ResourceStatus>) -> Option
     None
 }
 
-fn by_flag(protocol: &Protocol, all: bool, named: &[String]) -> Result<Vec<Why>> {
+fn by_flag(protocol: &Protocol, all: bool, named: &[String]) -> Result<Vec<Why>, UnknownStep> {
     for name in named {
         if protocol.step(name).is_none() {
-            let known: Vec<&str> = protocol.steps.iter().map(|step| step.name.as_str()).collect();
-            let closest =
-                known.iter().map(|step| (strsim::jaro_winkler(name, step), *step)).max_by(|a, b| a.0.total_cmp(&b.0));
-            let hint = match closest {
-                Some((likeness, step)) if likeness > 0.8 => format!(": did you mean `{step}`?"),
-                _ => String::new(),
-            };
-            bail!("no step named `{name}` in the protocol{hint} (steps: {})", known.join(", "));
+            let known: Vec<String> = protocol.steps.iter().map(|step| step.name.clone()).collect();
+            return Err(UnknownStep { name: name.clone(), suggestion: suggestion(name, &known), known });
         }
     }
     Ok(protocol
@@ -300,6 +292,17 @@ fn by_flag(protocol: &Protocol, all: bool, named: &[String]) -> Result<Vec<Why>>
             false => Why::NotNamed,
         })
         .collect())
+}
+
+/// The step a misspelt name most likely meant; case does not count (`UI` is `ui`).
+fn suggestion(name: &str, known: &[String]) -> Option<String> {
+    let name = name.to_lowercase();
+    known
+        .iter()
+        .map(|step| (strsim::jaro_winkler(&name, &step.to_lowercase()), step))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(likeness, _)| *likeness > 0.8)
+        .map(|(_, step)| step.clone())
 }
 
 /// Steps with `with_any_step` run whenever another step runs.
@@ -321,6 +324,12 @@ impl Selection {
         self.whys.iter().any(Why::runs)
     }
 
+    /// Whether Tilt's word could change the selection: a step would not run, and its record (or
+    /// Tilt's failure) decides whether it must.
+    pub fn wants_tilt(&self) -> bool {
+        self.whys.iter().any(|why| matches!(why, Why::Unchanged { .. } | Why::NoChange))
+    }
+
     /// Nothing runs and at least one step was found up to date against Tilt.
     pub fn already_in_sync(&self) -> bool {
         !self.any_runs() && self.whys.iter().any(|why| matches!(why, Why::UpToDate { .. }))
@@ -340,6 +349,9 @@ impl Selection {
             let verb = if why.runs() { "run " } else { "skip" };
             out.push_str(&format!("  {verb}  {:width$}  {why}\n", step.name));
         }
+        for note in &self.notes {
+            out.push_str(&format!("note: {note}\n"));
+        }
         out
     }
 
@@ -349,9 +361,139 @@ impl Selection {
             .iter()
             .zip(&protocol.steps)
             .map(|(why, step)| {
-                json!({"name": step.name, "resource": step.resource, "run": why.runs(), "reason": why.to_string()})
+                let chain = match why {
+                    Why::Changed(claim) => Some(claim.chain()),
+                    _ => None,
+                };
+                json!({
+                    "name": step.name,
+                    "resource": step.resource,
+                    "run": why.runs(),
+                    "reason": why.to_string(),
+                    "chain": chain,
+                })
             })
             .collect();
-        json!({"base": self.base, "base_description": self.base_description, "changed": self.changed, "steps": steps})
+        json!({
+            "base": self.base,
+            "base_description": self.base_description,
+            "changed": self.changed,
+            "steps": steps,
+            "notes": self.notes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{
+        changes::graph::{Graph, Source, StepGraph},
+        tilt::model::{FinishedBuild, ResourceKind, Runtime},
+    };
+
+    fn fingerprint(tree: &str) -> Fingerprint {
+        Fingerprint { trees: BTreeMap::from([(String::new(), tree.to_owned())]) }
+    }
+
+    /// Each step reads the one file named after it; the UI runs with any step.
+    fn changes(since_base: &[&str], since_record: &[(&str, &[&str])]) -> Changes {
+        let reads = |path: &str| {
+            let source = Source::File { path: path.to_owned(), why: format!("{path} is read") };
+            Inputs::Derived(StepGraph { sources: vec![source], builds: Vec::new() })
+        };
+        let graph = Graph { steps: vec![reads("sync.sh"), reads("kernel.rs"), reads("service.rs"), reads("ui.json")] };
+        let owned = |paths: &[&str]| paths.iter().map(|path| (*path).to_owned()).collect::<Vec<_>>();
+        let diffed = Diffed {
+            base: "abc".to_owned(),
+            base_description: "HEAD (no upstream)".to_owned(),
+            since_base: owned(since_base),
+            since_record: Some(since_record.iter().map(|(tree, paths)| (fingerprint(tree), owned(paths))).collect()),
+            submodules: Vec::new(),
+            graph,
+        };
+        Changes { fingerprint: Some(fingerprint("now")), found: Found::Diffed(diffed) }
+    }
+
+    fn record(tree: &str, failed: bool) -> StepRecord {
+        StepRecord { resource: "server".to_owned(), failed, build: 7, finished: None, fingerprint: fingerprint(tree) }
+    }
+
+    fn whys(selection: &Selection) -> Vec<String> {
+        selection.whys.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn each_step_runs_for_its_own_changes_since_its_record() {
+        let protocol = Protocol::load(None).unwrap();
+        let records = Records { steps: BTreeMap::from([("server".to_owned(), record("then", false))]) };
+        // The kernel changed before the server's last good sync: only the sync script since.
+        let changes = changes(&["kernel.rs", "sync.sh"], &[("then", &["sync.sh"])]);
+        let selection = select(&protocol, &changes, &records, None).unwrap();
+        assert_eq!(
+            whys(&selection),
+            [
+                "`sync.sh` → sync.sh is read",
+                "unchanged since its last good sync (build 7; Tilt not asked)",
+                "no matching change",
+                "runs whenever another step runs",
+            ]
+        );
+        assert!(selection.wants_tilt(), "idle steps: Tilt's word could change them");
+        assert_eq!(selection.base_description, "the last successful sync");
+
+        let failed = Records { steps: BTreeMap::from([("server".to_owned(), record("then", true))]) };
+        let selection = select(&protocol, &changes, &failed, None).unwrap();
+        assert_eq!(whys(&selection)[1], "it failed in the last sync that ran it, or was due and not reached");
+    }
+
+    #[test]
+    fn tilts_state_is_weighed_only_when_given() {
+        let protocol = Protocol::load(None).unwrap();
+        let records = Records { steps: BTreeMap::from([("server".to_owned(), record("then", false))]) };
+        let changes = changes(&[], &[("then", &[])]);
+        let status = |name: &str, error: Option<&str>| ResourceStatus {
+            name: name.to_owned(),
+            kind: ResourceKind::Compose,
+            current: None,
+            finished: vec![FinishedBuild { number: 7, start: None, finish: None, error: error.map(str::to_owned) }],
+            queued: false,
+            runtime: Runtime::default(),
+            waiting_on: Vec::new(),
+        };
+        let state = TiltState {
+            statuses: vec![status("server", None), status("internal-service", Some("exit 1"))],
+            compose: Vec::new(),
+        };
+        let selection = select(&protocol, &changes, &records, Some(&state)).unwrap();
+        assert_eq!(
+            whys(&selection)[..3],
+            [
+                "no matching change, but Tilt has no resource `sync-wasm-client` now",
+                "unchanged since its last good sync (Tilt still shows build 7, ok)",
+                "no matching change, but Tilt's latest build of internal-service failed: exit 1",
+            ]
+        );
+        assert!(!select(&protocol, &changes, &records, None).unwrap().any_runs());
+    }
+
+    #[test]
+    fn a_misspelt_step_is_suggested_whatever_its_case() {
+        let protocol = Protocol::load(None).unwrap();
+        let named = |name: &str| Changes {
+            fingerprint: None,
+            found: Found::ByFlag { all: false, named: vec![name.to_owned()] },
+        };
+        let error = |name: &str| select(&protocol, &named(name), &Records::default(), None).err().unwrap().to_string();
+        assert_eq!(
+            error("UI"),
+            "no step named `UI` in the protocol: did you mean `ui`? (steps: sync-wasm-client, server, internal-service, ui)"
+        );
+        assert!(error("Srever").contains("did you mean `server`?"));
+        assert!(!error("frobnicate").contains("did you mean"));
+        let selection = select(&protocol, &named("server"), &Records::default(), None).unwrap();
+        assert_eq!(whys(&selection), ["not named by --step", "--step", "not named by --step", "not named by --step"]);
     }
 }

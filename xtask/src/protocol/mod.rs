@@ -21,10 +21,21 @@ pub struct Protocol {
     pub settings: Settings,
     pub kinds: Vec<ErrorKind>,
     pub steps: Vec<Step>,
+    pub derive: Derive,
     pub rules: Vec<PathRule>,
 }
 
-/// Which steps a changed path needs (`[[path]]` in the file).
+/// How each step's inputs are derived from the build (`[derive]` in the file).
+#[derive(Debug, Clone)]
+pub struct Derive {
+    /// The compose files whose services are the resources; empty: those the Tiltfile loads.
+    pub compose: Vec<Utf8PathBuf>,
+    /// A crate's folders `cargo build` does not compile (`tests`, `benches`, `examples`).
+    pub uncompiled: Vec<String>,
+}
+
+/// Steps a changed path needs besides what the build says (`[[path]]` in the file); with
+/// `steps = []`, that a path read only at run time needs no rebuild.
 #[derive(Debug)]
 pub struct PathRule {
     pub globs: Vec<String>,
@@ -159,8 +170,29 @@ struct RawProtocol {
     errors: Vec<RawErrorKind>,
     #[serde(rename = "step")]
     steps: Option<Spanned<Vec<RawStep>>>,
+    #[serde(default)]
+    derive: RawDerive,
     #[serde(default, rename = "path")]
     rules: Vec<RawPathRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDerive {
+    #[serde(default)]
+    compose: Vec<Utf8PathBuf>,
+    #[serde(default = "default_uncompiled")]
+    uncompiled: Vec<String>,
+}
+
+impl Default for RawDerive {
+    fn default() -> RawDerive {
+        RawDerive { compose: Vec::new(), uncompiled: default_uncompiled() }
+    }
+}
+
+fn default_uncompiled() -> Vec<String> {
+    ["tests", "benches", "examples"].map(str::to_owned).to_vec()
 }
 
 #[derive(Deserialize)]
@@ -286,7 +318,8 @@ impl Compiler<'_> {
             steps.push(self.step(raw_step, &kinds, &settings, default_confirm)?);
         }
         let rules = raw.rules.into_iter().map(|rule| self.path_rule(rule, &steps)).collect::<Result<_>>()?;
-        Ok(Protocol { settings, kinds, steps, rules })
+        let derive = Derive { compose: raw.derive.compose, uncompiled: raw.derive.uncompiled };
+        Ok(Protocol { settings, kinds, steps, derive, rules })
     }
 
     fn path_rule(&self, raw: RawPathRule, steps: &[Step]) -> Result<PathRule> {
@@ -478,7 +511,7 @@ mod tests {
     #[test]
     fn a_path_rule_naming_an_unknown_step_is_refused() {
         let text =
-            with_default("steps = [\"server\"]\nreason = \"the server kernel\"", "steps = [\"sever\"]\nreason = \"x\"");
+            with_default("steps = [\"sync-wasm-client\", \"server\"", "steps = [\"sync-wasm-client\", \"sever\"");
         let message = error_of(&text);
         assert!(message.contains("names step `sever`"), "{message}");
         assert!(message.starts_with(&format!("sync.toml:{}:", line_containing(&text, "\"sever\""))), "{message}");
