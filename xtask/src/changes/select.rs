@@ -391,7 +391,7 @@ mod tests {
     use super::*;
     use crate::{
         changes::graph::{Graph, Source, StepGraph},
-        tilt::model::{FinishedBuild, ResourceKind, Runtime},
+        tilt::model::{FinishedBuild, ResourceKind},
     };
 
     fn fingerprint(tree: &str) -> Fingerprint {
@@ -459,9 +459,7 @@ mod tests {
             kind: ResourceKind::Compose,
             current: None,
             finished: vec![FinishedBuild { number: 7, start: None, finish: None, error: error.map(str::to_owned) }],
-            queued: false,
-            runtime: Runtime::default(),
-            waiting_on: Vec::new(),
+            ..ResourceStatus::default()
         };
         let state = TiltState {
             statuses: vec![status("server", None), status("internal-service", Some("exit 1"))],
