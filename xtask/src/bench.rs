@@ -37,8 +37,8 @@ impl flags::Bench {
     pub fn run(&self, sh: &Shell) -> Result<()> {
         println!("Part 1: the classifier (the peak memory is this process's own)");
         classifier(self.log_mb)?;
-        let stand_in = StandIn::build(sh)?;
-        let dir = stand_in.project.join("target/xtask-bench");
+        let stand_in = StandIn::build(sh, self.build.target_dir.as_deref())?;
+        let dir = stand_in.target.join("xtask-bench");
         println!(
             "\nPart 2: a four-step sync of Citadel-shaped local resources, every build {} ms, on the Tilt \
              stand-in; every CLI call costs 70 ms wall and 80 ms CPU, as the real one does",
@@ -372,7 +372,7 @@ fn classifier(megabytes: usize) -> Result<()> {
     }
     reader.join().map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
     let elapsed = started.elapsed();
-    let peak_rss = usage::own().map_or(0, |usage| usage.peak_rss);
+    let peak_rss = usage::peak_rss().unwrap_or(0);
     println!(
         "classifier: {:.0} MB of Tilt JSON log, {lines} lines of `server` ({errors} error lines), in {:.2}s: \
          {:.0} MB/s; peak RSS {:.1} MB",

@@ -83,9 +83,17 @@ impl flags::Sync {
             pre_push_input: pre_push_input.as_deref(),
             records: &records,
         };
+        // Tilt is asked only about steps that would not run: with a record, whether its build still
+        // stands; without one, whether its service is up and its latest build passed.
+        let asking = match records.steps.is_empty() {
+            true => {
+                "no sync is recorded here yet: asking Tilt whether the services are up and their latest builds passed"
+            }
+            false => "asking Tilt whether the last good sync still stands",
+        };
         let state = || {
             let tilt = Tilt::new(sh, self.tilt.program.clone(), self.tilt.port, protocol.settings.tilt_call_timeout.0);
-            tilt.state().context("asking Tilt whether the last good sync still stands")
+            tilt.state().context(asking)
         };
         let selection = select::select(&protocol, &inputs, (!self.plan).then_some(&state as &dyn Fn() -> _))?;
         if self.plan {

@@ -282,8 +282,12 @@ fn by_flag(protocol: &Protocol, all: bool, named: &[String]) -> Result<Vec<Why>>
     for name in named {
         if protocol.step(name).is_none() {
             let known: Vec<&str> = protocol.steps.iter().map(|step| step.name.as_str()).collect();
-            let closest =
-                known.iter().map(|step| (strsim::jaro_winkler(name, step), *step)).max_by(|a, b| a.0.total_cmp(&b.0));
+            // Case aside: `--step UI` means `ui`.
+            let lower = name.to_lowercase();
+            let closest = known
+                .iter()
+                .map(|step| (strsim::jaro_winkler(&lower, &step.to_lowercase()), *step))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
             let hint = match closest {
                 Some((likeness, step)) if likeness > 0.8 => format!(": did you mean `{step}`?"),
                 _ => String::new(),
