@@ -28,7 +28,7 @@ mod usage;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use clap::Parser;
 use xshell::Shell;
 
@@ -41,6 +41,11 @@ fn main() -> ExitCode {
     // SAFETY: no other thread runs yet, and SIG_DFL is the signal's own default.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let running = (std::env::var("CARGO_PKG_NAME").ok(), std::env::var("CARGO_MANIFEST_DIR").ok());
+    if let Some(problem) = another_copys_build(running, Utf8Path::new(env!("CARGO_MANIFEST_DIR"))) {
+        eprintln!("error: {problem}");
+        return ExitCode::from(sync::EXIT_ENVIRONMENT);
     }
     let flags = flags::Xtask::parse();
     let json = match &flags.command {
@@ -95,6 +100,23 @@ fn warn_if_hooks_changed(sh: &Shell, command: &flags::Command) {
     }
 }
 
+/// Whether `cargo run` (which names the package and manifest it runs) ran a build of another
+/// copy of the xtask: two clones or worktrees sharing one target directory (CARGO_TARGET_DIR) are
+/// told apart by cargo only by their files' times, and this build would act on the other's
+/// workspace.
+fn another_copys_build((package, manifest_dir): (Option<String>, Option<String>), built: &Utf8Path) -> Option<String> {
+    let running = Utf8PathBuf::from(manifest_dir.filter(|_| package.as_deref() == Some(env!("CARGO_PKG_NAME")))?);
+    let resolved = |path: &Utf8Path| path.canonicalize_utf8().unwrap_or_else(|_| path.to_owned());
+    (resolved(&running) != resolved(built)).then(|| {
+        format!(
+            "cargo ran the xtask built from {built}, not this one ({running}): the two copies share a target \
+             directory (CARGO_TARGET_DIR) and cargo took that build for this one's. Run `cargo clean \
+             --manifest-path {running}/Cargo.toml -p xtask -p tilt-log`, then the command again; to keep it from \
+             recurring, give each clone its own target directory"
+        )
+    })
+}
+
 /// `--root`, or the workspace holding this xtask crate, resolved.
 fn workspace_root(root: &Option<Utf8PathBuf>) -> anyhow::Result<Utf8PathBuf> {
     let root = root.clone().unwrap_or_else(project_root);
@@ -109,4 +131,27 @@ fn workspace_root(root: &Option<Utf8PathBuf>) -> anyhow::Result<Utf8PathBuf> {
 fn project_root() -> Utf8PathBuf {
     let manifest_dir = Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().map(Utf8PathBuf::from).unwrap_or(manifest_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_of_another_copy_is_refused() {
+        let built = Utf8Path::new("/src/citadel-a/xtask");
+        let run =
+            |package: &str, dir: &str| another_copys_build((Some(package.to_owned()), Some(dir.to_owned())), built);
+        assert_eq!(run("xtask", "/src/citadel-a/xtask"), None);
+        assert_eq!(
+            run("sync-tests", "/src/tests"),
+            None,
+            "run by another package's process (a test), not by cargo run"
+        );
+        assert_eq!(another_copys_build((None, None), built), None, "run without cargo (the hook's SYNC_XTASK)");
+        let other = run("xtask", "/src/citadel-b/xtask").unwrap();
+        assert!(other
+            .starts_with("cargo ran the xtask built from /src/citadel-a/xtask, not this one (/src/citadel-b/xtask)"));
+        assert!(other.contains("cargo clean --manifest-path /src/citadel-b/xtask/Cargo.toml -p xtask -p tilt-log"));
+    }
 }
