@@ -230,7 +230,11 @@ fn only_the_hooks_the_previous_folder_has_are_forwarded_and_a_change_there_is_to
     ws.commit_all(".", "Citadel's pre-commit hook");
     let installed = xtask(&ws, &["install-hook"]);
     installed.assert_code(0);
-    assert!(installed.stdout.contains("forwarding pre-commit to"), "{}", installed.stdout);
+    assert!(
+        installed.stdout.contains("its pre-push hook still runs first; forwarding pre-commit there"),
+        "{}",
+        installed.stdout
+    );
     assert_eq!(installed_hooks(&ws), ["pre-commit", "pre-push"], "no shell for hooks that do not exist");
     let plan = xtask(&ws, &["sync", "--plan"]);
     plan.assert_code(0);

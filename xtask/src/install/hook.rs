@@ -215,14 +215,18 @@ impl flags::InstallHook {
             Some(path) => format!("core.hooksPath was {path}"),
             None => "core.hooksPath was not set here".to_owned(),
         };
+        let first = match previous_folder.join("pre-push").is_file() {
+            true => "its pre-push hook still runs first",
+            false => "it has no pre-push hook",
+        };
         let others = match forwarded.is_empty() {
-            true => format!("{previous_folder} has no other hook to forward"),
-            false => format!("forwarding {} to {previous_folder}", forwarded.join(", ")),
+            true => "no other hook to forward".to_owned(),
+            false => format!("forwarding {} there", forwarded.join(", ")),
         };
         println!(
-            "installed the pre-push hook in {folder} (core.hooksPath now points there; {was}, and its pre-push \
-             hook still runs first; {others}). A push now syncs what it changes; `git push --no-verify` skips it; \
-             undo: cargo xtask uninstall-hook"
+            "installed the pre-push hook in {folder} (core.hooksPath now points there; {was}; in \
+             {previous_folder}, {first}; {others}). A push now syncs what it changes; `git push --no-verify` \
+             skips it; undo: cargo xtask uninstall-hook"
         );
         for note in install::alias::submodule_aliases(sh, root)? {
             println!("{note}");
