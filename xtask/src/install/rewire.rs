@@ -156,9 +156,13 @@ pub fn install(sh: &Shell, dir: &Utf8Path, rewire: bool) -> Result<Option<String
         fs::write(&kept, &current).with_context(|| format!("keeping the previous agent in {kept}"))?;
     }
     fs::write(&agent, new).with_context(|| format!("writing {agent}"))?;
+    let undo = match kept.exists() {
+        true => format!("the previous file is kept in {kept}, and `cargo xtask uninstall-agent` puts it back"),
+        // Rewired in a commit this clone got: git's history has the one it replaced.
+        false => format!("the one it replaced is in git's history: `git log -p -- {AGENT}`"),
+    };
     Ok(Some(format!(
-        "rewired {AGENT}: it runs `cargo xtask sync` and reports its verdict (name and description kept); the \
-         previous file is kept in {kept}, and `cargo xtask uninstall-agent` puts it back"
+        "rewired {AGENT}: it runs `cargo xtask sync` and reports its verdict (name and description kept); {undo}"
     )))
 }
 
