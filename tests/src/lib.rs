@@ -5,7 +5,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, ExitStatus, Output, Stdio},
     sync::OnceLock,
 };
 
@@ -44,16 +44,33 @@ pub fn xtask_bin() -> &'static Path {
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/Cargo.toml");
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--bin", "xtask", "--manifest-path"])
+        let output = Command::new(cargo)
+            .args(["build", "--quiet", "--bin", "xtask", "--message-format", "json-render-diagnostics"])
+            .arg("--manifest-path")
             .arg(&manifest)
-            .status()
+            .stderr(Stdio::inherit())
+            .output()
             .expect("running cargo build for xtask");
-        assert!(status.success(), "cargo build --manifest-path xtask/Cargo.toml failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/target"), PathBuf::from);
-        target.join("debug/xtask")
+        assert!(output.status.success(), "cargo build --manifest-path xtask/Cargo.toml failed");
+        built_executable(&String::from_utf8_lossy(&output.stdout), "xtask")
     })
+}
+
+/// The program `name` a `cargo build --message-format json` built, from its messages: where
+/// cargo put it (CARGO_TARGET_DIR, `build.target-dir`, …), never a guess.
+pub fn built_executable(messages: &str, name: &str) -> PathBuf {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == name)
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reports no program `{name}` built"))
+}
+
+/// The target directory these tests were built in (`target/debug/deps/…` is the test's own
+/// path): where a test builds what must outlive it.
+pub fn target_dir() -> PathBuf {
+    bin_dir().parent().expect("the profile's folder is in the target directory").to_path_buf()
 }
 
 /// The Tilt stand-in: cargo builds this package's binaries before its integration tests.
@@ -348,6 +365,61 @@ pub fn make_executable(path: &Path) {
 /// PATH with `dir` first.
 pub fn path_with(dir: &Path) -> String {
     format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// How a program ended whose standard output went into `head -n LINES`, through a real pipe.
+#[derive(Debug)]
+pub struct Headed {
+    /// What `head` printed.
+    pub head: String,
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+/// The signal a process gets when it writes to a pipe nobody reads.
+pub const SIGPIPE: i32 = 13;
+
+impl Headed {
+    /// Ended as a Unix program does when its reader leaves: quietly (no panic, no message),
+    /// with its own status or by SIGPIPE.
+    #[track_caller]
+    pub fn assert_quiet(&self, codes: &[i32]) -> &Headed {
+        use std::os::unix::process::ExitStatusExt;
+        let ended =
+            self.status.code().is_some_and(|code| codes.contains(&code)) || self.status.signal() == Some(SIGPIPE);
+        assert!(ended && !self.stderr.contains("panicked") && !self.stderr.contains("Broken pipe"), "{self:?}");
+        self
+    }
+}
+
+/// `command | head -n LINES`: both run at once, as a shell runs them.
+pub fn into_head(mut command: Command, lines: usize) -> Headed {
+    let mut program = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawning the program");
+    let pipe = program.stdout.take().expect("a piped stdout");
+    let head = Command::new("head")
+        .args(["-n", &lines.to_string()])
+        .stdin(pipe)
+        .stdout(Stdio::piped())
+        .output()
+        .expect("running head");
+    let output = program.wait_with_output().expect("waiting for the program");
+    Headed {
+        head: String::from_utf8_lossy(&head.stdout).into_owned(),
+        status: output.status,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `command | head -n 0` where `head` has already left when the program first writes: every
+/// write meets a closed pipe, whatever the timing.
+pub fn into_gone_head(mut command: Command) -> Headed {
+    let (reader, writer) = std::io::pipe().expect("making a pipe");
+    // The reading end goes to head alone (the Command holding it is dropped at once), so once
+    // head has exited nobody reads.
+    let head = Command::new("head").args(["-n", "0"]).stdin(reader).status().expect("running head");
+    assert!(head.success());
+    let output = command.stdout(writer).stderr(Stdio::piped()).output().expect("running the program");
+    Headed { head: String::new(), status: output.status, stderr: String::from_utf8_lossy(&output.stderr).into_owned() }
 }
 
 /// The outcome of one `xtask sync`.

@@ -192,3 +192,104 @@ fn messages_a_user_meets() {
     assert_eq!(quiet.stdout, "SUCCESS: The sync and deploy process completed successfully for all services\n");
     assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
 }
+
+#[test]
+fn messages_say_what_happened_and_what_to_do() {
+    let ws = Workspace::citadel();
+    ws.tilt(&all_succeed(100));
+    let run = ws.sync(&["--step", "UI"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("no step named `UI`") && run.stderr.contains("did you mean `ui`?"), "{}", run.stderr);
+
+    let run = ws.sync(&["--all", "--timeout", "0"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("`0` is zero, and zero is not a timeout"), "{}", run.stderr);
+    assert!(!run.stderr.contains("write a number and a unit"), "{}", run.stderr);
+    let run = ws.sync(&["--all", "--timeout", "90"]);
+    assert!(run.stderr.contains("a number needs a unit: 90s for seconds"), "{}", run.stderr);
+
+    // Nothing changed and no sync recorded: only Tilt can say whether the services are up.
+    ws.tilt(&scenario::Scenario { running: false, ..all_succeed(100) });
+    let run = ws.sync(&[]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "no sync is recorded here yet: asking Tilt whether the services are up and their latest builds passed: \
+             no Tilt running"
+        ) && run.stderr.contains("tilt up"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("the last good sync still stands"), "there is none: {}", run.stderr);
+
+    let root = ws.root.to_str().unwrap().to_owned();
+    let never = xtask(&ws, &["status", "--json", "--root", &root]);
+    never.assert_code(2);
+    let message = never.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with("Cannot tell: no sync recorded in this workspace yet, and no Tilt running on"),
+        "{message}"
+    );
+    ws.tilt(&all_succeed(100));
+    ws.sync(&["--all"]).assert_code(0);
+    ws.tilt(&scenario::Scenario { running: false, ..all_succeed(100) });
+    let down = xtask(&ws, &["status", "--json", "--root", &root]);
+    down.assert_code(2);
+    let message = down.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with("Cannot tell whether the last sync stands: Tilt's builds decide it, and no Tilt running")
+            && message.contains("tilt up"),
+        "{message}"
+    );
+    let text = xtask(&ws, &["status", "--root", &root]);
+    text.assert_code(2);
+    assert!(text.stderr.starts_with("error: Cannot tell whether the last sync stands"), "{}", text.stderr);
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let ws = Workspace::citadel();
+    ws.tilt(&all_succeed(100));
+    let root = ws.root.to_str().unwrap().to_owned();
+    let command = |args: &[&str]| {
+        let mut command = ws.sync_command(&[]);
+        command.args(args);
+        command
+    };
+    let xtask_command = |args: &[&str]| {
+        let mut command = Command::new(xtask_bin());
+        command
+            .args(args)
+            .env("SYNC_TILT", tilt_bin())
+            .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
+            .env("TILT_STANDIN_STATE", ws.state_dir())
+            .env_remove("TILT_PORT")
+            .current_dir(&ws.root);
+        command
+    };
+
+    // As a shell runs `cargo xtask sync --plan --json | head -2`: both at once.
+    let plan = into_head(command(&["--plan", "--json"]), 2);
+    plan.assert_quiet(&[0]);
+    assert_eq!(plan.head.lines().count(), 2, "{plan:?}");
+    assert!(plan.head.starts_with("{\n  \"base\""), "{plan:?}");
+    let synced = into_head(command(&["--all", "--json"]), 1);
+    synced.assert_quiet(&[0]);
+    assert_eq!(synced.head, "{\n");
+    let status = into_head(xtask_command(&["status", "--json", "--root", &root]), 1);
+    status.assert_quiet(&[0, 1, 2]);
+    assert_eq!(status.head, "{\n");
+
+    // And when `head` has left before the first write, every time: SIGPIPE, nothing said.
+    for args in [&["--plan", "--json"][..], &["--plan"], &["--all", "--json"], &["--all"]] {
+        into_gone_head(command(args)).assert_quiet(&[]);
+    }
+    let gone = into_gone_head(xtask_command(&["status", "--json", "--root", &root]));
+    gone.assert_quiet(&[]);
+    assert!(gone.stderr.is_empty(), "{gone:?}");
+    let help = into_gone_head(xtask_command(&["sync", "--help"]));
+    help.assert_quiet(&[]);
+    // A sync whose report found no reader saved its status all the same: the report is its last write.
+    let saved = std::fs::read_to_string(ws.logs_dir().join("sync-status.json")).unwrap();
+    assert!(saved.contains("\"status\": \"success\""), "{saved}");
+}

@@ -208,3 +208,65 @@ fn a_push_sync_does_not_mark_unpushed_edits_as_deployed() {
     ws.sync(&[]).assert_code(0);
     assert_eq!(ws.triggers(), ["server", "ui"]);
 }
+
+/// The hook names `install-hook` wrote into its folder (the forwarders and its own pre-push).
+fn installed_hooks(ws: &Workspace) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(ws.root.join(".git/xtask-hooks"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| !name.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn only_the_hooks_the_previous_folder_has_are_forwarded_and_a_change_there_is_told() {
+    let ws = Workspace::citadel();
+    existing_hook(&ws, 0);
+    let hook = ws.root.join(".githooks/pre-commit");
+    write(&hook, "#!/bin/sh\nexit 0\n");
+    make_executable(&hook);
+    ws.commit_all(".", "Citadel's pre-commit hook");
+    let installed = xtask(&ws, &["install-hook"]);
+    installed.assert_code(0);
+    assert!(
+        installed.stdout.contains("its pre-push hook still runs first; forwarding pre-commit there"),
+        "{}",
+        installed.stdout
+    );
+    assert_eq!(installed_hooks(&ws), ["pre-commit", "pre-push"], "no shell for hooks that do not exist");
+    let plan = xtask(&ws, &["sync", "--plan"]);
+    plan.assert_code(0);
+    assert!(!plan.stderr.contains("warning"), "{}", plan.stderr);
+
+    // A hook added there later would not run: every sync and status says so, until reinstalled.
+    let merge = ws.root.join(".githooks/post-merge");
+    write(&merge, "#!/bin/sh\nexit 0\n");
+    make_executable(&merge);
+    let warned = xtask(&ws, &["sync", "--plan"]);
+    warned.assert_code(0);
+    assert!(
+        warned
+            .stderr
+            .contains("changed since `cargo xtask install-hook`: post-merge not forwarded: git does not run it now")
+            && warned.stderr.contains("Run `cargo xtask install-hook` again"),
+        "{}",
+        warned.stderr
+    );
+    fs::remove_file(&hook).unwrap();
+    let status = xtask(&ws, &["status"]);
+    assert!(
+        status.stderr.contains("post-merge not forwarded: git does not run it now; pre-commit gone"),
+        "{}",
+        status.stderr
+    );
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    assert_eq!(installed_hooks(&ws), ["post-merge", "pre-push"]);
+    assert!(!xtask(&ws, &["sync", "--plan"]).stderr.contains("warning"));
+
+    // Without a hooks path of its own, git's default folder: its `.sample` files are no hooks.
+    let ws = Workspace::citadel();
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    assert_eq!(installed_hooks(&ws), ["pre-push"]);
+}

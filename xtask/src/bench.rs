@@ -41,8 +41,8 @@ impl flags::Bench {
         if self.machine_only {
             return Ok(());
         }
-        let stand_in = StandIn::build(sh)?;
-        let dir = stand_in.project.join("target/xtask-bench");
+        let stand_in = StandIn::build(sh, self.build.target_dir.as_deref())?;
+        let dir = stand_in.target.join("xtask-bench");
         println!(
             "\nPart 2: a four-step sync of Citadel-shaped local resources, every build {} ms, on the Tilt \
              stand-in; every CLI call costs 70 ms wall and 80 ms CPU, as the real one does",
@@ -403,7 +403,7 @@ fn classifier(megabytes: usize) -> Result<()> {
     }
     reader.join().map_err(|_| anyhow::anyhow!("the log reader panicked"))?;
     let elapsed = started.elapsed();
-    let peak_rss = usage::own().map_or(0, |usage| usage.peak_rss);
+    let peak_rss = usage::peak_rss().unwrap_or(0);
     let state = if machine.is_done() { "decided (an error line?)" } else { "still watching" };
     println!(
         "run machine: {:.0} MB of Tilt JSON log, {lines} lines of `server` ({kept} kept for its log), in {:.2}s: \

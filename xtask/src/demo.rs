@@ -18,8 +18,8 @@ const SCENARIOS: [(&str, &str); 2] =
 
 impl flags::Demo {
     pub fn run(&self, sh: &Shell) -> Result<()> {
-        let stand_in = StandIn::build(sh)?;
-        let demo = stand_in.project.join("target/xtask-demo");
+        let stand_in = StandIn::build(sh, self.build.target_dir.as_deref())?;
+        let demo = stand_in.target.join("xtask-demo");
         for (index, (title, scenario)) in SCENARIOS.iter().enumerate() {
             let workspace = demo.join(format!("citadel-{}", index + 1));
             stand_in.make_workspace(sh, &workspace)?;

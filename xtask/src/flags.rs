@@ -36,12 +36,17 @@ pub struct Xtask {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Sync(Sync),
-    Demo(Demo),
+    Status(Status),
     InstallHook(InstallHook),
     UninstallHook(UninstallHook),
+    UninstallAgent(UninstallAgent),
+    // Only in this repository (Cargo.toml, `repo-only`): the copy in Citadel has no such files.
+    #[cfg(feature = "repo-only")]
+    Demo(Demo),
+    #[cfg(feature = "repo-only")]
     Bench(Bench),
+    #[cfg(feature = "repo-only")]
     InstallInto(InstallInto),
-    Status(Status),
 }
 
 /// Does the last sync still stand? Shows the last sync (when, result, each step's outcome and
@@ -65,13 +70,39 @@ pub struct Status {
 }
 
 /// Put this xtask into a Citadel work tree: `xtask/` (a Cargo workspace of its own, so Citadel's
-/// workspace, cargo commands and Docker builds do not change) and the `cargo xtask` alias merged
-/// into its `.cargo/config.toml`. Run from the xtask's own repository; idempotent.
+/// workspace, cargo commands and Docker builds do not change; only what runs there: sync,
+/// status, the hooks) and the `cargo xtask` alias merged into its `.cargo/config.toml`. Run from
+/// the xtask's own repository; idempotent.
+#[cfg(feature = "repo-only")]
 #[derive(Debug, Args)]
 pub struct InstallInto {
     /// The root of the Citadel work tree
     #[arg(value_name = "DIR")]
     pub dir: Utf8PathBuf,
+    /// Also rewire Citadel's sync agent (`.claude/agents/sync.md`, which CLAUDE.md tells every
+    /// coding agent to run) to run `cargo xtask sync` and report its verdict; the previous file
+    /// is kept under `.git/` and `cargo xtask uninstall-agent` puts it back
+    #[arg(long)]
+    pub agent: bool,
+}
+
+/// Put back the sync agent (`.claude/agents/sync.md`) that `install-into --agent` replaced,
+/// byte for byte, from the copy it kept under the git directory.
+#[derive(Debug, Args)]
+pub struct UninstallAgent {
+    /// The root of the work tree [default: the workspace holding the xtask crate]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<Utf8PathBuf>,
+}
+
+/// Where cargo builds the Tilt stand-in that `demo` and `bench` run.
+#[cfg(feature = "repo-only")]
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Cargo's target directory [default: cargo's own choice: CARGO_TARGET_DIR, build.target-dir,
+    /// else target/]
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<Utf8PathBuf>,
 }
 
 /// Print what a sync costs: the classifier's throughput and peak memory on a large synthetic
@@ -79,6 +110,7 @@ pub struct InstallInto {
 /// costing what the real one does, with our defaults and as the seed protocol (wall time,
 /// per-step overhead, CPU, Tilt calls); with --real-tilt, the same on the real Tilt, and when
 /// each verdict comes after the build's end as Tilt records it.
+#[cfg(feature = "repo-only")]
 #[derive(Debug, Args)]
 pub struct Bench {
     /// How long each of the four builds takes
@@ -96,6 +128,8 @@ pub struct Bench {
     /// Part 1 alone: the log through the run machine
     #[arg(long)]
     pub machine_only: bool,
+    #[command(flatten)]
+    pub build: BuildArgs,
 }
 
 /// Install a git pre-push hook that runs `cargo xtask sync` on what a push changes.
@@ -126,8 +160,12 @@ pub struct UninstallHook {
 
 /// Run a real sync in a throwaway Citadel-shaped git workspace against the bundled Tilt
 /// stand-in: once where every build passes, once where the server fails to compile.
+#[cfg(feature = "repo-only")]
 #[derive(Debug, Args)]
-pub struct Demo {}
+pub struct Demo {
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
 
 /// Rebuild the services a backend change touched, through Tilt, in protocol order, and say in
 /// one line whether the UI can be tested now.
@@ -189,11 +227,11 @@ pub struct Sync {
     pub strict: bool,
 
     /// Override every step's timeout (e.g. 90s, 5m)
-    #[arg(long, value_name = "DUR", value_parser = Duration::positive)]
+    #[arg(long, value_name = "DUR", value_parser = Duration::timeout)]
     pub timeout: Option<Duration>,
 
     /// How often to look at the log when it cannot be streamed (Tilt older than 0.36.1)
-    #[arg(long, value_name = "DUR", value_parser = Duration::positive)]
+    #[arg(long, value_name = "DUR", value_parser = Duration::poll_interval)]
     pub poll: Option<Duration>,
 
     /// A fixed wait after each trigger before the log is looked at (the seed protocol: 5s)

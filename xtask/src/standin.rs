@@ -14,29 +14,48 @@ use crate::{tilt::model::ResourceStatus, tilt::Tilt};
 const FIXTURE: &str = "tests/fixtures/citadel";
 
 pub struct StandIn {
-    pub project: Utf8PathBuf,
+    project: Utf8PathBuf,
+    /// Cargo's target directory: the stand-in's, and where demo and bench keep their workspaces.
+    pub target: Utf8PathBuf,
     tilt: Utf8PathBuf,
+    scenario: Utf8PathBuf,
     xtask: Utf8PathBuf,
 }
 
 impl StandIn {
-    /// Builds the stand-in; this program is the xtask that syncs.
-    pub fn build(sh: &Shell) -> Result<StandIn> {
+    /// Builds the stand-in in `target_dir`, else where cargo would (CARGO_TARGET_DIR,
+    /// `build.target-dir`, `target/`), and takes its programs' paths from cargo's own report of
+    /// the build, never from a guess at its layout. This program is the xtask that syncs.
+    pub fn build(sh: &Shell, target_dir: Option<&Utf8Path>) -> Result<StandIn> {
         let project = crate::project_root();
         sh.change_dir(&project);
-        cmd!(sh, "cargo build --quiet --package sync-tests --bin tilt --bin scenario")
-            .quiet()
-            .run()
-            .context("building the Tilt stand-in")?;
+        let target = match target_dir {
+            Some(dir) => dir.to_owned(),
+            None => target_directory(sh)?,
+        };
+        let built = cmd!(
+            sh,
+            "cargo build --quiet --package sync-tests --bin tilt --bin scenario --target-dir {target}
+                --message-format json-render-diagnostics"
+        )
+        .quiet()
+        .read()
+        .context("building the Tilt stand-in")?;
         let xtask = Utf8PathBuf::try_from(std::env::current_exe().context("finding this program")?)
             .context("this program's path is not UTF-8")?;
-        Ok(StandIn { tilt: project.join("target/debug/tilt"), project, xtask })
+        Ok(StandIn {
+            tilt: executable(&built, "tilt")?,
+            scenario: executable(&built, "scenario")?,
+            project,
+            target,
+            xtask,
+        })
     }
 
     /// Writes the stand-in's named scenario (`demo-happy`, `bench --build-ms 3000`, …: the
     /// typed scenarios the tests share) to `path`.
     pub fn write_scenario(&self, sh: &Shell, path: &Utf8Path, name_and_flags: &[&str]) -> Result<()> {
-        let program = self.project.join("target/debug/scenario");
+        let program = &self.scenario;
         let text = cmd!(sh, "{program} {name_and_flags...}")
             .quiet()
             .read()
@@ -90,6 +109,26 @@ impl StandIn {
         let tilt = Tilt::new(&sh, self.tilt.clone(), None, Duration::from_secs(30));
         tilt.state().map(|state| state.statuses).context("reading the stand-in's statuses")
     }
+}
+
+/// The target directory cargo uses for this repository's workspace, as cargo says.
+fn target_directory(sh: &Shell) -> Result<Utf8PathBuf> {
+    let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
+        .quiet()
+        .read()
+        .context("asking cargo for the target directory")?;
+    let metadata: serde_json::Value = serde_json::from_str(&metadata).context("reading `cargo metadata`")?;
+    metadata["target_directory"].as_str().map(Utf8PathBuf::from).context("`cargo metadata` names no target_directory")
+}
+
+/// The program `name` that cargo built, from the build's JSON messages.
+fn executable(messages: &str, name: &str) -> Result<Utf8PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == name)
+        .find_map(|message| message["executable"].as_str().map(Utf8PathBuf::from))
+        .with_context(|| format!("cargo built no program named `{name}` (cargo build --message-format json)"))
 }
 
 fn copy_tree(from: &Utf8Path, to: &Utf8Path) -> Result<()> {

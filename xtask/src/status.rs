@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use xshell::Shell;
@@ -19,7 +19,7 @@ use crate::{
     store::LogDir,
     sync::{EXIT_ENVIRONMENT, EXIT_FAILED},
     tilt::model::{ResourceStatus, RuntimeStatus},
-    tilt::Tilt,
+    tilt::{Tilt, TiltError},
 };
 
 impl flags::Status {
@@ -30,11 +30,15 @@ impl flags::Status {
         let last = logs.read_status();
         let records = logs.read_records();
         let tilt = Tilt::new(sh, self.tilt.program.clone(), self.tilt.port, protocol.settings.tilt_call_timeout.0);
-        let state = tilt.state().map_err(|err| anyhow::anyhow!("cannot tell whether the last sync stands: {err}"));
-        let state = match state {
+        let state = match tilt.state() {
             Ok(state) => state,
-            Err(err) if self.json => return Ok(self.cannot_tell(&format!("{err:#}"), last.as_ref())),
-            Err(err) => return Err(err),
+            Err(err) => {
+                let verdict = Verdict::tilt_unavailable(&err, records.steps.is_empty());
+                if self.json {
+                    return Ok(self.cannot_tell(&verdict, last.as_ref()));
+                }
+                bail!("{}", verdict.line());
+            }
         };
         let request = gather::Request { all: false, named: &[], base: None, pre_push_input: None };
         let changes = gather::gather(sh, &root, &protocol, &request, &records)?;
@@ -49,8 +53,7 @@ impl flags::Status {
         Ok(ExitCode::from(verdict.exit_code()))
     }
 
-    fn cannot_tell(&self, why: &str, last: Option<&Value>) -> ExitCode {
-        let verdict = Verdict::CannotTell(why.to_owned());
+    fn cannot_tell(&self, verdict: &Verdict, last: Option<&Value>) -> ExitCode {
         println!(
             "{:#}",
             json!({"status": "unknown", "exit_code": EXIT_ENVIRONMENT, "message": verdict.line(), "last_sync": last})
@@ -66,17 +69,28 @@ enum Verdict {
         step: String,
         why: String,
     },
+    /// The whole line: what is missing, and what to do.
     CannotTell(String),
 }
 
 impl Verdict {
+    /// Tilt did not answer: what it would have said decides.
+    fn tilt_unavailable(err: &TiltError, no_records: bool) -> Verdict {
+        Verdict::CannotTell(match no_records {
+            true => format!("Cannot tell: no sync recorded in this workspace yet, and {err}"),
+            false => format!("Cannot tell whether the last sync stands: Tilt's builds decide it, and {err}"),
+        })
+    }
+
     fn of(protocol: &Protocol, selection: &Selection, last: Option<&Value>, no_records: bool) -> Verdict {
         let first = selection.whys.iter().zip(&protocol.steps).find(|(why, _)| why.runs());
         if let Some((why, step)) = first {
             return Verdict::Stale { step: step.name.clone(), why: why.to_string() };
         }
         if last.is_none() || no_records {
-            return Verdict::CannotTell("no sync recorded in this workspace yet: run `cargo xtask sync`".to_owned());
+            return Verdict::CannotTell(
+                "Cannot tell: no sync recorded in this workspace yet: run `cargo xtask sync`".to_owned(),
+            );
         }
         Verdict::Stands
     }
@@ -95,7 +109,7 @@ impl Verdict {
                 "The last sync still stands: nothing changed that needs a rebuild, and Tilt agrees".to_owned()
             }
             Verdict::Stale { step, why } => format!("The last sync no longer stands: {step} needs a sync ({why})"),
-            Verdict::CannotTell(why) => format!("Cannot tell: {why}"),
+            Verdict::CannotTell(line) => line.clone(),
         }
     }
 }

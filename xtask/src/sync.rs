@@ -90,8 +90,17 @@ impl flags::Sync {
         let changes = gather::gather(sh, &root, &protocol, &request, &records)?;
         let mut selection = select::select(&protocol, &changes, &records, None)?;
         if !self.plan && selection.wants_tilt() {
+            // Tilt is asked only about steps that would not run: with a record, whether its build
+            // still stands; without one, whether its service is up and its latest build passed.
+            let asking = match records.steps.is_empty() {
+                true => {
+                    "no sync is recorded here yet: asking Tilt whether the services are up and their latest \
+                         builds passed"
+                }
+                false => "asking Tilt whether the last good sync still stands",
+            };
             let tilt = Tilt::new(sh, self.tilt.program.clone(), self.tilt.port, protocol.settings.tilt_call_timeout.0);
-            let state = tilt.state().context("asking Tilt whether the last good sync still stands")?;
+            let state = tilt.state().context(asking)?;
             selection = select::select(&protocol, &changes, &records, Some(&state))?;
         }
         if self.plan {

@@ -1,23 +1,29 @@
 //! `cargo xtask install-into DIR`, run from the xtask's own repository: puts into a Citadel work
-//! tree exactly what the xtask needs — `xtask/` (a Cargo workspace of its own: sources, protocol,
-//! lock file, profiles) and the `cargo xtask` alias merged into `.cargo/config.toml` — and
-//! nothing else; Citadel's workspace, cargo commands and Docker builds do not change.
-//! Also here: the per-clone `cargo xtask` alias inside each submodule, which `install-hook`
-//! writes too.
+//! tree exactly what runs there — `xtask/` (a Cargo workspace of its own: sources, protocol,
+//! lock file, profiles) without what needs this repository (`demo`, `bench`, the stand-in
+//! helpers, `install-into` itself) — and the `cargo xtask` alias merged into
+//! `.cargo/config.toml`; with `--agent`, it rewires the sync agent. Citadel's workspace, cargo
+//! commands and Docker builds do not change.
 
-use std::fs;
+use std::{collections::BTreeMap, fs};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
-use crate::{flags, process::Bounded};
+use crate::{flags, install, process::Bounded};
 
 /// The alias, relative to the work tree's root (cargo resolves `--manifest-path` from the
-/// current directory, so this one works from the root; see `submodule_aliases` for the rest).
+/// current directory, so this one works from the root; see `alias.rs` for the rest).
 const ALIAS: &str = "run --manifest-path xtask/Cargo.toml --";
-/// Marks the per-clone alias files this tool writes in submodules.
-const MARKER: &str = "# Written by `cargo xtask install-into` / `install-hook`";
+
+/// What the copy leaves out (paths from `xtask/`): build output, and the modules compiled only
+/// with the `repo-only` feature (main.rs, install/mod.rs), which need this repository.
+const LEFT_OUT: [&str; 6] =
+    ["target", "src/bench.rs", "src/demo.rs", "src/standin.rs", "src/install/into.rs", "src/install/rewire.rs"];
+
+/// The manifest's line that turns `repo-only` on here; the copy's says `default = []`.
+const REPO_ONLY_BY_DEFAULT: &str = "default = [\"repo-only\"]";
 
 impl flags::InstallInto {
     pub fn run(&self, sh: &Shell) -> Result<()> {
@@ -32,13 +38,12 @@ impl flags::InstallInto {
         if dir == project {
             bail!("{dir} is the xtask's own repository: name a Citadel clone");
         }
-        let mut written = Vec::new();
-        copy_tree(&project.join("xtask"), &dir.join("xtask"), &mut written)?;
-        remove_stale(&project.join("xtask"), &dir.join("xtask"), &mut written)?;
+        let mut written = write_copy(&installed_files(&project.join("xtask"))?, &dir.join("xtask"))?;
         if merge_alias(&dir.join(".cargo/config.toml"))? {
             written.push(dir.join(".cargo/config.toml"));
         }
-        let submodules = submodule_aliases(sh, &dir)?;
+        let submodules = install::alias::submodule_aliases(sh, &dir)?;
+        let agent = install::rewire::install(sh, &dir, self.agent)?;
         if written.is_empty() {
             println!("{dir} already has this xtask: nothing written");
         } else {
@@ -47,11 +52,12 @@ impl flags::InstallInto {
                 println!("  {}", path.strip_prefix(&dir).unwrap_or(path));
             }
         }
-        for note in submodules {
+        for note in submodules.iter().chain(&agent) {
             println!("{note}");
         }
+        let add = if self.agent { "xtask .cargo .claude" } else { "xtask .cargo" };
         println!(
-            "\nnext steps, in {dir}:\n  git add xtask .cargo && git commit -m 'Add cargo xtask sync'\n  \
+            "\nnext steps, in {dir}:\n  git add {add} && git commit -m 'Add cargo xtask sync'\n  \
              cargo xtask install-hook     # the pre-push hook (in .git: no tracked file changes)\n  \
              cargo xtask sync --plan      # what a sync would rebuild, and why"
         );
@@ -59,46 +65,86 @@ impl flags::InstallInto {
     }
 }
 
-/// Copies `from` to `to` (but build output), writing only what differs.
-fn copy_tree(from: &Utf8Path, to: &Utf8Path, written: &mut Vec<Utf8PathBuf>) -> Result<()> {
-    fs::create_dir_all(to).with_context(|| format!("creating {to}"))?;
+/// The files of the copy, by path from `xtask/`: every file of `from` but those `LEFT_OUT`, the
+/// manifest with `repo-only` off.
+fn installed_files(from: &Utf8Path) -> Result<BTreeMap<Utf8PathBuf, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    collect(from, Utf8Path::new(""), &mut files)?;
+    let manifest = files.get_mut(Utf8Path::new("Cargo.toml")).context("xtask/ has no Cargo.toml")?;
+    *manifest = installed_manifest(&String::from_utf8_lossy(manifest))?.into_bytes();
+    Ok(files)
+}
+
+fn collect(root: &Utf8Path, dir: &Utf8Path, files: &mut BTreeMap<Utf8PathBuf, Vec<u8>>) -> Result<()> {
+    let from = root.join(dir);
     for entry in from.read_dir_utf8().with_context(|| format!("reading {from}"))? {
         let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_name() == "target" {
+        let path = dir.join(entry.file_name());
+        if LEFT_OUT.contains(&path.as_str()) {
             continue;
         }
         if entry.file_type()?.is_dir() {
-            copy_tree(entry.path(), &target, written)?;
-            continue;
-        }
-        let bytes = fs::read(entry.path()).with_context(|| format!("reading {}", entry.path()))?;
-        if fs::read(&target).ok().as_deref() != Some(bytes.as_slice()) {
-            fs::write(&target, &bytes).with_context(|| format!("writing {target}"))?;
-            written.push(target);
+            collect(root, &path, files)?;
+        } else {
+            files.insert(path, fs::read(entry.path()).with_context(|| format!("reading {}", entry.path()))?);
         }
     }
     Ok(())
 }
 
-/// Removes what an earlier install left in `to` that the xtask no longer has.
-fn remove_stale(from: &Utf8Path, to: &Utf8Path, written: &mut Vec<Utf8PathBuf>) -> Result<()> {
-    for entry in to.read_dir_utf8().with_context(|| format!("reading {to}"))? {
+/// The copy's manifest: `repo-only` off by default, since its files are not there.
+fn installed_manifest(text: &str) -> Result<String> {
+    ensure!(
+        text.matches(REPO_ONLY_BY_DEFAULT).count() == 1,
+        "xtask/Cargo.toml has no `{REPO_ONLY_BY_DEFAULT}` line to turn off in the copy"
+    );
+    let copy = text.replacen(REPO_ONLY_BY_DEFAULT, "default = []", 1);
+    let manifest: toml::Table = toml::from_str(&copy).context("the copy's xtask/Cargo.toml is not valid TOML")?;
+    let default = manifest.get("features").and_then(|features| features.get("default"));
+    ensure!(default.and_then(toml::Value::as_array).is_some_and(Vec::is_empty), "the copy's features stay on");
+    Ok(copy)
+}
+
+/// Writes `files` under `to`, only those that differ, and removes what an earlier install left
+/// there that the copy no longer has (build output aside). Returns what changed.
+fn write_copy(files: &BTreeMap<Utf8PathBuf, Vec<u8>>, to: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
+    let mut written = Vec::new();
+    for (path, bytes) in files {
+        let target = to.join(path);
+        if fs::read(&target).ok().as_deref() != Some(bytes.as_slice()) {
+            if let Some(dir) = target.parent() {
+                fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+            }
+            fs::write(&target, bytes).with_context(|| format!("writing {target}"))?;
+            written.push(target);
+        }
+    }
+    remove_stale(to, Utf8Path::new(""), files, &mut written)?;
+    Ok(written)
+}
+
+/// Removes the files under `root/dir` that are not in `files`, and folders left empty.
+fn remove_stale(
+    root: &Utf8Path,
+    dir: &Utf8Path,
+    files: &BTreeMap<Utf8PathBuf, Vec<u8>>,
+    removed: &mut Vec<Utf8PathBuf>,
+) -> Result<()> {
+    let at = root.join(dir);
+    for entry in at.read_dir_utf8().with_context(|| format!("reading {at}"))? {
         let entry = entry?;
-        if entry.file_name() == "target" {
+        let path = dir.join(entry.file_name());
+        if path == "target" {
             continue;
         }
-        let source = from.join(entry.file_name());
         if entry.file_type()?.is_dir() {
-            if source.is_dir() {
-                remove_stale(&source, entry.path(), written)?;
-            } else {
-                fs::remove_dir_all(entry.path()).with_context(|| format!("removing {}", entry.path()))?;
-                written.push(entry.into_path());
+            remove_stale(root, &path, files, removed)?;
+            if entry.path().read_dir_utf8().is_ok_and(|mut left| left.next().is_none()) {
+                fs::remove_dir(entry.path()).with_context(|| format!("removing {}", entry.path()))?;
             }
-        } else if !source.exists() {
+        } else if !files.contains_key(&path) {
             fs::remove_file(entry.path()).with_context(|| format!("removing {}", entry.path()))?;
-            written.push(entry.into_path());
+            removed.push(entry.into_path());
         }
     }
     Ok(())
@@ -174,86 +220,42 @@ fn with_alias(text: &str) -> Result<String, String> {
     }
 }
 
-/// Cargo resolves an alias's `--manifest-path` from the current directory, so the committed
-/// alias works from the work tree's root only (rust-lang/cargo#15083). Inside each checked-out
-/// submodule (its own cargo workspace), a per-clone `.cargo/config.toml` with the absolute path
-/// makes `cargo xtask` work at any depth; git ignores it (the submodule's `info/exclude`).
-/// Returns what it did, in words.
-pub fn submodule_aliases(sh: &Shell, root: &Utf8Path) -> Result<Vec<String>> {
-    let staged = cmd!(sh, "git -C {root} ls-files -z --stage").read_bounded()?;
-    let manifest = root.join("xtask/Cargo.toml");
-    let mut notes = Vec::new();
-    for entry in staged.split('\0') {
-        let Some((meta, path)) = entry.split_once('\t') else { continue };
-        if !meta.starts_with("160000") {
-            continue;
-        }
-        let submodule = root.join(path);
-        if !submodule.join(".git").exists() {
-            continue;
-        }
-        let config = submodule.join(".cargo/config.toml");
-        let text = format!(
-            "{MARKER}: `cargo xtask` from inside this submodule.\n[alias]\nxtask = \"run --manifest-path {} --\"\n",
-            manifest_without_spaces(&manifest)?
-        );
-        match fs::read_to_string(&config) {
-            Ok(existing) if existing == text => continue,
-            Ok(existing) if !existing.starts_with(MARKER) => {
-                notes.push(format!("left {config} as it is (not ours): `cargo xtask` works from {root} there"));
-                continue;
-            }
-            _ => {}
-        }
-        fs::create_dir_all(submodule.join(".cargo")).with_context(|| format!("creating {submodule}/.cargo"))?;
-        fs::write(&config, text).with_context(|| format!("writing {config}"))?;
-        let exclude =
-            cmd!(sh, "git -C {submodule} rev-parse --path-format=absolute --git-path info/exclude").read_bounded()?;
-        let exclude = Utf8PathBuf::from(exclude.trim());
-        let listed = fs::read_to_string(&exclude).unwrap_or_default();
-        if !listed.lines().any(|line| line.trim() == "/.cargo/") {
-            if let Some(dir) = exclude.parent() {
-                fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
-            }
-            let separator = if listed.is_empty() || listed.ends_with('\n') { "" } else { "\n" };
-            fs::write(&exclude, format!("{listed}{separator}/.cargo/\n"))
-                .with_context(|| format!("writing {exclude}"))?;
-        }
-        notes.push(format!("`cargo xtask` works inside {path} too ({config}, ignored by git there)"));
-    }
-    Ok(notes)
-}
-
-/// The xtask's manifest by a path without whitespace: cargo splits a string alias at spaces,
-/// and an array alias would be joined to the root's one, not replace it. A path with spaces is
-/// reached through a link in cargo's home (`~/.cargo/xtask-links`).
-fn manifest_without_spaces(manifest: &Utf8Path) -> Result<Utf8PathBuf> {
-    if !manifest.as_str().contains(char::is_whitespace) {
-        return Ok(manifest.to_owned());
-    }
-    let home = std::env::var("CARGO_HOME")
-        .map(Utf8PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|home| Utf8PathBuf::from(home).join(".cargo")))
-        .context("finding cargo's home (CARGO_HOME, HOME) for a link to the xtask")?;
-    let mut name: String = manifest.as_str().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    name = name.trim_matches('-').chars().rev().take(60).collect::<String>().chars().rev().collect();
-    let link = home.join("xtask-links").join(name);
-    if link.as_str().contains(char::is_whitespace) {
-        bail!("{manifest} and cargo's home {home} both have spaces: `cargo xtask` works from the root only");
-    }
-    let target = manifest.parent().context("the manifest has a directory")?;
-    fs::create_dir_all(link.parent().context("a link's directory")?)
-        .with_context(|| format!("creating {home}/xtask-links"))?;
-    if fs::read_link(&link).ok().as_deref() != Some(target.as_std_path()) {
-        let _ = fs::remove_file(&link);
-        std::os::unix::fs::symlink(target, &link).with_context(|| format!("linking {link} to {target}"))?;
-    }
-    Ok(link.join("Cargo.toml"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_copy_leaves_out_exactly_the_modules_only_this_repository_compiles() {
+        // Each left-out file is a module declared under `repo-only`, and each such module is
+        // left out: the copy neither has nor compiles them, and lacks nothing it compiles.
+        let declarations = [("src/", include_str!("../main.rs")), ("src/install/", include_str!("mod.rs"))];
+        let mut gated = Vec::new();
+        for (dir, text) in declarations {
+            let mut lines = text.lines();
+            while let Some(line) = lines.next() {
+                if line == "#[cfg(feature = \"repo-only\")]" {
+                    let module = lines.next().unwrap_or_default();
+                    let name = module.trim_start_matches("pub ").trim_start_matches("mod ").trim_end_matches(';');
+                    gated.push(format!("{dir}{name}.rs"));
+                }
+            }
+        }
+        gated.sort();
+        let mut left_out: Vec<&str> = LEFT_OUT.iter().copied().filter(|path| *path != "target").collect();
+        left_out.sort();
+        assert_eq!(gated, left_out);
+    }
+
+    #[test]
+    fn the_copys_manifest_turns_repo_only_off() {
+        let manifest = include_str!("../../Cargo.toml");
+        let copy = installed_manifest(manifest).unwrap();
+        assert_eq!(
+            copy.lines().filter(|line| manifest.lines().all(|kept| kept != *line)).collect::<Vec<_>>(),
+            ["default = []"]
+        );
+        assert!(installed_manifest(&copy).unwrap_err().to_string().contains("no `default = [\"repo-only\"]` line"));
+    }
 
     #[test]
     fn the_alias_is_merged_keeping_what_is_there() {

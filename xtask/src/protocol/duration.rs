@@ -26,6 +26,17 @@ impl FromStr for Duration {
         if rest.is_empty() {
             return Err(invalid());
         }
+        // A bare number: zero is zero in any unit; any other needs one.
+        let bare = rest.chars().all(|c| c.is_ascii_digit() || c == '.');
+        if let (true, Ok(number)) = (bare, rest.parse::<f64>()) {
+            return match number == 0.0 {
+                true => Ok(Duration(time::Duration::ZERO)),
+                false => Err(format!(
+                    "invalid duration `{text}`: a number needs a unit: {rest}s for seconds, {rest}m for minutes (or \
+                     ms, h)"
+                )),
+            };
+        }
         let mut millis: f64 = 0.0;
         while !rest.is_empty() {
             let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
@@ -46,11 +57,20 @@ impl FromStr for Duration {
 }
 
 impl Duration {
-    /// For flags where zero makes no sense (a timeout, a poll interval).
-    pub fn positive(text: &str) -> Result<Duration, String> {
+    /// `--timeout`: zero would fail every step before its build began.
+    pub fn timeout(text: &str) -> Result<Duration, String> {
+        Duration::not_zero(text, "a timeout: every step would fail before its build began", "90s or 5m")
+    }
+
+    /// `--poll`: zero would call Tilt without a pause.
+    pub fn poll_interval(text: &str) -> Result<Duration, String> {
+        Duration::not_zero(text, "a poll interval: Tilt would be called without a pause", "2s or 10s")
+    }
+
+    fn not_zero(text: &str, what_zero_is_not: &str, examples: &str) -> Result<Duration, String> {
         let duration: Duration = text.parse()?;
         if duration.0.is_zero() {
-            return Err(format!("`{text}` is zero: give a duration longer than that, e.g. 90s"));
+            return Err(format!("`{text}` is zero, and zero is not {what_zero_is_not}. Give one such as {examples}"));
         }
         Ok(duration)
     }
@@ -92,6 +112,7 @@ mod tests {
             ("90 seconds", 90_000),
             ("1h", 3_600_000),
             ("0s", 0),
+            ("0", 0),
         ];
         for (text, millis) in cases {
             assert_eq!(text.parse::<Duration>().unwrap().0.as_millis(), millis, "{text}");
@@ -103,8 +124,23 @@ mod tests {
         for text in ["", "5", "m", "-1s", "5 minuets", "1.2.3s", "99999999999999999999999h"] {
             assert!(text.parse::<Duration>().is_err(), "{text}");
         }
-        assert_eq!(Duration::positive("0s").unwrap_err(), "`0s` is zero: give a duration longer than that, e.g. 90s");
-        assert!(Duration::positive("1m30s").is_ok());
+        assert_eq!(
+            "90".parse::<Duration>().unwrap_err(),
+            "invalid duration `90`: a number needs a unit: 90s for seconds, 90m for minutes (or ms, h)"
+        );
+    }
+
+    #[test]
+    fn zero_is_no_timeout_and_no_poll_interval() {
+        assert_eq!(
+            Duration::timeout("0").unwrap_err(),
+            "`0` is zero, and zero is not a timeout: every step would fail before its build began. Give one such as \
+             90s or 5m"
+        );
+        assert!(Duration::timeout("0s").unwrap_err().starts_with("`0s` is zero, and zero is not a timeout"));
+        assert!(Duration::poll_interval("0ms").unwrap_err().contains("zero is not a poll interval"));
+        assert!(Duration::timeout("1m30s").is_ok());
+        assert!(Duration::timeout("5").unwrap_err().contains("needs a unit"));
     }
 
     #[test]
