@@ -64,8 +64,30 @@ fn main() -> ExitCode {
     code
 }
 
-/// Docker answers, Compose v2 is there, and the example's base image is built.
+/// How long the set-up `.ci/run` started in the background may take (apt, the Compose
+/// download, the daemon).
+const SETUP_BOUND: Duration = Duration::from_secs(600);
+
+/// Docker answers, Compose v2 is there, and the example's base image is built; first, when
+/// `SYNC_DOCKER_SETUP=DIR` names a set-up running in the background (`.ci/run`), its end.
 fn docker_ready() -> Result<(), String> {
+    if let Some(dir) = env::var_os("SYNC_DOCKER_SETUP").filter(|dir| !dir.is_empty()).map(PathBuf::from) {
+        let started = Instant::now();
+        let status = loop {
+            if let Ok(status) = fs::read_to_string(dir.join("setup.status")) {
+                break status.trim().to_owned();
+            }
+            if started.elapsed() > SETUP_BOUND {
+                return Err(format!("../shared/docker/setup.sh was still running after {SETUP_BOUND:?}"));
+            }
+            thread::sleep(Duration::from_millis(500));
+        };
+        if status != "0" {
+            let log = fs::read_to_string(dir.join("setup.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            return Err(format!("../shared/docker/setup.sh failed ({status}): {}", tail.join(" / ")));
+        }
+    }
     let ok = |args: &[&str]| {
         Command::new("docker")
             .args(args)
