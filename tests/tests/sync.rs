@@ -283,3 +283,21 @@ fn two_failures_keep_two_error_logs() {
     ws.sync(&["--step", "server"]).assert_code(1);
     assert_eq!(ws.error_logs().len(), 2);
 }
+
+#[test]
+fn a_build_context_that_takes_in_the_syncs_own_logs_is_named_with_what_to_add() {
+    let ws = Workspace::citadel();
+    let dockerignore = ws.root.join(".dockerignore");
+    let text = std::fs::read_to_string(&dockerignore).unwrap();
+    std::fs::write(&dockerignore, text.replace("logs/\n", "")).unwrap();
+    ws.commit_all(".", "take logs/ into the images' context");
+    ws.tilt(&all_succeed(100));
+    let run = ws.sync(&["--all"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("`.dockerignore` does not leave out `logs/`")
+            && run.stderr.contains("add the line `logs/`"),
+        "{}",
+        run.stderr
+    );
+}

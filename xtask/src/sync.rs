@@ -17,7 +17,12 @@ use xshell::Shell;
 use tilt_log::strip_buildkit;
 
 use crate::{
-    changes::{gather, record::record, select},
+    changes::{
+        gather,
+        graph::{contexts::logs_watched, Disk},
+        record::record,
+        select,
+    },
     engine::{self, Engine, Setup, StepRun},
     flags, interrupt,
     protocol::{Protocol, Step},
@@ -177,10 +182,15 @@ impl flags::Sync {
         });
 
         let json_logs = tilt.supports_json()?;
+        let disk = Disk { root: root.to_owned() };
+        let logs_watched = logs_watched(&disk, protocol.settings.tiltfile.as_str());
         check_checkout(&tilt, root, &protocol.settings.tiltfile)?;
         let resources: Vec<&str> = steps.iter().map(|&step| protocol.steps[step].resource.as_str()).collect();
         let follow = json_logs && !self.no_stream;
         let mut live = Live::new(self.verbose, self.quiet);
+        for watched in &logs_watched {
+            live.note(&watched.advice());
+        }
         if !json_logs {
             live.note(
                 "warning: this Tilt (older than 0.36.1) prints no build numbers: a container's lines cannot be told \

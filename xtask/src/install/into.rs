@@ -11,7 +11,12 @@ use anyhow::{bail, ensure, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
-use crate::{flags, install, process::Bounded};
+use crate::{
+    changes::graph::{contexts::logs_watched, Disk},
+    flags, install,
+    process::Bounded,
+    protocol::Protocol,
+};
 
 /// The alias, relative to the work tree's root (cargo resolves `--manifest-path` from the
 /// current directory, so this one works from the root; see `alias.rs` for the rest).
@@ -54,6 +59,11 @@ impl flags::InstallInto {
         }
         for note in submodules.iter().chain(&agent) {
             println!("{note}");
+        }
+        let protocol = Protocol::load(None)?;
+        let disk = Disk { root: dir.clone() };
+        for watched in logs_watched(&disk, protocol.settings.tiltfile.as_str()) {
+            println!("{}", watched.advice());
         }
         let add = if self.agent { "xtask .cargo .claude" } else { "xtask .cargo" };
         println!(

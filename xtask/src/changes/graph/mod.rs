@@ -7,6 +7,7 @@
 pub mod cargo;
 pub mod command;
 pub mod compose;
+pub mod contexts;
 pub mod derive;
 pub mod dockerfile;
 pub mod dockerignore;
