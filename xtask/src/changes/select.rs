@@ -18,7 +18,7 @@ use crate::{
     },
     protocol::Protocol,
     store::{Records, StepRecord},
-    tilt::model::{ResourceStatus, RuntimeStatus},
+    tilt::model::{self, ResourceStatus},
     tilt::TiltState,
 };
 
@@ -204,15 +204,15 @@ pub fn select(
         for (why, step) in whys.iter_mut().zip(&protocol.steps) {
             let status = statuses.iter().find(|status| status.name == step.resource);
             let container = compose.iter().find(|service| service.name == step.resource);
-            let down = container
-                .filter(|service| service.down(step.stays_up()))
-                .map(|service| format!("{}'s service is down ({})", step.resource, service.why_down()));
+            let trouble = || model::trouble(&step.resource, status, container, step.stays_up());
             let checked = match &*why {
-                Why::Unchanged { build } => match tilt_disagrees(&records.steps[&step.name], status).or(down) {
-                    Some(disagreement) => Why::TiltDisagrees(disagreement),
-                    None => Why::UpToDate { build: *build },
-                },
-                Why::NoChange => match tilt_shows_failure(&step.resource, status).or(down) {
+                Why::Unchanged { build } => {
+                    match trouble().or_else(|| tilt_disagrees(&records.steps[&step.name], status)) {
+                        Some(disagreement) => Why::TiltDisagrees(disagreement),
+                        None => Why::UpToDate { build: *build },
+                    }
+                }
+                Why::NoChange => match trouble() {
                     Some(failure) => Why::TiltShowsFailure(failure),
                     None => Why::NoChange,
                 },
@@ -243,9 +243,6 @@ fn tilt_disagrees(record: &StepRecord, status: Option<&ResourceStatus>) -> Optio
     if let Some(running) = status.and_then(|status| status.current.as_ref()) {
         return Some(format!("Tilt is building {resource} again (build {})", running.number));
     }
-    if let Some(failure) = tilt_shows_failure(resource, status) {
-        return Some(failure);
-    }
     let status = status?;
     let Some(build) = status.finished.first() else {
         return Some(format!("Tilt has no build of {resource} (restarted?)"));
@@ -257,21 +254,6 @@ fn tilt_disagrees(record: &StepRecord, status: Option<&ResourceStatus>) -> Optio
             status.newest_build(),
             record.build
         ));
-    }
-    None
-}
-
-/// What in Tilt's state says the resource is not deployed and well: missing, its latest build
-/// failed, or its service down.
-fn tilt_shows_failure(resource: &str, status: Option<&ResourceStatus>) -> Option<String> {
-    let Some(status) = status else {
-        return Some(format!("Tilt has no resource `{resource}` now"));
-    };
-    if let Some(error) = status.finished.first().and_then(|build| build.error.as_ref()) {
-        return Some(format!("Tilt's latest build of {resource} failed: {error}"));
-    }
-    if status.runtime.status == RuntimeStatus::Error {
-        return Some(format!("{resource}'s service is down (Tilt's runtime status: error)"));
     }
     None
 }
