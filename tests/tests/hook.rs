@@ -190,23 +190,80 @@ fn a_hook_not_written_by_the_tool_is_never_removed() {
 }
 
 #[test]
-fn a_push_sync_does_not_mark_unpushed_edits_as_deployed() {
+fn an_unpushed_edit_the_services_are_built_from_blocks_the_push_and_says_how_on() {
     let ws = Workspace::citadel();
     ws.add_origin();
     xtask(&ws, &["install-hook"]).assert_code(0);
-    // An uncommitted kernel edit, and a docs-only commit pushed: the push needs no rebuild.
+    // An uncommitted kernel edit, and a docs-only commit pushed: Tilt builds the edit, not the
+    // pushed commit, so a sync would say nothing about what is pushed.
     write(&ws.root.join("citadel-workspace-server-kernel/src/main.rs"), "fn main() { /* not pushed */ }\n");
     write(&ws.root.join("docs/notes.md"), "notes\n");
     git(&ws.root, &["add", "docs/notes.md"]);
     git(&ws.root, &["commit", "--quiet", "-m", "docs"]);
+    let before = remote_head(&ws);
     ws.tilt(&all_succeed(100));
     let run = push(&ws);
-    run.assert_code(0);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("citadel-workspace-server-kernel/src/main.rs  (needs server"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("git stash --include-untracked") && run.stderr.contains("--no-verify"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(remote_head(&ws), before, "the remote must not move");
     assert!(ws.triggers().is_empty(), "{:?}", ws.triggers());
     // The kernel edit was never deployed: the next sync rebuilds it.
-    ws.tilt(&all_succeed(100));
     ws.sync(&[]).assert_code(0);
     assert_eq!(ws.triggers(), ["server", "ui"]);
+    // An edit no service is built from does not stand in the way.
+    write(&ws.root.join("docs/draft.md"), "draft\n");
+    git(&ws.root, &["commit", "--quiet", "--all", "-m", "kernel"]);
+    push(&ws).assert_code(0);
+}
+
+#[test]
+fn the_hook_waits_for_a_sync_running_in_the_workspace_and_goes_on_from_its_records() {
+    let ws = Workspace::citadel();
+    ws.add_origin();
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    commit_kernel_change(&ws);
+    ws.tilt(&all_succeed(1500));
+    let running = ws
+        .sync_command(&["--all"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ws.triggers().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = push(&ws);
+    let mut running = running;
+    running.wait().unwrap();
+    run.assert_code(0);
+    assert!(run.stderr.contains("another sync runs in this workspace: waiting for it"), "{}", run.stderr);
+    assert_eq!(ws.triggers().len(), 4, "the push needed nothing the running sync did not: {:?}", ws.triggers());
+}
+
+#[test]
+fn a_hook_that_cannot_sync_blocks_the_push_unless_tilt_is_not_running() {
+    let ws = Workspace::citadel();
+    ws.add_origin();
+    xtask(&ws, &["install-hook"]).assert_code(0);
+    commit_kernel_change(&ws);
+    ws.tilt(&all_succeed(100));
+    let output = Command::new("git")
+        .args(["push", "origin", "main"])
+        .current_dir(&ws.root)
+        .env("SYNC_XTASK", xtask_bin())
+        .env("SYNC_TILT", "/nonexistent/tilt")
+        .env_remove("TILT_PORT")
+        .output()
+        .unwrap();
+    let run = Run::from(output);
+    assert_ne!(run.code, Some(0), "Tilt missing is not Tilt down: {run:?}");
+    assert!(run.stderr.contains("the push is blocked"), "{}", run.stderr);
 }
 
 /// The hook names `install-hook` wrote into its folder (the forwarders and its own pre-push).

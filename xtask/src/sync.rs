@@ -53,11 +53,18 @@ const LOG_LAG: Duration = Duration::from_millis(400);
 impl flags::Sync {
     pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
         match self.sync(sh) {
-            Err(err) if self.pre_push && !self.strict => {
+            // The one case the hook lets a push go without a sync, as the README says.
+            Err(err) if self.pre_push && !self.strict && tilt_not_running(&err) => {
                 eprintln!("warning: {err:#}");
-                eprintln!("warning: the push goes on without a sync (install the hook with --strict to block it)");
+                eprintln!(
+                    "warning: Tilt is not running: the push goes on without a sync (install the hook with --strict \
+                     to block it)"
+                );
                 Ok(ExitCode::SUCCESS)
             }
+            Err(err) if self.pre_push => Err(err.context(
+                "the pre-push hook could not sync, so the push is blocked (`git push --no-verify` skips the hook)",
+            )),
             outcome => outcome,
         }
     }
@@ -79,7 +86,15 @@ impl flags::Sync {
         sh.change_dir(&root);
         // Without a usable logs/ the sync still runs and reports; it says what was not saved.
         let logs = LogDir::open(&root).map_err(|err| format!("{err:#}"));
-        let _lock = logs.as_ref().ok().map(|logs| logs.lock(Duration::from_secs(2))).transpose()?;
+        // The hook waits for a sync running in this workspace and goes on from its records.
+        let wait = match self.pre_push {
+            true => protocol.steps.iter().map(|step| step.timeout.0).sum(),
+            false => Duration::from_secs(2),
+        };
+        if self.pre_push && logs.as_ref().is_ok_and(|logs| logs.locked()) {
+            eprintln!("pre-push: another sync runs in this workspace: waiting for it (at most {}s)", wait.as_secs());
+        }
+        let _lock = logs.as_ref().ok().map(|logs| logs.lock(wait)).transpose()?;
 
         let pre_push_input = match self.pre_push {
             true => Some(io::read_to_string(io::stdin()).context("reading the refs git is pushing (pre-push input)")?),
@@ -107,6 +122,9 @@ impl flags::Sync {
             let tilt = Tilt::new(sh, self.tilt.program.clone(), self.tilt.port, protocol.settings.tilt_call_timeout.0);
             let state = tilt.state().context(asking)?;
             selection = select::select(&protocol, &changes, &records, Some(&state))?;
+        }
+        if self.pre_push && !selection.unpushed.is_empty() {
+            return Ok(refuse_unpushed(&selection.unpushed));
         }
         if self.plan {
             match self.json {
@@ -289,6 +307,28 @@ fn estimate(logs: &LogDir, step: &str) -> Option<Duration> {
     let mut past = logs.read_step_times().remove(step)?;
     past.sort_unstable();
     past.get(past.len() / 2).map(|millis| Duration::from_millis(*millis))
+}
+
+/// Whether the sync could not run because no Tilt answers.
+fn tilt_not_running(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.downcast_ref::<TiltError>().is_some_and(TiltError::is_not_running))
+}
+
+/// The pre-push hook blocks a push whose commits are not what Tilt builds: the work tree
+/// differs from them in paths the services are built from.
+fn refuse_unpushed(unpushed: &[(String, Vec<String>)]) -> ExitCode {
+    eprintln!(
+        "ERROR: the push is blocked: Tilt builds the work tree, and it differs from the commits being pushed in \
+         what the services are built from, so a sync would not say whether the pushed commits build:"
+    );
+    for (path, steps) in unpushed {
+        eprintln!("  {path}  (needs {})", steps.join(", "));
+    }
+    eprintln!(
+        "Commit them (then push again), or stash them (`git stash --include-untracked`) and push, or skip the \
+         hook for this push with `git push --no-verify`."
+    );
+    ExitCode::from(EXIT_FAILED)
 }
 
 /// The Tilt answering must run this workspace's own Tiltfile: a Tilt of another clone, or of a

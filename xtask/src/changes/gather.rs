@@ -54,6 +54,9 @@ pub struct Diffed {
     pub since_record: Option<HashMap<Fingerprint, Vec<String>>>,
     pub submodules: Vec<Submodule>,
     pub graph: Graph,
+    /// For a push: the paths where the work tree, which Tilt builds, differs from the commits
+    /// pushed.
+    pub unpushed: Vec<String>,
 }
 
 /// Reads what the selection needs: git in `root`, and the build's files.
@@ -104,6 +107,10 @@ pub fn gather(
     submodules.sort();
     submodules.dedup();
     let graph = derive(&Disk { root: root.to_owned() }, protocol);
-    let diffed = Diffed { base, base_description, since_base, since_record, submodules, graph };
+    let unpushed = match request.pre_push_input {
+        Some(input) => git.unpushed_changes(input)?,
+        None => Vec::new(),
+    };
+    let diffed = Diffed { base, base_description, since_base, since_record, submodules, graph, unpushed };
     Ok(Changes { fingerprint, found: Found::Diffed(diffed) })
 }

@@ -178,6 +178,22 @@ impl<'a> Git<'a> {
         Ok(found.into_changed())
     }
 
+    /// Paths where the work tree (what Tilt builds) differs from the commits a push sends,
+    /// from git's pre-push input: files changed since each pushed commit, staged or not,
+    /// untracked ones included.
+    pub fn unpushed_changes(&self, pre_push_input: &str) -> Result<Vec<String>> {
+        let mut found = Found::default();
+        for line in pre_push_input.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let [_, local, _, _] = fields[..] {
+                if !is_zero(local) {
+                    self.worktree_changes(self.root, "", Some(local), &mut found)?;
+                }
+            }
+        }
+        Ok(found.into_changed().paths)
+    }
+
     /// For a new branch: the parent of the oldest commit no remote has (or the empty tree).
     fn first_unpushed_parent(&self, local: &str) -> Result<String> {
         let root = self.root;

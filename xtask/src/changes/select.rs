@@ -109,6 +109,9 @@ pub struct Selection {
     pub by_flag: bool,
     /// What the plan must say besides each step's reason (submodules not as their pointer says).
     pub notes: Vec<String>,
+    /// For a push: paths where the work tree, which Tilt builds, differs from the commits
+    /// pushed, and the steps each needs.
+    pub unpushed: Vec<(String, Vec<String>)>,
 }
 
 /// `--step NAME` names no step of the protocol.
@@ -152,6 +155,7 @@ pub fn select(
                 fingerprint,
                 by_flag: true,
                 notes: Vec::new(),
+                unpushed: Vec::new(),
             });
         }
         Found::RecordGone => {
@@ -163,11 +167,25 @@ pub fn select(
                 fingerprint,
                 by_flag: false,
                 notes: Vec::new(),
+                unpushed: Vec::new(),
             });
         }
         Found::Diffed(diffed) => diffed,
     };
-    let Diffed { base, base_description, since_base, since_record, submodules, graph } = diffed;
+    let Diffed { base, base_description, since_base, since_record, submodules, graph, unpushed } = diffed;
+    let unpushed = unpushed
+        .iter()
+        .filter_map(|path| {
+            let claims = claims(protocol, graph, std::slice::from_ref(path));
+            let steps: Vec<String> = claims
+                .iter()
+                .zip(&protocol.steps)
+                .filter(|(claim, _)| claim.is_some())
+                .map(|(_, step)| step.name.clone())
+                .collect();
+            (!steps.is_empty()).then(|| (path.clone(), steps))
+        })
+        .collect();
 
     // Changes since the base (or in the pushed commits), for the steps without a record; once
     // the workspace has records, also every change since any of them: a step never synced may
@@ -234,6 +252,7 @@ pub fn select(
         fingerprint,
         by_flag: false,
         notes: submodules.iter().map(ToString::to_string).collect(),
+        unpushed,
     })
 }
 
@@ -395,6 +414,7 @@ mod tests {
             since_record: Some(since_record.iter().map(|(tree, paths)| (fingerprint(tree), owned(paths))).collect()),
             submodules: Vec::new(),
             graph,
+            unpushed: Vec::new(),
         };
         Changes { fingerprint: Some(fingerprint("now")), found: Found::Diffed(diffed) }
     }

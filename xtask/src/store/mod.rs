@@ -82,6 +82,19 @@ impl LogDir {
 
     /// Takes the run lock, waiting briefly for another run to finish. The kernel drops the
     /// lock when its holder dies, so a killed run's lock is taken over without help.
+    /// Whether another sync holds the lock now.
+    pub fn locked(&self) -> bool {
+        let path = self.dir.join("sync.lock");
+        let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else { return false };
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
     pub fn lock(&self, wait: Duration) -> Result<File> {
         let path = self.dir.join("sync.lock");
         let mut file = OpenOptions::new()
