@@ -161,6 +161,11 @@ pub struct RunningSync {
 }
 
 impl RunningSync {
+    /// Ctrl-C, as a terminal sends it.
+    pub fn interrupt(&self) {
+        signal(&self.child.id().to_string(), "INT");
+    }
+
     /// Waits for its end, at most `bound` (then kills it and fails).
     pub fn finish(mut self, bound: Duration) -> Run {
         let deadline = self.started + bound;

@@ -12,7 +12,7 @@
 use std::{
     env, fs,
     path::{Path, PathBuf},
-    process::ExitCode,
+    process::{Command, ExitCode},
     thread,
     time::{Duration, Instant},
 };
@@ -23,7 +23,7 @@ use sync_tests::{
         alive, assert_clean, error_logs, expect, fail, initial_builds_done, process_group, resource, run_suite,
         second_line, signal, spawn_sync, Ctx, RunningSync, Scenario, TiltUp, CITADEL_RESOURCES as RESOURCES,
     },
-    write, Run,
+    write, xtask_bin, Run,
 };
 use tempfile::TempDir;
 
@@ -50,6 +50,13 @@ const SCENARIOS: &[Scenario] = &[
     ("plain-sync-after-a-failed-one", plain_sync_after_a_failed_one),
     ("error-line-in-two-records", error_line_in_two_records),
     ("held-for-a-failed-dependency", held_for_a_failed_dependency),
+    ("error-then-5mb-of-log", error_then_5mb_of_log),
+    ("a-passed-step-rebuilt-and-failing-elsewhere", passed_step_rebuilt_and_failing_elsewhere),
+    ("disabled-during-its-build", disabled_during_its_build),
+    ("a-passed-service-exits-after-its-confirm", passed_service_exits_after_its_confirm),
+    ("a-passed-services-error-line-after-its-confirm", passed_services_error_line_after_its_confirm),
+    ("an-error-a-carriage-return-overwrote", an_error_a_carriage_return_overwrote),
+    ("ctrl-c-in-the-first-second", ctrl_c_in_the_first_second),
 ];
 
 fn main() -> ExitCode {
@@ -399,6 +406,125 @@ fn plain_sync_after_a_failed_one(ctx: &mut Ctx) {
 // ---------------------------------------------------------------------------------------------
 // Checks.
 
+/// The WASM client prints its `[ERROR]` line, then 5 MB, then its success line: Tilt cuts
+/// the oldest lines (the error and our build's header among them) once it holds 2 MB. The sync
+/// never passes it: the error is seen, or the cut is.
+fn error_then_5mb_of_log(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    let (repo, tilt) = ctx.up(&fx);
+    fx.set("sync-wasm-client.mode", "error-then-5mb");
+    let run = ctx.sync(&fx, &repo, tilt.port, &["--step", "sync-wasm-client", "--timeout", "60s"]);
+    expect(&run, 1, "ERROR: ", Some("Step 1 FAILED: "));
+    ctx.note(second_line(&run).chars().take(80).collect::<String>());
+    assert_clean(&repo);
+}
+
+/// `--all`: right after the server passes, another terminal triggers it again and that build
+/// fails (its old serve process keeps running): the run fails, naming the server.
+fn passed_step_rebuilt_and_failing_elsewhere(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    let (repo, tilt) = ctx.up(&fx);
+    fx.set("internal-service.delay", "4");
+    let sync = fx.spawn_sync(&repo, tilt.port, &["--all"], &[]);
+    fx.wait_runs("internal-service", 2, Duration::from_secs(30));
+    fx.set("server.mode", "rust-error");
+    tilt.trigger("server");
+    let run = sync.finish(Duration::from_secs(60));
+    expect(&run, 1, "ERROR: ", Some("Step 2 FAILED: a later build of server"));
+    let status = Command::new(xtask_bin())
+        .args(["status", "--root"])
+        .arg(&repo)
+        .env("SYNC_TILT", &fx.real)
+        .env("TILT_PORT", tilt.port.to_string())
+        .output()
+        .expect("running xtask status");
+    if status.status.code() != Some(1) {
+        fail(&run, &format!("`status` should agree (exit 1): {}", String::from_utf8_lossy(&status.stdout)));
+    }
+}
+
+/// `tilt disable server` during its build: Tilt cancels it; the step fails at once.
+fn disabled_during_its_build(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    let (repo, tilt) = ctx.up(&fx);
+    let before = fx.runs("server").len();
+    fx.set("server.delay", "5");
+    let sync = fx.spawn_sync(&repo, tilt.port, &["--step", "server", "--timeout", "60s"], &[]);
+    fx.wait_runs("server", before + 1, Duration::from_secs(15));
+    let disabled = Instant::now();
+    tilt.call(&["disable", "server"]).unwrap_or_else(|err| panic!("{err}"));
+    let run = sync.finish(Duration::from_secs(60));
+    let after = disabled.elapsed();
+    expect(&run, 1, "ERROR: ", Some("Step 2 FAILED: "));
+    ctx.note(format!(
+        "decided {:.1} s after the disable: {}",
+        after.as_secs_f64(),
+        second_line(&run).chars().take(60).collect::<String>()
+    ));
+    if after > Duration::from_secs(10) {
+        fail(&run, "a canceled build should fail its step at once, not after the timeout");
+    }
+    let _ = tilt.call(&["enable", "server"]);
+}
+
+/// `--all`: the server passes, then its serve process exits 1 three seconds later while the
+/// later steps build: the run fails.
+fn passed_service_exits_after_its_confirm(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    let (repo, tilt) = ctx.up(&fx);
+    fx.set("server.serve", "exit-after-3s");
+    fx.set("internal-service.delay", "5");
+    let run = ctx.sync(&fx, &repo, tilt.port, &["--all"]);
+    expect(&run, 1, "ERROR: ", Some("Step 2 FAILED: server"));
+    assert_clean(&repo);
+}
+
+/// `--all`: the server passes, then prints an error line 2.5 s later and keeps running, while
+/// the later steps build: the run fails on that line.
+fn passed_services_error_line_after_its_confirm(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    let (repo, tilt) = ctx.up(&fx);
+    fx.set("server.serve", "error-after-2.5s");
+    fx.set("internal-service.delay", "5");
+    let run = ctx.sync(&fx, &repo, tilt.port, &["--all"]);
+    expect(&run, 1, "ERROR: ", Some("Step 2 FAILED: server rebuild error: Error: the peer went away"));
+    assert_clean(&repo);
+}
+
+/// `[WARNING] x\r[ERROR] … NOT synchronized!` in one record: a terminal shows the error.
+fn an_error_a_carriage_return_overwrote(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    let (repo, tilt) = ctx.up(&fx);
+    fx.set("sync-wasm-client.mode", "carriage-return");
+    let run = ctx.sync(&fx, &repo, tilt.port, &["--step", "sync-wasm-client"]);
+    expect(&run, 1, "ERROR: ", Some(&format!("Step 1 FAILED: sync-wasm-client rebuild error: {WASM_SYNC_ERROR}")));
+    assert_clean(&repo);
+}
+
+/// Ctrl-C 0.3 s after the start, before the first trigger: exit 130, said so, `--json` too.
+fn ctrl_c_in_the_first_second(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    let (repo, tilt) = ctx.up(&fx);
+    for (delay, json) in [(300, false), (600, true), (50, false)] {
+        let args: &[&str] = if json { &["--all", "--json"] } else { &["--all"] };
+        let sync = fx.spawn_sync(&repo, tilt.port, args, &[]);
+        thread::sleep(Duration::from_millis(delay));
+        sync.interrupt();
+        let run = sync.finish(Duration::from_secs(30));
+        if run.code != Some(130) {
+            fail(&run, &format!("Ctrl-C {delay} ms after the start should exit 130"));
+        }
+        let said = match json {
+            true => run.stdout.contains("\"interrupted\""),
+            false => run.stdout.contains("INTERRUPTED") || run.stderr.contains("INTERRUPTED"),
+        };
+        if !said {
+            fail(&run, "the interruption should be said");
+        }
+    }
+    assert_clean(&repo);
+}
+
 fn expect_triggers(run: &Run, fx: &Fixture, mark: usize, expected: &[&str]) {
     let triggered = fx.triggers_since(mark);
     if triggered != expected {
@@ -443,6 +569,12 @@ case "$mode" in
     echo "error: could not compile \`$r\` (lib) due to 1 previous error"
     i=0
     while [ $i -lt 150 ]; do echo "[INFO] copying pkg/file-$i.js"; i=$((i + 1)); done ;;
+  error-then-5mb)
+    # Past Tilt's 2 MB of log: it cuts this resource's oldest lines, the error among them.
+    echo '[ERROR] ❌ WASM files are NOT synchronized!'
+    awk 'BEGIN { for (i = 0; i < 20000; i++) printf "[INFO] copying pkg/file-%05d.js %0200d\n", i, 0 }' ;;
+  carriage-return)
+    printf '[WARNING] x\r[ERROR] ❌ WASM files are NOT synchronized!\n' ;;
 esac
 echo '    Finished `dev` profile [unoptimized + debuginfo] target(s) in 0.42s'
 if [ "$r" = sync-wasm-client ]; then
@@ -474,6 +606,15 @@ case "$mode" in
     echo "thread 'main' panicked at src/main.rs:40:10:"
     echo 'called `Result::unwrap()` on an `Err` value: ConnectionReset'
     exit 101 ;;
+  exit-after-3s)
+    echo "$line"
+    sleep 3
+    exit 1 ;;
+  error-after-2.5s)
+    echo "$line"
+    sleep 2.5
+    echo 'Error: the peer went away'
+    exec sleep 100000 ;;
 esac
 echo "$line"
 exec sleep 100000
