@@ -10,7 +10,7 @@
 //! `SYNC_REAL_TILT_ONLY=TEXT` runs the scenarios whose name contains TEXT.
 
 use std::{
-    env, fs,
+    fs,
     path::{Path, PathBuf},
     process::{Command, ExitCode},
     thread,
@@ -18,14 +18,13 @@ use std::{
 };
 
 use sync_tests::{
-    git, make_executable,
+    git,
     real::{
-        alive, assert_clean, error_logs, expect, fail, initial_builds_done, process_group, resource, run_suite,
-        second_line, signal, spawn_sync, Ctx, RunningSync, Scenario, TiltUp, CITADEL_RESOURCES as RESOURCES,
+        assert_clean, error_logs, expect, fail, initial_builds_done, local::Fixture, resource, run_suite, second_line,
+        soak::soak, Ctx, Scenario, TiltUp, CITADEL_RESOURCES as RESOURCES,
     },
     write, xtask_bin, Run,
 };
-use tempfile::TempDir;
 
 const SERVER_ERROR: &str = "error[E0425]: cannot find value `x` in this scope";
 const WASM_SYNC_ERROR: &str = "[ERROR] ❌ WASM files are NOT synchronized!";
@@ -57,6 +56,7 @@ const SCENARIOS: &[Scenario] = &[
     ("a-passed-services-error-line-after-its-confirm", passed_services_error_line_after_its_confirm),
     ("an-error-a-carriage-return-overwrote", an_error_a_carriage_return_overwrote),
     ("ctrl-c-in-the-first-second", ctrl_c_in_the_first_second),
+    ("a-short-soak", a_short_soak),
 ];
 
 fn main() -> ExitCode {
@@ -525,285 +525,23 @@ fn ctrl_c_in_the_first_second(ctx: &mut Ctx) {
     assert_clean(&repo);
 }
 
+/// Eight syncs of the randomized soak (`cargo run -p sync-tests --bin soak` runs hundreds):
+/// no false green, no false red.
+fn a_short_soak(ctx: &mut Ctx) {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |since| since.as_secs());
+    let mut wrong = Vec::new();
+    let tally = soak(&ctx.tilt, 8, seed, &mut |round| {
+        if round.false_green() || round.false_red() {
+            wrong.push(round.to_string());
+        }
+    });
+    ctx.note(format!("seed {seed}: {} had to fail, {} to pass", tally.must_fail, tally.must_pass));
+    assert!(wrong.is_empty(), "seed {seed} (`soak --seed {seed}` replays it):\n{}", wrong.join("\n"));
+}
+
 fn expect_triggers(run: &Run, fx: &Fixture, mark: usize, expected: &[&str]) {
     let triggered = fx.triggers_since(mark);
     if triggered != expected {
         fail(run, &format!("triggered {triggered:?}, expected {expected:?}"));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The fixture: control files, scripts, repositories, syncs.
-
-/// The update command of a local resource: `$CTL/<resource>.mode` says what it prints,
-/// `$CTL/<resource>.delay` how long it takes; each run appends its mode to `<resource>.runs`.
-const BUILD_SH: &str = r#"#!/bin/sh
-r="$1"
-ctl='@CTL@'
-echo "$$" >> "$ctl/pids"
-mode=$(cat "$ctl/$r.mode" 2>/dev/null || echo ok)
-delay=$(cat "$ctl/$r.delay" 2>/dev/null || echo 0)
-echo "$mode" >> "$ctl/$r.runs"
-echo "   Compiling $r v0.1.0 (/usr/src/app/$r)"
-echo "   Compiling thiserror v1.0.69"
-[ "$delay" = 0 ] || sleep "$delay"
-if [ "$r" = sync-wasm-client ] && [ -e "$ctl/ts2688" ]; then
-  echo "error TS2688: Cannot find type definition file for 'node'."
-  echo "  The file is in the program because:"
-  exit 1
-fi
-case "$mode" in
-  rust-error)
-    echo 'error[E0425]: cannot find value `x` in this scope'
-    echo '  --> src/main.rs:40:10'
-    echo "error: could not compile \`$r\` (bin \"$r\") due to 1 previous error"
-    exit 101 ;;
-  sync-error)
-    echo '[ERROR] ❌ WASM files are NOT synchronized!' ;;
-  split-error)
-    # Flushed mid-line: Tilt's follow stream sends the line as two records.
-    printf 'err'
-    sleep 0.5
-    echo "or: could not compile \`$r\` (bin \"$r\") due to 1 previous error" ;;
-  error-150)
-    echo "error: could not compile \`$r\` (lib) due to 1 previous error"
-    i=0
-    while [ $i -lt 150 ]; do echo "[INFO] copying pkg/file-$i.js"; i=$((i + 1)); done ;;
-  error-then-5mb)
-    # Past Tilt's 2 MB of log: it cuts this resource's oldest lines, the error among them.
-    echo '[ERROR] ❌ WASM files are NOT synchronized!'
-    awk 'BEGIN { for (i = 0; i < 20000; i++) printf "[INFO] copying pkg/file-%05d.js %0200d\n", i, 0 }' ;;
-  carriage-return)
-    printf '[WARNING] x\r[ERROR] ❌ WASM files are NOT synchronized!\n' ;;
-esac
-echo '    Finished `dev` profile [unoptimized + debuginfo] target(s) in 0.42s'
-if [ "$r" = sync-wasm-client ]; then
-  echo 'found 0 vulnerabilities, 0 errors'
-  echo '[INFO] WASM client synchronization complete!'
-fi
-"#;
-
-/// The serve command of a local resource: `$CTL/<resource>.serve` says how it behaves.
-const SERVE_SH: &str = r#"#!/bin/sh
-r="$1"
-ctl='@CTL@'
-echo "$$" >> "$ctl/pids"
-mode=$(cat "$ctl/$r.serve" 2>/dev/null || echo ok)
-case "$r" in
-  server) line='     Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`' ;;
-  internal-service) line="     Running \`target/debug/citadel-workspace-internal-service --bind '0.0.0.0:12345'\`" ;;
-  *) echo '> vite'; line='  VITE v5.4.2  ready in 412 ms' ;;
-esac
-case "$mode" in
-  crash)
-    echo "$line"
-    echo "thread 'main' panicked at src/main.rs:40:10:"
-    echo 'called `Result::unwrap()` on an `Err` value: Os { code: 98, kind: AddrInUse }'
-    exit 101 ;;
-  crash-after-start)
-    echo "$line"
-    sleep 0.7
-    echo "thread 'main' panicked at src/main.rs:40:10:"
-    echo 'called `Result::unwrap()` on an `Err` value: ConnectionReset'
-    exit 101 ;;
-  exit-after-3s)
-    echo "$line"
-    sleep 3
-    exit 1 ;;
-  error-after-2.5s)
-    echo "$line"
-    sleep 2.5
-    echo 'Error: the peer went away'
-    exec sleep 100000 ;;
-esac
-echo "$line"
-exec sleep 100000
-"#;
-
-struct Fixture {
-    temp: Option<TempDir>,
-    real: PathBuf,
-    ctl: PathBuf,
-    bin: PathBuf,
-    /// Put first on PATH when `npm` is wanted.
-    npm_dir: PathBuf,
-    npm: bool,
-    calls: PathBuf,
-}
-
-impl Fixture {
-    fn new(real: &Path) -> Fixture {
-        let temp = tempfile::Builder::new().prefix("real-tilt-").tempdir().expect("making a temp dir");
-        let root = temp.path().to_path_buf();
-        let (ctl, bin, npm_dir, calls) =
-            (root.join("ctl"), root.join("bin"), root.join("npm-bin"), root.join("tilt.calls"));
-        for dir in [&ctl, &bin, &npm_dir] {
-            fs::create_dir_all(dir).expect("making a directory");
-        }
-        let ctl_text = ctl.to_str().expect("a UTF-8 temp path");
-        for (name, text) in [("build.sh", BUILD_SH), ("serve.sh", SERVE_SH)] {
-            write(&bin.join(name), &text.replace("@CTL@", ctl_text));
-            make_executable(&bin.join(name));
-        }
-        // Records every call, then is the real tilt.
-        let wrapper = format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{calls}'\nexec '{real}' \"$@\"\n",
-            calls = calls.display(),
-            real = real.display()
-        );
-        write(&bin.join("tilt"), &wrapper);
-        make_executable(&bin.join("tilt"));
-        let npm = format!(
-            "#!/bin/sh\necho \"$PWD|$*\" >> '{}'\nrm -f '{}'\necho 'added 1 package, and audited 2 packages in 1s'\n",
-            root.join("npm.calls").display(),
-            ctl.join("ts2688").display()
-        );
-        write(&npm_dir.join("npm"), &npm);
-        make_executable(&npm_dir.join("npm"));
-        Fixture { temp: Some(temp), real: real.to_owned(), ctl, bin, npm_dir, npm: false, calls }
-    }
-
-    fn root(&self) -> &Path {
-        self.temp.as_ref().expect("the fixture's directory").path()
-    }
-
-    /// A git repository laid out like Citadel (for the built-in protocol), committed.
-    fn repo(&self, name: &str) -> PathBuf {
-        let repo = self.root().join(name);
-        let script = |name: &str| format!("'{}'", self.bin.join(name).display());
-        let (build, serve) = (script("build.sh"), script("serve.sh"));
-        let manual = "trigger_mode=TRIGGER_MODE_MANUAL";
-        let tiltfile = [
-            "# Citadel's services as local resources, for the real-Tilt tests of `xtask sync`.".to_owned(),
-            format!("local_resource('sync-wasm-client', cmd=\"{build} sync-wasm-client\", {manual})"),
-            format!("local_resource('server', cmd=\"{build} server\", serve_cmd=\"{serve} server\","),
-            format!("    {manual}, resource_deps=['sync-wasm-client'])"),
-            format!("local_resource('internal-service', cmd=\"{build} internal-service\","),
-            format!("    serve_cmd=\"{serve} internal-service\", {manual}, resource_deps=['sync-wasm-client'])"),
-            format!("local_resource('ui', serve_cmd=\"{serve} ui\","),
-            "    resource_deps=['sync-wasm-client', 'server', 'internal-service'])\n".to_owned(),
-        ]
-        .join("\n");
-        let files = [
-            ("Tiltfile", tiltfile.as_str()),
-            (".gitignore", ".worktrees/\ntarget/\n"),
-            (
-                "Cargo.toml",
-                "[workspace]\nmembers = [\"citadel-workspace-server-kernel\", \"citadel-workspace-types\"]\n",
-            ),
-            ("README.md", "# citadel-workspace\n"),
-            ("citadel-workspace-server-kernel/Cargo.toml", "[package]\nname = \"citadel-workspace-server-kernel\"\n"),
-            ("citadel-workspace-server-kernel/src/main.rs", "fn main() {\n    println!(\"{x}\");\n}\n"),
-            ("citadel-workspace-types/Cargo.toml", "[package]\nname = \"citadel-workspace-types\"\n"),
-            ("citadel-workspace-types/src/lib.rs", "pub struct Workspace;\n"),
-            ("citadel-workspace-internal-service/src/main.rs", "fn main() {}\n"),
-            (
-                "citadel-internal-service/typescript-client/package.json",
-                "{\"name\": \"citadel-ts\", \"scripts\": {\"build\": \"tsc\"}}\n",
-            ),
-            ("citadel-internal-service/citadel-internal-service-wasm-client/src/lib.rs", "\n"),
-            (
-                "citadel-workspaces/package.json",
-                "{\"name\": \"citadel-workspaces\", \"scripts\": {\"dev\": \"vite\"}}\n",
-            ),
-        ];
-        for (path, text) in files {
-            write(&repo.join(path), text);
-        }
-        git(&repo, &["init", "--quiet", "--initial-branch=main"]);
-        git(&repo, &["config", "user.email", "dev@example.com"]);
-        git(&repo, &["config", "user.name", "Dev"]);
-        git(&repo, &["add", "."]);
-        git(&repo, &["commit", "--quiet", "-m", "initial"]);
-        repo.canonicalize().expect("a canonical path")
-    }
-
-    /// Writes a control file.
-    fn set(&self, name: &str, text: &str) {
-        write(&self.ctl.join(name), text);
-    }
-
-    /// The modes `<resource>`'s update command ran with, in order.
-    fn runs(&self, resource: &str) -> Vec<String> {
-        fs::read_to_string(self.ctl.join(format!("{resource}.runs")))
-            .map(|text| text.lines().map(str::to_owned).collect())
-            .unwrap_or_default()
-    }
-
-    /// Waits until `resource`'s update command has started `count` times in all.
-    #[track_caller]
-    fn wait_runs(&self, resource: &str, count: usize, bound: Duration) {
-        let deadline = Instant::now() + bound;
-        while self.runs(resource).len() < count {
-            assert!(
-                Instant::now() < deadline,
-                "{resource}'s update command did not start (run {count}) within {bound:?}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Every call made through the tilt wrapper, as its arguments.
-    fn calls(&self) -> Vec<String> {
-        fs::read_to_string(&self.calls).map(|text| text.lines().map(str::to_owned).collect()).unwrap_or_default()
-    }
-
-    /// The resources triggered through the wrapper since the `mark`-th call.
-    fn triggers_since(&self, mark: usize) -> Vec<String> {
-        self.calls()
-            .iter()
-            .skip(mark)
-            .filter_map(|call| {
-                let mut words = call.split_whitespace();
-                (words.next() == Some("trigger")).then(|| words.next().unwrap_or_default().to_owned())
-            })
-            .collect()
-    }
-
-    /// The built-in protocol with each `(from, to)` replaced once, written aside: its path.
-    fn protocol(&self, replacements: &[(&str, &str)]) -> String {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../xtask/sync.toml");
-        let mut protocol = fs::read_to_string(path).expect("reading xtask/sync.toml");
-        for (from, to) in replacements {
-            assert!(protocol.contains(from), "xtask/sync.toml has no `{from}`");
-            protocol = protocol.replacen(from, to, 1);
-        }
-        let edited = self.root().join("protocol.toml");
-        write(&edited, &protocol);
-        edited.to_str().expect("a UTF-8 path").to_owned()
-    }
-
-    /// Starts `xtask sync --root ROOT ARGS` against the Tilt on `port`, through the wrapper
-    /// (with the fake `npm` first on PATH when wanted).
-    fn spawn_sync(&self, root: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> RunningSync {
-        let path = format!("{}:{}", self.npm_dir.display(), env::var("PATH").unwrap_or_default());
-        let mut env = env.to_vec();
-        if self.npm {
-            env.push(("PATH", &path));
-        }
-        spawn_sync(&self.bin.join("tilt"), self.root(), root, port, args, &env)
-    }
-}
-
-impl Drop for Fixture {
-    /// Kills whatever the scripts started that is still running (Tilt is gone by now), and keeps
-    /// the directory of a failed scenario for a look.
-    fn drop(&mut self) {
-        let pids = fs::read_to_string(self.ctl.join("pids")).unwrap_or_default();
-        let own = process_group(std::process::id()).unwrap_or(0);
-        for pid in pids.lines().filter_map(|line| line.trim().parse::<u32>().ok()) {
-            if alive(pid) {
-                eprintln!("real tilt: process {pid} (a build or serve script) outlived its Tilt: killed");
-                match process_group(pid).filter(|group| *group != own && *group > 1) {
-                    Some(group) => signal(&format!("-{group}"), "KILL"),
-                    None => signal(&pid.to_string(), "KILL"),
-                }
-            }
-        }
-        if thread::panicking() {
-            if let Some(temp) = self.temp.take() {
-                eprintln!("real tilt: the failed scenario's files are kept in {}", temp.keep().display());
-            }
-        }
     }
 }

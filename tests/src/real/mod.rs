@@ -19,6 +19,9 @@ use serde_json::Value;
 
 use crate::{git, xtask_bin, Run};
 
+pub mod local;
+pub mod soak;
+
 /// Citadel's resources, in step order.
 pub const CITADEL_RESOURCES: [&str; 4] = ["sync-wasm-client", "server", "internal-service", "ui"];
 
@@ -167,28 +170,32 @@ impl RunningSync {
     }
 
     /// Waits for its end, at most `bound` (then kills it and fails).
-    pub fn finish(mut self, bound: Duration) -> Run {
+    pub fn finish(self, bound: Duration) -> Run {
+        match self.finish_within(bound) {
+            Some(run) => run,
+            None => panic!("xtask sync was still running after {bound:?}: killed"),
+        }
+    }
+
+    /// Waits for its end, at most `bound`: None when it was still running (then killed).
+    pub fn finish_within(mut self, bound: Duration) -> Option<Run> {
         let deadline = self.started + bound;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("waiting for xtask sync") {
-                break Some(status);
+                break status;
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                break None;
+                return None;
             }
             thread::sleep(Duration::from_millis(10));
         };
-        let run = Run {
-            code: status.and_then(|status| status.code()),
+        Some(Run {
+            code: status.code(),
             stdout: fs::read_to_string(&self.out).unwrap_or_default(),
             stderr: fs::read_to_string(&self.err).unwrap_or_default(),
-        };
-        if status.is_none() {
-            fail(&run, &format!("xtask sync was still running after {bound:?}: killed"));
-        }
-        run
+        })
     }
 }
 
