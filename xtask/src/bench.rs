@@ -91,9 +91,16 @@ impl flags::Bench {
         let tilt = RealTilt::start(sh, program, &workspace, &dir.join("bin"), self.build_ms)?;
         print_header();
         let (mut latencies, mut delays) = (Vec::new(), Vec::new());
+        let (mut one_shot, mut services, mut failures) = (Vec::new(), Vec::new(), Vec::new());
         let mut ours = Figures::default();
         for _ in 0..self.runs {
-            let (figures, timing) = tilt.sync(sh, &workspace, &[])?;
+            let (figures, timing) = tilt.sync(sh, &workspace, &["--all"])?;
+            for (resource, after_end) in &timing.by_resource {
+                match resource.as_str() {
+                    "sync-wasm-client" => one_shot.push(*after_end),
+                    _ => services.push(*after_end),
+                }
+            }
             latencies.extend(timing.after_end);
             delays.extend(timing.before_start);
             ours.wall += figures.wall;
@@ -104,8 +111,31 @@ impl flags::Bench {
         ours.wall /= self.runs.max(1);
         ours.cpu_ms /= u64::from(self.runs.max(1));
         print_row(&format!("ours (mean of {} runs; overheads of all)", self.runs), &ours);
-        let (seed, _) = tilt.sync(sh, &workspace, &SEED)?;
+        let seed_all: Vec<&str> = SEED.iter().copied().chain(["--all"]).collect();
+        let (seed, _) = tilt.sync(sh, &workspace, &seed_all)?;
         print_row("seed protocol (--no-stream --poll 10s --settle 5s)", &seed);
+        // A failed build's verdict: the server's build fails on a Rust error.
+        let fail = dir.join("bin/fail-server");
+        fs::write(&fail, "").with_context(|| format!("writing {fail}"))?;
+        for _ in 0..self.runs {
+            let (_, timing) = tilt.sync(sh, &workspace, &["--step", "server"])?;
+            failures.extend(timing.after_end);
+        }
+        fs::remove_file(&fail).with_context(|| format!("removing {fail}"))?;
+        for (what, figures) in [
+            ("a one-shot (sync-wasm-client)", &mut one_shot),
+            ("a service", &mut services),
+            ("a failed build", &mut failures),
+        ] {
+            figures.sort();
+            println!(
+                "verdict after Tilt's finishTime, {what}: median {:.3}s, p90 {:.3}s, worst {:.3}s ({} builds)",
+                median(figures).as_secs_f64(),
+                percentile(figures, 90).as_secs_f64(),
+                figures.last().copied().unwrap_or_default().as_secs_f64(),
+                figures.len()
+            );
+        }
         latencies.sort();
         delays.sort();
         println!(
@@ -126,6 +156,8 @@ impl flags::Bench {
 struct AroundBuilds {
     before_start: Vec<Duration>,
     after_end: Vec<Duration>,
+    /// Each step's resource, and its verdict after Tilt's finishTime.
+    by_resource: Vec<(String, Duration)>,
 }
 
 #[derive(Default)]
@@ -155,6 +187,14 @@ fn print_row(name: &str, figures: &Figures) {
         figures.cpu_ms as f64 / figures.wall.as_millis().max(1) as f64 * 100.0,
         figures.calls,
     );
+}
+
+/// The `percent`-th percentile of sorted figures (nearest rank).
+fn percentile(sorted: &[Duration], percent: usize) -> Duration {
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n => sorted[(n * percent).div_ceil(100).clamp(1, n) - 1],
+    }
 }
 
 fn median(sorted: &[Duration]) -> Duration {
@@ -220,6 +260,7 @@ impl RealTilt {
         let build = format!(
             "#!/bin/sh\n# cargo xtask bench: a build printing 19 lines over {build_ms} ms.\nn=1\nwhile [ $n -le 19 ]; do\n  \
              echo \"   Compiling crate-$n v0.1.$n\"\n  [ -e '{fast}' ] || sleep {pause}\n  n=$((n + 1))\ndone\n\
+             if [ -e '{bin}/fail-'\"$1\" ]; then echo 'error[E0425]: cannot find value `x` in this scope'; exit 101; fi\n\
              [ \"$1\" = sync-wasm-client ] && echo '[INFO] WASM client synchronization complete!'\nexit 0\n"
         );
         let serve = "#!/bin/sh\n# cargo xtask bench: a service that says it is up, then serves.\ncase \"$1\" in\n  \
@@ -299,7 +340,7 @@ impl RealTilt {
         let started = Instant::now();
         let output = Command::from(cmd!(
             sh,
-            "{xtask} sync --root {workspace} --all --json --tilt {counting} --tilt-port {port} {args...}"
+            "{xtask} sync --root {workspace} --json --tilt {counting} --tilt-port {port} {args...}"
         ))
         .stderr(Stdio::null())
         .output()
@@ -316,7 +357,7 @@ impl RealTilt {
 /// command's build includes Tilt's 250 ms sleep after it), and where it lies around the build.
 fn around_builds(report: &Report, statuses: &[ResourceStatus]) -> (Vec<Duration>, AroundBuilds) {
     let mut overheads = Vec::new();
-    let mut around = AroundBuilds { before_start: Vec::new(), after_end: Vec::new() };
+    let mut around = AroundBuilds { before_start: Vec::new(), after_end: Vec::new(), by_resource: Vec::new() };
     for step in &report.steps {
         let status = statuses.iter().find(|status| status.name == step.resource);
         let build = status.and_then(|status| status.finished_build(step.build?));
@@ -327,7 +368,9 @@ fn around_builds(report: &Report, statuses: &[ResourceStatus]) -> (Vec<Duration>
         let work = Duration::try_from(finish - start).unwrap_or_default();
         overheads.push(step.took.saturating_sub(work));
         around.before_start.push(Duration::try_from(start - started).unwrap_or_default());
-        around.after_end.push(Duration::try_from(decided - finish).unwrap_or_default());
+        let after_end = Duration::try_from(decided - finish).unwrap_or_default();
+        around.after_end.push(after_end);
+        around.by_resource.push((step.resource.clone(), after_end));
     }
     (overheads, around)
 }
