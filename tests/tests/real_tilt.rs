@@ -22,7 +22,7 @@ use std::{
 };
 
 use serde_json::Value;
-use sync_tests::{git, make_executable, write, xtask_bin, Run};
+use sync_tests::{git, make_executable, path_with, without_tilt_environment, write, xtask_bin, Run};
 use tempfile::TempDir;
 
 /// The built-in protocol's resources, in step order.
@@ -764,24 +764,16 @@ impl Fixture {
         let n = fs::read_dir(self.root()).map(|entries| entries.count()).unwrap_or(0);
         let (out, err) = (self.root().join(format!("sync-{n}.out")), self.root().join(format!("sync-{n}.err")));
         let mut command = Command::new(xtask_bin());
-        command
-            .arg("sync")
-            .arg("--root")
-            .arg(root)
-            .args(args)
-            .env("SYNC_TILT", self.bin.join("tilt"))
+        command.arg("sync").arg("--root").arg(root).args(args).env("SYNC_TILT", self.bin.join("tilt"));
+        without_tilt_environment(&mut command)
             .env("TILT_PORT", port.to_string())
-            .env_remove("TILT_HOST")
-            .env_remove("CI")
-            .env_remove("DO_NOT_TRACK")
-            .env_remove("TILT_DISABLE_ANALYTICS")
             .envs(env.iter().copied())
             .current_dir(root)
             .stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("creating the sync's stdout file"))
             .stderr(fs::File::create(&err).expect("creating the sync's stderr file"));
         if self.npm {
-            command.env("PATH", format!("{}:{}", self.npm_dir.display(), env::var("PATH").unwrap_or_default()));
+            command.env("PATH", path_with(&self.npm_dir));
         }
         let child = command.spawn().expect("starting xtask sync");
         RunningSync { child, out, err, started: Instant::now() }

@@ -267,15 +267,10 @@ fn on_a_terminal_each_step_has_one_live_line() {
     ws.tilt(&all_succeed(300));
     // `script` gives the sync a terminal; its command line is a shell string (test code only).
     let command = format!("'{}' sync --all --root '{}'", xtask_bin().display(), ws.root.display());
-    let output = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        // The verdict's colour is the daily-use tests' business.
-        .env("NO_COLOR", "1")
-        .env("SYNC_TILT", tilt_bin())
-        .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
-        .env("TILT_STANDIN_STATE", ws.state_dir())
-        .output()
-        .unwrap();
+    let mut script = std::process::Command::new("script");
+    // The verdict's colour is the daily-use tests' business.
+    script.args(["-qec", &command, "/dev/null"]).env("NO_COLOR", "1");
+    let output = ws.standin_env(&mut script).output().unwrap();
     let screen = String::from_utf8_lossy(&output.stdout);
     assert!(screen.contains("\r\u{1b}[2K[2/4] server "), "a live line redrawn in place: {screen:?}");
     assert!(!screen.contains("server: triggered"), "no plain progress lines on a terminal: {screen:?}");
