@@ -221,6 +221,22 @@ impl Workspace {
         Run::from(command.output().expect("running the Tilt stand-in"))
     }
 
+    /// Runs the Tilt stand-in as if called `after_ms` after the first action it recorded (a
+    /// `tilt trigger`, `disable` or `enable`): the stand-in computes everything from the clock
+    /// and its `state.json` (`src/bin/tilt.rs`, "State directory"), so moving the state's time
+    /// origin shows any moment at once, whatever the machine's load.
+    pub fn tilt_cli_at(&self, after_ms: i64, args: &[&str]) -> Run {
+        let path = self.state_dir().join("state.json");
+        let text = fs::read_to_string(&path).expect("the stand-in's state: call it once first");
+        let mut state: serde_json::Value = serde_json::from_str(&text).expect("the stand-in's state is JSON");
+        let first_ms = state["actions"][0]["ms"].as_i64().unwrap_or(0);
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("a clock");
+        let now_ms = i64::try_from(since_epoch.as_millis()).expect("milliseconds");
+        state["start_unix_ms"] = serde_json::Value::from(now_ms - first_ms - after_ms);
+        fs::write(&path, state.to_string()).expect("moving the stand-in's clock");
+        self.tilt_cli(args)
+    }
+
     /// Forgets the calls recorded so far, keeping Tilt's state (its builds go on being known).
     pub fn forget_tilt_calls(&self) {
         let _ = fs::remove_file(self.state_dir().join("calls.jsonl"));

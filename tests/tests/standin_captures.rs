@@ -6,14 +6,12 @@
 //! the states the status goes through (the capture's polls must be a subsequence of the
 //! stand-in's). Without the captures the test says it is skipped, and why.
 //!
-//! The stand-in computes everything from the clock and its `state.json` (`src/bin/tilt.rs`):
-//! after a real `tilt trigger`, the test moves the state's time origin to look at any moment,
-//! so its samples do not depend on how loaded the machine is.
+//! After a real `tilt trigger`, the test looks at any moment through `Workspace::tilt_cli_at`
+//! (which moves the stand-in's time origin), so its samples do not depend on the machine's load.
 
 use std::{
     fs,
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use serde_json::Value;
@@ -168,15 +166,7 @@ impl Replay {
 
     /// `tilt ARGS` as if called `after_ms` after the trigger.
     fn at(&self, after_ms: i64, args: &[&str]) -> Run {
-        let path = self.ws.state_dir().join("state.json");
-        let mut state: Value =
-            serde_json::from_str(&fs::read_to_string(&path).expect("the stand-in's state")).expect("JSON");
-        let trigger_ms = state["actions"][0]["ms"].as_i64().expect("the trigger's moment");
-        let now =
-            i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("a clock").as_millis()).expect("ms");
-        state["start_unix_ms"] = Value::from(now - trigger_ms - after_ms);
-        fs::write(&path, state.to_string()).expect("moving the stand-in's clock");
-        let run = self.ws.tilt_cli(args);
+        let run = self.ws.tilt_cli_at(after_ms, args);
         run.assert_code(0);
         run
     }
