@@ -123,14 +123,16 @@ pub struct Resource {
 pub struct BuildSpec {
     /// From the build's start to its finish.
     pub duration_ms: u64,
-    /// Build output, spread evenly over the build (the last line at its finish).
+    /// Build output, spread evenly over the build (the last line at its finish); compose: the
+    /// output of the image's `RUN` step, which BuildKit prefixes (`#7 0.255 …`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<String>,
-    /// `Some`: the build fails with this error.
+    /// `Some`: the build fails with this error. Local: Tilt's `Build Failed: <error>`; compose:
+    /// BuildKit's reason (see [`buildkit_error`]), Tilt's own error being compose's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Output of the container (or serve process) a successful build starts, spread evenly
-    /// over `runtime_ms`.
+    /// over `runtime_ms` (a compose container starts 120 ms before its build ends).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runtime: Vec<String>,
     #[serde(skip_serializing_if = "is_zero")]
