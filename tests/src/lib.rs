@@ -78,6 +78,16 @@ pub fn tilt_bin() -> PathBuf {
     bin_dir().join("tilt")
 }
 
+/// What in a test's own environment would change which Tilt `tilt` talks to, or what it
+/// prints: the Tilt it picks, and Tilt's analytics switches (any of them makes `tilt logs`
+/// print a notice on stderr).
+const TILT_ENVIRONMENT: [&str; 5] = ["TILT_PORT", "TILT_HOST", "CI", "DO_NOT_TRACK", "TILT_DISABLE_ANALYTICS"];
+
+/// `command` without the variables of [`TILT_ENVIRONMENT`]: a test sets those it means.
+pub fn without_tilt_environment(command: &mut Command) -> &mut Command {
+    TILT_ENVIRONMENT.iter().fold(command, |command, key| command.env_remove(key))
+}
+
 /// The built-in protocol (`xtask/sync.toml`) with each `(from, to)` replaced once, e.g. a
 /// shorter `remediation_wait`; written aside, it is passed with `--config`.
 pub fn protocol_edited(replacements: &[(&str, &str)]) -> String {
@@ -211,20 +221,38 @@ impl Workspace {
         let _ = fs::remove_dir_all(self.state_dir());
     }
 
-    /// Runs the Tilt stand-in by hand, as a user at the terminal would (e.g. `trigger server`).
-    pub fn tilt_cli(&self, args: &[&str]) -> Run {
-        let output = Command::new(tilt_bin())
-            .args(args)
+    /// `command` (the sync, a hook, `tilt` itself) run against this workspace's Tilt stand-in:
+    /// `SYNC_TILT` names the stand-in, `TILT_STANDIN_SCENARIO`/`TILT_STANDIN_STATE` its scenario
+    /// and state, and nothing of the test's own environment picks another Tilt or turns Tilt's
+    /// analytics notice on. The one place tests set this up.
+    pub fn standin_env<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        without_tilt_environment(command)
+            .env("SYNC_TILT", tilt_bin())
             .env("TILT_STANDIN_SCENARIO", self.scenario_path())
             .env("TILT_STANDIN_STATE", self.state_dir())
-            .env_remove("TILT_PORT")
-            .env_remove("CI")
-            .env_remove("DO_NOT_TRACK")
-            .env_remove("TILT_DISABLE_ANALYTICS")
-            .current_dir(&self.root)
-            .output()
-            .expect("running the Tilt stand-in");
-        Run::from(output)
+    }
+
+    /// Runs the Tilt stand-in by hand, as a user at the terminal would (e.g. `trigger server`).
+    pub fn tilt_cli(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(tilt_bin());
+        self.standin_env(command.args(args).current_dir(&self.root));
+        Run::from(command.output().expect("running the Tilt stand-in"))
+    }
+
+    /// Runs the Tilt stand-in as if called `after_ms` after the first action it recorded (a
+    /// `tilt trigger`, `disable` or `enable`): the stand-in computes everything from the clock
+    /// and its `state.json` (`src/bin/tilt.rs`, "State directory"), so moving the state's time
+    /// origin shows any moment at once, whatever the machine's load.
+    pub fn tilt_cli_at(&self, after_ms: i64, args: &[&str]) -> Run {
+        let path = self.state_dir().join("state.json");
+        let text = fs::read_to_string(&path).expect("the stand-in's state: call it once first");
+        let mut state: serde_json::Value = serde_json::from_str(&text).expect("the stand-in's state is JSON");
+        let first_ms = state["actions"][0]["ms"].as_i64().unwrap_or(0);
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("a clock");
+        let now_ms = i64::try_from(since_epoch.as_millis()).expect("milliseconds");
+        state["start_unix_ms"] = serde_json::Value::from(now_ms - first_ms - after_ms);
+        fs::write(&path, state.to_string()).expect("moving the stand-in's clock");
+        self.tilt_cli(args)
     }
 
     /// Forgets the calls recorded so far, keeping Tilt's state (its builds go on being known).
@@ -240,19 +268,8 @@ impl Workspace {
     /// A command running `xtask sync` in this workspace against the stand-in.
     pub fn sync_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(xtask_bin());
-        command
-            .arg("sync")
-            .args(["--root", self.root.to_str().expect("UTF-8 root")])
-            .args(args)
-            .env("SYNC_TILT", tilt_bin())
-            .env("TILT_STANDIN_SCENARIO", self.scenario_path())
-            .env("TILT_STANDIN_STATE", self.state_dir())
-            .env_remove("TILT_PORT")
-            .env_remove("CI")
-            .env_remove("DO_NOT_TRACK")
-            .env_remove("TILT_DISABLE_ANALYTICS")
-            .current_dir(&self.root)
-            .stdin(Stdio::null());
+        command.arg("sync").args(["--root", self.root.to_str().expect("UTF-8 root")]).args(args);
+        self.standin_env(&mut command).current_dir(&self.root).stdin(Stdio::null());
         command
     }
 

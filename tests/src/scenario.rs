@@ -13,6 +13,17 @@ pub const DEFAULT_PORT: u16 = 10350;
 pub const DEFAULT_DURATION_MS: u64 = 100;
 /// The update command of a local resource whose `cmd` is not given.
 pub const DEFAULT_UPDATE_CMD: &str = "./build.sh";
+/// How much log Tilt keeps for all resources together (`defaultMaxLogLengthInBytes` in
+/// tilt-dev/tilt `pkg/model/logstore/logstore.go`: 2 * 1000 * 1000).
+pub const TILT_LOG_LIMIT_BYTES: u64 = 2_000_000;
+/// The command of the image's `RUN` step that prints a compose build's `lines`.
+pub const IMAGE_RUN_COMMAND: &str = "sh /usr/src/app/build.sh";
+
+/// What BuildKit says when the image's `RUN` step exits with `code`: the `error` of a failed
+/// compose build as the real one reads (`#7 ERROR: …`, `failed to solve: …`).
+pub fn buildkit_error(code: i32) -> String {
+    format!("executor failed running [/bin/sh -c {IMAGE_RUN_COMMAND}]: exit code: {code}")
+}
 
 /// A whole scenario: the Tilt the stand-in pretends to be, and its resources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +58,10 @@ pub struct Scenario {
     /// Calls whose command words start with one of these hang silently.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hang: Vec<String>,
+    /// Tilt keeps this many bytes of log for all resources together; past it, it cuts the
+    /// heaviest resource's log (lines cut before a client read them are lost to it).
+    #[serde(skip_serializing_if = "is_tilts_log_limit")]
+    pub log_limit_bytes: u64,
     /// The resources, in Tiltfile order.
     #[serde(rename = "resource", skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<Resource>,
@@ -96,6 +111,10 @@ pub struct Resource {
     /// The builds `tilt trigger` starts, in order; the last one repeats.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub build: Vec<BuildSpec>,
+    /// A Tiltfile edit removes (or renames) this resource this long after the first
+    /// successful `tilt trigger`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_after_ms: Option<u64>,
 }
 
 /// What one build prints and how long it takes, and what its container or server does after.
@@ -104,14 +123,16 @@ pub struct Resource {
 pub struct BuildSpec {
     /// From the build's start to its finish.
     pub duration_ms: u64,
-    /// Build output, spread evenly over the build (the last line at its finish).
+    /// Build output, spread evenly over the build (the last line at its finish); compose: the
+    /// output of the image's `RUN` step, which BuildKit prefixes (`#7 0.255 …`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<String>,
-    /// `Some`: the build fails with this error.
+    /// `Some`: the build fails with this error. Local: Tilt's `Build Failed: <error>`; compose:
+    /// BuildKit's reason (see [`buildkit_error`]), Tilt's own error being compose's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Output of the container (or serve process) a successful build starts, spread evenly
-    /// over `runtime_ms`.
+    /// over `runtime_ms` (a compose container starts 120 ms before its build ends).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runtime: Vec<String>,
     #[serde(skip_serializing_if = "is_zero")]
@@ -125,6 +146,33 @@ pub struct BuildSpec {
     pub health: Option<Health>,
     #[serde(skip_serializing_if = "is_zero")]
     pub health_ms: u64,
+    /// Compose: what Compose does with the container (a trigger with no changed file is a
+    /// force update, the default).
+    #[serde(skip_serializing_if = "Update::is_force")]
+    pub update: Update,
+}
+
+/// How a compose build deploys, as Tilt and Compose do it (`../shared/docker/README.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Update {
+    /// A trigger with no changed file: `STEP 1/2 — Force update` stops and removes the
+    /// container, `STEP 2/2 — Building & deploying` builds the image and creates a new one.
+    #[default]
+    Force,
+    /// Changed files and a new image: `STEP 1/1 — Building & deploying`, then Compose
+    /// recreates the container (a new id).
+    Recreate,
+    /// Changed files, the same image: `STEP 1/1 — Building & deploying`, then Compose keeps
+    /// a running container as it is (`Running`: same id, no new output, no state change) and
+    /// starts an exited one again in the same container.
+    Kept,
+}
+
+impl Update {
+    fn is_force(&self) -> bool {
+        *self == Update::Force
+    }
 }
 
 /// A compose healthcheck's verdict.
@@ -154,6 +202,7 @@ pub static DEFAULT_BUILD: BuildSpec = BuildSpec {
     exit_code: None,
     health: None,
     health_ms: 0,
+    update: Update::Force,
 };
 
 fn yes() -> bool {
@@ -166,6 +215,10 @@ fn is_true(value: &bool) -> bool {
 
 fn is_zero(value: &u64) -> bool {
     *value == 0
+}
+
+fn is_tilts_log_limit(value: &u64) -> bool {
+    *value == TILT_LOG_LIMIT_BYTES
 }
 
 impl Default for Scenario {
@@ -182,6 +235,7 @@ impl Default for Scenario {
             runtime_status_lag_ms: 0,
             call_cost: None,
             hang: Vec::new(),
+            log_limit_bytes: TILT_LOG_LIMIT_BYTES,
             resources: Vec::new(),
         }
     }
@@ -239,6 +293,7 @@ impl Resource {
             history: Vec::new(),
             running: None,
             build: Vec::new(),
+            removed_after_ms: None,
         }
     }
 
@@ -286,6 +341,12 @@ impl Resource {
     /// The build running at scenario start.
     pub fn running(mut self, build: BuildSpec) -> Self {
         self.running = Some(build);
+        self
+    }
+
+    /// A Tiltfile edit removes the resource `ms` after the first successful trigger.
+    pub fn removed_after(mut self, ms: u64) -> Self {
+        self.removed_after_ms = Some(ms);
         self
     }
 
@@ -338,6 +399,12 @@ impl BuildSpec {
         self.health_ms = ms;
         self
     }
+
+    /// Compose: how the build deploys (`Update::Force` unless said).
+    pub fn update(mut self, update: Update) -> Self {
+        self.update = update;
+        self
+    }
 }
 
 fn strings(lines: &[&str]) -> Vec<String> {
@@ -354,16 +421,21 @@ mod tests {
             port: 10351,
             call_cost: Some(CallCost { wall_ms: 70, cpu_ms: 80 }),
             hang: vec!["logs".to_owned()],
+            log_limit_bytes: 4096,
             ..Scenario::new([
                 Resource::compose("server")
                     .history(BuildSpec::new(100, &["old \u{1b}[0m \"quoted\""]).failing("exit status 101"))
                     .running(BuildSpec::new(400, &[]))
-                    .build(BuildSpec::new(300, &["a"]).runtime(&["up"], 50).exit_code(1).healthy(200)),
+                    .build(
+                        BuildSpec::new(300, &["a"]).runtime(&["up"], 50).exit_code(1).healthy(200).update(Update::Kept),
+                    )
+                    .removed_after(900),
                 Resource::local("ui").serve_only("./ui.sh"),
             ])
         };
         let text = toml::to_string(&scenario).expect("serializable");
         assert!(!text.contains("kind = \"compose\"") && !text.contains("runtime_ms = 0"), "{text}");
+        assert!(text.contains("update = \"kept\"") && !text.contains("update = \"force\""), "{text}");
         assert!(text.contains("update = false"), "{text}");
         let back: Scenario = toml::from_str(&text).expect("parses back");
         assert_eq!(back, scenario);

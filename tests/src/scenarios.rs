@@ -1,7 +1,7 @@
 //! Named scenarios shared by the tests, `cargo xtask demo` and `cargo xtask bench` (which get
 //! them as TOML from the `scenario` binary).
 
-use crate::scenario::{BuildSpec, CallCost, Kind, Resource, Scenario};
+use crate::scenario::{buildkit_error, BuildSpec, CallCost, Kind, Resource, Scenario};
 use crate::{INTERNAL_RUNNING, SERVER_RUNNING, UI_READY, WASM_DONE};
 
 /// What one call of the real CLI costs on a 2-core machine (`../shared/tilt-cli.md`, "Cost").
@@ -33,7 +33,7 @@ fn demo_server(build: BuildSpec) -> Resource {
     Resource::compose("server")
         .history(
             BuildSpec::new(100, &["error[E0425]: cannot find value `workspace_id` in this scope"])
-                .failing("Command \"cargo build\" failed: exit status 101"),
+                .failing(&buildkit_error(101)),
         )
         .build(build)
 }
@@ -83,7 +83,7 @@ pub fn demo_failing() -> Scenario {
                 "error: could not compile `citadel-workspace-server-kernel` (bin) due to 1 previous error",
             ],
         )
-        .failing("Command \"cargo build\" failed: exit status 101"),
+        .failing(&buildkit_error(101)),
     );
     let [internal, ui] = demo_rest();
     Scenario::new([demo_wasm(), server, internal, ui])

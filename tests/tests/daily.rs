@@ -10,16 +10,9 @@ use sync_tests::{
 
 /// `xtask ARGS` (not `sync`) in the workspace, against the stand-in.
 fn xtask(ws: &Workspace, args: &[&str]) -> Run {
-    let output = Command::new(xtask_bin())
-        .args(args)
-        .env("SYNC_TILT", tilt_bin())
-        .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
-        .env("TILT_STANDIN_STATE", ws.state_dir())
-        .env_remove("TILT_PORT")
-        .current_dir(&ws.root)
-        .output()
-        .unwrap();
-    Run::from(output)
+    let mut command = Command::new(xtask_bin());
+    ws.standin_env(command.args(args).current_dir(&ws.root));
+    Run::from(command.output().unwrap())
 }
 
 #[test]
@@ -111,15 +104,8 @@ fn the_live_line_ticks_in_silence_and_keeps_to_the_terminals_width() {
     ws.tilt(&all_succeed(100).with_resource(server));
     let command = format!("'{}' sync --step server --root '{}'", xtask_bin().display(), ws.root.display());
     // `script` gives the sync a terminal (test code: a shell line).
-    let output = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("COLUMNS", "60")
-        .env("SYNC_TILT", tilt_bin())
-        .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
-        .env("TILT_STANDIN_STATE", ws.state_dir())
-        .env_remove("TILT_PORT")
-        .output()
-        .unwrap();
+    let mut script = Command::new("script");
+    let output = ws.standin_env(script.args(["-qec", &command, "/dev/null"]).env("COLUMNS", "60")).output().unwrap();
     let screen = String::from_utf8_lossy(&output.stdout);
     let drawn: Vec<&str> =
         screen.split("\r\u{1b}[2K").skip(1).map(|draw| draw.split("\r\n").next().unwrap_or(draw)).collect();

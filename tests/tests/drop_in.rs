@@ -270,16 +270,9 @@ fn install_into_leaves_citadels_workspace_docker_builds_and_hooks_as_they_were()
     git(root, &["add", "--all"]);
     git(root, &["commit", "--quiet", "-m", "Add cargo xtask sync"]);
     ws.tilt(&all_succeed(100));
-    let push = Command::new("git")
-        .args(["push", "origin", "main"])
-        .current_dir(root)
-        .env("SYNC_XTASK", xtask_bin())
-        .env("SYNC_TILT", tilt_bin())
-        .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
-        .env("TILT_STANDIN_STATE", ws.state_dir())
-        .env_remove("TILT_PORT")
-        .output()
-        .unwrap();
+    let mut git_push = Command::new("git");
+    git_push.args(["push", "origin", "main"]).current_dir(root).env("SYNC_XTASK", xtask_bin());
+    let push = ws.standin_env(&mut git_push).output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&push.stdout), String::from_utf8_lossy(&push.stderr));
     assert!(push.status.success(), "{said}");
     assert!(said.contains("citadel-hook-ran"), "Citadel's hook ran: {said}");

@@ -64,13 +64,7 @@ fn a_build_triggered_twice_is_waited_for_after_the_running_one() {
     let mut scenario = failing_server();
     scenario.resource_mut("server").running = Some(BuildSpec::new(500, &["old", SERVER_RUNNING]));
     ws.tilt(&scenario);
-    let output = Command::new(tilt_bin())
-        .args(["trigger", "server"])
-        .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
-        .env("TILT_STANDIN_STATE", ws.state_dir())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
+    ws.tilt_cli(&["trigger", "server"]).assert_code(0);
     let run = ws.sync(&["--step", "server"]);
     run.assert_code(1);
     assert!(run.stdout.contains("error[E0425]"), "{}", run.stdout);

@@ -30,17 +30,9 @@ fn xtask(ws: &Workspace, args: &[&str]) -> Run {
 
 /// `git push` with the hook's environment: the prebuilt xtask and the Tilt stand-in.
 fn push(ws: &Workspace) -> Run {
-    let output = Command::new("git")
-        .args(["push", "origin", "main"])
-        .current_dir(&ws.root)
-        .env("SYNC_XTASK", xtask_bin())
-        .env("SYNC_TILT", tilt_bin())
-        .env("TILT_STANDIN_SCENARIO", ws.scenario_path())
-        .env("TILT_STANDIN_STATE", ws.state_dir())
-        .env_remove("TILT_PORT")
-        .output()
-        .unwrap();
-    Run::from(output)
+    let mut push = Command::new("git");
+    push.args(["push", "origin", "main"]).current_dir(&ws.root).env("SYNC_XTASK", xtask_bin());
+    Run::from(ws.standin_env(&mut push).output().unwrap())
 }
 
 fn remote_head(ws: &Workspace) -> String {

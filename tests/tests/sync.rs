@@ -210,7 +210,8 @@ fn the_previous_containers_success_line_does_not_pass_our_queued_build() {
     ws.tilt(&all_succeed(150).with_resource(running.clone().build(ours)));
     let run = ws.sync(&["--step", "server"]);
     run.assert_code(1);
-    assert!(run.stdout.contains("Build Failed: exit status 101"), "{}", run.stdout);
+    // BuildKit's reason for our failed image build (`.failing` of a compose build).
+    assert!(run.stdout.contains("failed to solve: exit status 101"), "{}", run.stdout);
 
     // Our own container's success line, after our build: success.
     let ws = Workspace::citadel();

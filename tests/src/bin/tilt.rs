@@ -1,10 +1,11 @@
 //! A stand-in for the `tilt` CLI, for end-to-end tests of `cargo xtask sync`.
 //!
 //! Put this binary first on `PATH` as `tilt`. It answers the calls the sync makes exactly as the
-//! real CLI does (texts in `/work/shared/tilt-cli.md`), but the "Tilt" behind it is a scenario
-//! file. There is no daemon: every invocation is its own process, reads the state directory, and
-//! computes from the wall clock what Tilt has done by now. A build triggered at time T shows its
-//! lines at T + their offsets, so builds take real (short) time.
+//! real CLI does (texts in `/work/shared/tilt-cli.md`; compose resources as the real Tilt v0.37.6
+//! and Compose v2 run them, `/work/shared/docker/README.md` and the captures beside it), but the
+//! "Tilt" behind it is a scenario file. There is no daemon: every invocation is its own process,
+//! reads the state directory, and computes from the wall clock what Tilt has done by now. A build
+//! triggered at time T shows its lines at T + their offsets, so builds take real (short) time.
 //!
 //! # Environment
 //! - `TILT_STANDIN_SCENARIO`: path of the scenario (TOML). Required: without it the stand-in
@@ -14,11 +15,14 @@
 //! - `TILT_PORT`, `TILT_HOST` and the global flags `--port N`, `--port=N`, `--host H` (anywhere
 //!   on the command line) pick the Tilt to talk to. A port other than the scenario's means "no
 //!   Tilt there" (the error texts name the port asked for); the host is only echoed in texts.
+//! - The current directory: a scenario without `tiltfile` runs `<current directory>/Tiltfile`.
+//! - Tests set all of it with `sync_tests::Workspace::standin_env` (one place).
 //!
 //! # State directory
-//! - `state.json`: `{"start_unix_ms":…,"triggers":[{"resource":"server","ms":1234},…]}`: the
-//!   time origin and every successful `tilt trigger` (ms since scenario start). Written
-//!   atomically (temporary file + rename).
+//! - `state.json`: `{"start_unix_ms":…,"actions":[{"resource":"server","ms":1234,
+//!   "kind":"trigger"},…]}`: the time origin and every successful `tilt trigger`, `tilt disable`
+//!   and `tilt enable` (`"kind"`: `trigger`, `disable`, `enable`; ms since scenario start).
+//!   Written atomically (temporary file + rename).
 //! - `calls.jsonl`: one line per invocation, appended first thing:
 //!   `{"pid":4242,"args":["logs","-f","server"],"ms":1234}` (`args`: argv after the program name,
 //!   `ms`: since scenario start).
@@ -34,13 +38,14 @@
 //! port = 10350            # the port this Tilt serves
 //! json = true             # false: Tilt < 0.36.1, `logs` rejects --json/--since/--tail
 //! version = "v0.37.6-dev, built 2026-11-24"   # what `tilt version` prints
-//! tiltfile = "/abs/Tiltfile"   # `get tiltfile` answer; default <current directory>/Tiltfile
+//! tiltfile = "/abs/Tiltfile"   # the Tiltfile Tilt runs; default <current directory>/Tiltfile
 //! stop_after_ms = 1500    # Tilt stops this long after the FIRST successful trigger
 //! stream_delay_ms = 300   # `logs -f` delivers each line this long after Tilt wrote it
 //! status_lag_ms = 0       # every `tilt get` (-w too) shows Tilt's state as of now - this
 //! runtime_status_lag_ms = 0   # a new container/serve process shows in the status this late
 //! call_cost = { wall_ms = 70, cpu_ms = 80 }   # what each invocation costs (default: nothing)
 //! hang = ["logs", "get uiresource"]   # calls whose command words start so hang silently
+//! log_limit_bytes = 2000000   # Tilt's log limit, all resources together (Tilt's own: 2 MB)
 //!
 //! [[resource]]            # in Tiltfile order
 //! name = "server"
@@ -48,6 +53,7 @@
 //! cmd = "./build.sh"      # local: the update command (this is the default)
 //! update = true           # local: false = serve-only (no update command; give no `cmd`)
 //! serve_cmd = "./serve.sh"    # local: the server started after each successful build
+//! removed_after_ms = 900  # a Tiltfile edit removes (or renames) it this long after the first trigger
 //! [[resource.history]]    # builds finished before scenario start, oldest first
 //! lines = ["old line"]
 //! error = "old failure"   # optional
@@ -63,31 +69,31 @@
 //! exit_code = 0           # optional: the container/server exits after its runtime output
 //! health = "healthy"      # compose, optional: "healthy" | "unhealthy", after health_ms
 //! health_ms = 500
+//! update = "force"        # compose: "force" (default) | "recreate" | "kept", see Compose below
 //! ```
 //! `history`, `running` and `build` entries all take the same keys: `duration_ms` (default
 //! 100), `lines`, `error`, `runtime`, `runtime_ms` (default 0), `exit_code`, `health`,
-//! `health_ms` (default 0). Checked: `cmd`/`serve_cmd`/`update` only on local resources,
-//! `health` only on compose ones, `runtime`/`exit_code` on a local resource only with a
-//! `serve_cmd`, a serve-only resource has a `serve_cmd` and builds without `lines`/`error`.
+//! `health_ms` (default 0), `update`. Checked: `cmd`/`serve_cmd`/`update` (the resource's) only
+//! on local resources, `health` and a build's `update` only on compose ones, `runtime`/
+//! `exit_code` on a local resource only with a `serve_cmd`, a serve-only resource has a
+//! `serve_cmd` and builds without `lines`/`error`.
 //!
 //! # Timeline
 //! - Build numbers (`spanID` `build:N`) are shared by all resources: history builds first
 //!   (resource by resource, in file order), then running builds, then triggered builds in
 //!   trigger order; a triggered build gets its number when it is triggered.
 //! - History builds lie back to back before scenario start (1 s apart, the newest ending 1 s
-//!   before it); the first of a resource says `Initial Build`, the others `CLI Trigger`.
-//!   Running builds start at scenario start and say `CLI Trigger`.
-//! - A build starting at S writes two header lines at S (an empty line and the reason line,
-//!   `"buildEvent":"init"`), then line i of n at `S + duration_ms*(i+1)/n`. A failed build
-//!   writes `Build Failed: <error>` at `S + duration_ms` (its finish).
-//! - Compose: the build's lines are in span `build:N`. Each successful build recreates the
-//!   container at its finish (a new 12-hex-digit container ID, derived from N): runtime line i
-//!   of n at `finish + runtime_ms*(i+1)/n`, span `dc:<name>`; later builds do not cut it off.
-//!   With `exit_code` it exits after its output. With `health`, its healthStatus is `starting`
-//!   until `start + health_ms`, then the value. A failed build leaves the container alone.
+//!   before it); the first of a resource says `Initial Build`. Every build opens with two
+//!   header lines at its start (an empty line and the reason line, `"buildEvent":"init"`): the
+//!   reason is `CLI Trigger`, or, for a compose build whose `update` is `recreate` or `kept`
+//!   (Tilt saw changed files), `1 File Changed: [citadel-workspace-server-kernel/src/kernel.rs]`.
+//! - `tilt trigger R`: if R has a build queued, nothing happens (Tilt collapses triggers); if R
+//!   has a build in progress, the new build is queued and starts 1 ms after that one finishes;
+//!   otherwise it starts now.
 //! - Local with an update command: after the header, `Running cmd: <cmd>` at S, then the
-//!   build's lines as above, all in span `cmd:<name>:update` (source "runtime"). A successful
-//!   one finishes 250 ms after `S + duration_ms`: Tilt sleeps that long after the command.
+//!   build's lines (line i of n at `S + duration_ms*(i+1)/n`), all in span `cmd:<name>:update`
+//!   (source "runtime"). A successful one finishes 250 ms after `S + duration_ms`: Tilt sleeps
+//!   that long after the command. A failed one writes `Build Failed: <error>` at its finish.
 //!   Serve-only (`update = false`): a build is its two header lines only, finished at once
 //!   (`duration_ms` ignored), and `updateStatus` is `not_applicable` once built.
 //! - Local with a `serve_cmd`: a successful build starts a serve process at its finish, unless
@@ -95,25 +101,96 @@
 //!   its queued successor). Serve process K (one counter over all resources, in start order)
 //!   writes `Running cmd: <serve_cmd>` at its start, then the build's `runtime` lines spread
 //!   over `runtime_ms`, in span `localserve:K`; its pid is 20000 + K; with `exit_code` it
-//!   exits after its output. It runs until the resource's next serve process starts (after
-//!   the next successful build): its lines due later are never written. A failed build starts
-//!   none and leaves the running one alone.
-//! - `tilt trigger R`: if R has a build queued, nothing happens (Tilt collapses triggers); if R
-//!   has a build in progress, the new build is queued and starts when that one finishes;
-//!   otherwise it starts now.
-//! - Status (UIResource `status`): `buildHistory` holds the two newest finished builds
-//!   (omitted when none), `currentBuild` the build in progress (omitted when none), `queued` is
-//!   true while a triggered build waits (omitted when false, as Go's `omitempty` does);
-//!   `updateStatus` is `in_progress` while building, `pending` while queued, else `error`/`ok`
-//!   (`not_applicable` serve-only) from the last finished build, `none` if never built;
-//!   `runtimeStatus` is `not_applicable` for a local resource without `serve_cmd`, else
-//!   `pending` until a container/serve process runs, then `ok`, `error` once a container
-//!   exited non-zero or a serve process exited at all (code 0 too, as Tilt); `specs` `[{"id":"dc:<name>","type":"docker-compose"}]` with
-//!   `composeResourceInfo: {"healthStatus"}` (compose) or `[{"id":"local:<name>",
-//!   "type":"local"}]` with `localResourceInfo: {"pid"}` (local; no pid without a serve
-//!   process); `conditions` `UpToDate`/`Ready` as Tilt computes them, `lastTransitionTime` when
-//!   their status last flipped. The "(Tiltfile)" resource has a minimal status
-//!   (`not_applicable`, `ok`, both conditions true).
+//!   exits after its output. It runs until the resource's next serve process starts, or the
+//!   resource is disabled or removed: its lines due later are never written. A failed build
+//!   starts none and leaves the running one alone.
+//!
+//! # Compose (a build of D = `duration_ms` starting at S, finishing at F = S + D)
+//! Compose names the project after the Tiltfile's folder (lower case, `[a-z0-9_-]` kept: P);
+//! the container is `P-<name>-1`, its id 64 hex digits, new for each container. Every line
+//! below is in span `build:N` (source "build") unless said.
+//! - `update = "force"` (the default: a trigger with no changed file): `STEP 1/2 — Force
+//!   update`; with a container, `      Container P-<name>-1  Stopping` at S, `Stopped` at
+//!   S + D/8 (a running container exits then: code 143, `healthStatus` `unhealthy` if it has a
+//!   healthcheck), `Removing`, `Removed` at S + D/4 (the container is gone: the
+//!   DockerComposeService status has no container fields and null apply times); without one,
+//!   `     No stopped containers`. Then `""` and `STEP 2/2 — Building & deploying` at S + D/4.
+//!   A queued force update thus stops the container its predecessor has just started.
+//! - `update = "recreate"` / `"kept"` (changed files), and an initial build: `STEP 1/1 —
+//!   Building & deploying` at S.
+//! - Then BuildKit's image build from the step's start (I): steps `#0`–`#6` at once, then
+//!   `#7 [<name> 3/3] RUN sh /usr/src/app/build.sh` and the build's `lines`, each prefixed
+//!   `#7 <seconds since I, 3 decimals> ` (`#7 0.255    Compiling a`), spread up to E. A
+//!   successful build: E = F - 2L with L = min(120 ms, D/4); `#7 DONE 0.5s` (`#7 CACHED` without
+//!   lines), `""`, `#8 … exporting to image` … `#8 DONE 0.0s` at E; then Compose from E to
+//!   C = F - L: with no container (force, initial): ` Container P-<name>-1  Creating` at E,
+//!   `Created` at E + L/2 (the new container shows `created`, `startedAt` null); recreate:
+//!   `Recreate` at E (new container `created`), the watch shows the old one again at E + L/3,
+//!   it exits 143 (and `unhealthy`) with `Recreated` at E + 2L/3, shows `removing` at E + 5L/6;
+//!   kept with a running container: ` Container P-<name>-1  Running` at C and nothing else (same
+//!   container, no new output, no state change, its health unchanged: no new health event);
+//!   kept with an exited one (a one-shot): `Created` at E + L/2, then it starts again in the
+//!   same container (`finishedAt` of its last run kept while it runs). ` Container …
+//!   Starting`, `Started` at C: the container runs from C (`healthStatus` `starting`) and its
+//!   `runtime` lines (span `dc:<name>`, source "runtime") are spread from C over `runtime_ms`:
+//!   with a short `runtime_ms` they come before the build's tail, at F: `""`,
+//!   `     Step 1 - 0.25s (Force update)`, `     Step 2 - 0.75s (Building & deploying)` (a
+//!   force update; else one `Step 1 - 1.00s (Building & deploying)`), `     DONE IN: 1.00s `
+//!   (trailing space), `""`.
+//! - A failed image build (`error` set; for compose it is BuildKit's reason, e.g.
+//!   `sync_tests::scenario::buildkit_error(101)`): the lines spread up to F, then at F
+//!   `#7 ERROR: <error>`, `------`, ` > [<name> 3/3] RUN sh /usr/src/app/build.sh:`, the lines
+//!   again with only their seconds prefix (`1.251 error[E0425]: …`), `------`,
+//!   `failed to solve: <error>`, `""`, `got unexpected error during build/deploy: command
+//!   ["docker" "compose" "--project-name" "P" … "build" "<name>"] failed.`, `error: exit status
+//!   17`, `""`, `Build Failed: command [...] failed.`, `error: exit status 17`. Tilt records
+//!   `command [...] failed.\nerror: exit status 17\n` (buildHistory `error`, `applyError`). The
+//!   container is left alone (but a force update removed it first).
+//! - The container: with `exit_code` it exits 30 ms after its last `runtime` line (exit 0: no
+//!   `exitCode` field); with `health`, `healthStatus` is `starting` until C + `health_ms`, then
+//!   the value; turning `unhealthy` writes `healthcheck: nc: can't connect to remote host
+//!   (127.0.0.1): Connection refused` in span `dockercompose:<name>` (source "runtime"). Tilt
+//!   writes no line for a crash.
+//! - The UIResource describes the last container Tilt saw (a removed one's last state stays):
+//!   `runtimeStatus` `pending` while `created` (no `healthStatus`), `ok` while running and after
+//!   exit 0, `error` after a non-zero exit (137/143 of a replaced one included); `unhealthy`
+//!   leaves it `ok` (Ready True): only `composeResourceInfo.healthStatus` says it.
+//!
+//! # Disable, enable, removal, log limit
+//! - `tilt disable R` at T (`internal/cli/disable.go`): writes `Resource "R" disabled. To
+//!   enable/disable it, use the Tilt Web UI.` (span `disabletoggle-R`, source "runtime"),
+//!   empties R's build history, cancels its build in progress (its lines stop at T, then
+//!   `Build Failed: build canceled` in its span; that build, error `build canceled`, is the
+//!   history's one entry, recorded after the emptying), drops its queued build, stops its
+//!   serve process and removes its container. While disabled: `updateStatus` and
+//!   `runtimeStatus` `none`, conditions False with reason `Disabled`, `disableStatus.state`
+//!   `Disabled` (`disabledCount` 1) on the UIResource, `disableStatus` `{"disabled":true,
+//!   "state":"Disabled",…}` on the DockerComposeService; `tilt trigger R` fails. `tilt enable
+//!   R` writes `… enabled. …`; if the disable canceled no build (history empty) Tilt starts an
+//!   `Initial Build` at once (the next `build` entry).
+//! - `removed_after_ms`: from then on R's objects are gone (NotFound, left out of lists; a
+//!   watch prints each once more as it was), `tilt trigger R` fails with 404, its queued build
+//!   never runs, its container and serve process stop; a build in progress keeps writing.
+//! - Tilt's log limit (`pkg/model/logstore/logstore.go`): whenever the lines written (text +
+//!   newline, all resources) pass `log_limit_bytes`, Tilt cuts down to half of it: the
+//!   "heaviest" resource (bytes × rank, rank 1 for the resource whose oldest kept line is the
+//!   newest) loses budget by halves until enough is cut, then each resource keeps its newest
+//!   lines within its budget. Cut lines are gone: `tilt logs` never shows them, and `tilt
+//!   logs -f` skips those it had not printed yet silently (no marker, as the real client:
+//!   `internal/hud/client/log_streamer.go` appends what the server sends without checking its
+//!   checkpoints).
+//!
+//! # Status
+//! - `buildHistory` holds the two newest finished builds (omitted when none), `currentBuild`
+//!   the build in progress (omitted when none), `queued` is true while a triggered build waits
+//!   (omitted when false, as Go's `omitempty` does); `updateStatus` is `in_progress` while
+//!   building, `pending` while queued, else `error`/`ok` (`not_applicable` serve-only) from the
+//!   last finished build, `none` if never built; `runtimeStatus` is `not_applicable` for a local
+//!   resource without `serve_cmd`, else `pending` until a container/serve process runs, then as
+//!   above (a serve process's end is an error, code 0 too, as Tilt); `conditions`
+//!   `UpToDate`/`Ready` as Tilt computes them, `lastTransitionTime` when their status last
+//!   flipped; `lastDeployTime` the last successful build's finish (null if none). The
+//!   "(Tiltfile)" resource is loaded a second before the first build.
 //! - Lags: every `tilt get` shows the status as of now − `status_lag_ms`. A new container or
 //!   serve process shows in the runtime fields (`runtimeStatus`, `localResourceInfo.pid`,
 //!   `composeResourceInfo.healthStatus`, the DockerComposeService) only
@@ -124,42 +201,66 @@
 //!   passed since it started; a streaming call pays once, at its start.
 //!
 //! # Calls
-//! - `version`, `trigger R`.
+//! - `version`, `trigger R` (a disabled R: `Error: resource "R" is currently disabled`, exit 1;
+//!   unknown or removed: `Error: (404): resource "R" does not exist`, exit 1).
+//! - `disable R…`, `enable R…`: no output, exit 0; no name: `Error: must specify at least one
+//!   resource`; an unknown one: `Error: no such resource "R"`; `(Tiltfile)`: `Error: (Tiltfile)
+//!   cannot be enabled or disabled` (exit 1, nothing changed). `--all`/`--labels` are not
+//!   imitated.
 //! - `logs [R…] [-f|--follow] [--json] [--since D] [--tail N]`. With CI, DO_NOT_TRACK or
 //!   TILT_DISABLE_ANALYTICS set it first writes `YYYY/MM/DD hh:mm:ss Tilt analytics disabled:
 //!   Environment variable KEY=VALUE` to stderr, as Tilt does. `--json` lines:
 //!   `{"time","resource","level":"info","message","spanID","progressID","buildEvent","source"}`,
-//!   `message` without a trailing newline, `source` "build" for `build:N` spans, else
-//!   "runtime".
+//!   `message` without a trailing newline, `level` always "info" (the real client spoofs it),
+//!   `source` "build" for `build:N` spans, else "runtime".
 //! - `get uiresources -o name`, `get uiresource R -o json|name` (R may be "(Tiltfile)"),
 //!   `get uiresources -o json` (a `List`: `{"apiVersion":"v1","items":[…],"kind":"List",
-//!   "metadata":{"resourceVersion":""}}`, "(Tiltfile)" first).
-//! - `get uiresources -w -o json`, `get uiresource R -w -o json`: every object (pretty, one
-//!   after another, no list), then an object again whenever its JSON changes (state polled
-//!   every 50 ms); exit 0 without output when Tilt stops (after `logs -f` ends). `get a,b
-//!   -w`: `error: you may only specify a single resource type`, exit 1.
+//!   "metadata":{"resourceVersion":""}}`). Objects carry what the real ones carry (keys sorted,
+//!   as kubectl prints): `metadata` (`annotations` `tilt.dev/resource`, `creationTimestamp`,
+//!   `name`, `ownerReferences`, `resourceVersion` growing with each change, `uid`), `spec: {}`,
+//!   `status` (`buildHistory`, `composeResourceInfo` or `localResourceInfo`, `conditions`,
+//!   `currentBuild`, `disableStatus`, `lastDeployTime`, `order`, `pendingBuildSince`, `queued`,
+//!   `runtimeStatus`, `specs` — compose `[{"id":"image:P_<name>","type":"image"},
+//!   {"id":"docker-compose:<name>","type":"docker-compose"}]`, local `[{"id":"local:<name>",
+//!   "type":"local"}]` —, `triggerMode` 1, `updateStatus`).
 //! - `get dockercomposeservice R -o json`, `get dockercomposeservices -o json` (a `List`),
-//!   `get dockercomposeservices -w -o json` (and `… R -w -o json`): compose resources only
-//!   (others are NotFound), `{"apiVersion":"tilt.dev/v1alpha1","kind":"DockerComposeService",
-//!   "metadata":{"name"},"spec":{"service"},"status":{"containerID","containerName",
-//!   "containerState":{"status":"running"|"exited","running","exitCode" (omitted when 0),
-//!   "startedAt","finishedAt" (once exited),"healthStatus" (with `health`)}}}`; `status` is
-//!   `{}` until the first container.
+//!   `… -w -o json`: compose resources only (others are NotFound): `metadata` (annotations
+//!   `tilt.dev/log-span-id: dockercompose:<name>`, `tilt.dev/managed-by`, `tilt.dev/resource`),
+//!   `spec` (`disableSource`, `imageMaps`, `project` {`configPaths`, `name`, `projectPath`},
+//!   `service`), `status` (`applyError`, `containerID`, `containerName` (once the build that
+//!   made it finished), `containerState` {`exitCode` (omitted when 0), `finishedAt` (null
+//!   while running), `healthStatus`, `running` (only when true), `startedAt`, `status`},
+//!   `disableStatus`, `lastApplyStartTime`, `lastApplyFinishTime`).
+//! - Every list comes in a new random order (the apiserver has none), on every call.
+//! - `get uiresources -w -o json`, `get uiresource R -w -o json` (and the same for
+//!   `dockercomposeservices`): every object (pretty, one after another, no list; a list watch
+//!   prints the whole set twice, each time in a new order, as the real one does), then an
+//!   object again whenever its JSON changes (state polled every 50 ms), and a deleted one once
+//!   more as it was; exit 0 without output when Tilt stops (after `logs -f` ends). `get a,b
+//!   -w`: `error: you may only specify a single resource type`, exit 1.
 //! - `get uiresources,dockercomposeservices -o json`: one `List` of both kinds, the UIResources
 //!   first, as the real Tilt answers.
 //! - `get tiltfile "(Tiltfile)" -o jsonpath={.spec.path}`.
-//! - Without Tilt, `get` fails with `Error: No tilt apiserver found: tilt-PORT` (exit 1);
-//!   `hang` patterns apply to every call, `-w` ones included. Unknown commands and flags fail
-//!   as the real CLI does (exit 1); calls the stand-in does not imitate fail with
-//!   `tilt stand-in: unsupported call: …` and exit 2.
+//! - Without Tilt, `get`, `disable` and `enable` fail with `Error: No tilt apiserver found:
+//!   tilt-PORT` (exit 1); `hang` patterns apply to every call, `-w` ones included. Unknown
+//!   commands and flags fail as the real CLI does (exit 1); calls the stand-in does not imitate
+//!   fail with `tilt stand-in: unsupported call: …` and exit 2.
 
 // The crate root is `src/bin/tilt.rs`, so its modules are found relative to `src/bin/`.
+#[path = "tilt/compose.rs"]
+mod compose;
 #[path = "tilt/cost.rs"]
 mod cost;
 #[path = "tilt/load.rs"]
 mod load;
+#[path = "tilt/local.rs"]
+mod local;
+#[path = "tilt/logstore.rs"]
+mod logstore;
 #[path = "tilt/objects.rs"]
 mod objects;
+#[path = "tilt/schedule.rs"]
+mod schedule;
 #[path = "tilt/state.rs"]
 mod state;
 #[path = "tilt/timeline.rs"]
@@ -175,12 +276,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sync_tests::scenario::{Kind, Scenario, DEFAULT_PORT};
+use sync_tests::scenario::{Scenario, DEFAULT_PORT};
 use time::format_description::well_known::Rfc3339;
 
 use objects::{datetime, Clock, TILTFILE};
-use state::{unix_ms_now, State, StateDir};
-use timeline::{reported, stop_ms, LogLine, Model, ResourceStatus};
+use schedule::{removal_ms, stop_ms};
+use state::{unix_ms_now, Action, ActionKind, State, StateDir};
+use timeline::{loaded_ms, reported, LogLine, Model, ResourceStatus};
 
 /// How often `logs -f` and `get -w` look for news.
 const FOLLOW_POLL: Duration = Duration::from_millis(50);
@@ -272,6 +374,8 @@ fn run(args: &[String], started: Instant) -> Result<(), Failure> {
     match command.as_str() {
         "version" => out.print(&format!("{}\n", ctx.scenario.version)),
         "trigger" => ctx.trigger(rest, &mut out),
+        "disable" => ctx.toggle(ActionKind::Disable, rest),
+        "enable" => ctx.toggle(ActionKind::Enable, rest),
         "logs" => ctx.logs(rest, &mut out),
         "get" => ctx.get(rest, &mut out),
         flag if flag.starts_with('-') => Err(Failure::usage("", unknown_flag(flag))),
@@ -419,7 +523,7 @@ impl Context {
     fn reachable(&self, state: &State, now_ms: i64) -> bool {
         self.scenario.running
             && self.endpoint.port == self.scenario.port.to_string()
-            && stop_ms(&self.scenario, &state.triggers).is_none_or(|stop| now_ms < stop)
+            && stop_ms(&self.scenario, &state.actions).is_none_or(|stop| now_ms < stop)
     }
 
     fn connect(&self, api: Api) -> Result<(), Failure> {
@@ -442,13 +546,60 @@ impl Context {
             if !self.reachable(&locked.state, now_ms) {
                 return Err(self.endpoint.no_tilt(Api::Trigger));
             }
-            if self.scenario.resource(resource).is_none() {
+            let known = self.known(&locked.state.actions, now_ms);
+            if !known.contains(&resource.as_str()) {
                 return Err(Failure::tilt(format!("Error: (404): resource \"{resource}\" does not exist")));
             }
-            locked.state.triggers.push(state::Trigger { resource: resource.clone(), ms: now_ms });
+            let model = Model::new(&self.scenario, &locked.state.actions, now_ms);
+            if model.statuses().iter().any(|s| s.name == resource && s.disabled) {
+                return Err(Failure::tilt(format!("Error: resource \"{resource}\" is currently disabled")));
+            }
+            locked.state.actions.push(Action::trigger(resource, now_ms));
             locked.save()?;
         }
         out.print(&format!("Successfully triggered update for resource: \"{resource}\"\n"))
+    }
+
+    /// The resources Tilt has at `now_ms`: the scenario's, but those a Tiltfile edit removed.
+    fn known(&self, actions: &[Action], now_ms: i64) -> Vec<&str> {
+        let resources = self.scenario.resources.iter().enumerate();
+        let here =
+            resources.filter(|(index, _)| removal_ms(&self.scenario, actions, *index).is_none_or(|at| now_ms < at));
+        here.map(|(_, r)| r.name.as_str()).collect()
+    }
+
+    /// `tilt disable R…` and `tilt enable R…` (`internal/cli/disable.go`, `enable.go`): no
+    /// output on success; every name is checked before anything changes.
+    fn toggle(&self, kind: ActionKind, args: &[String]) -> Result<(), Failure> {
+        let command = if kind == ActionKind::Disable { "disable" } else { "enable" };
+        let flags = [FlagSpec::switch("all", None), FlagSpec::value("labels", Some('l'))];
+        let parsed = parse_flags(command, args, &flags)?;
+        let unsupported = || Failure::standin(format!("unsupported call: tilt {command} {}", args.join(" ")));
+        if parsed.switch("all") || parsed.value("labels").is_some() {
+            return Err(unsupported());
+        }
+        if parsed.positional.is_empty() {
+            return Err(Failure::tilt("Error: must specify at least one resource"));
+        }
+        let mut locked = self.dir.lock()?;
+        let now_ms = locked.state.now_ms();
+        if !self.reachable(&locked.state, now_ms) {
+            return Err(self.endpoint.no_tilt(Api::Server));
+        }
+        let known = self.known(&locked.state.actions, now_ms);
+        for name in &parsed.positional {
+            if name == TILTFILE {
+                return Err(Failure::tilt(format!("Error: {name} cannot be enabled or disabled")));
+            }
+            if !known.contains(&name.as_str()) {
+                return Err(Failure::tilt(format!("Error: no such resource {name:?}")));
+            }
+        }
+        for name in &parsed.positional {
+            locked.state.actions.push(Action { resource: name.clone(), ms: now_ms, kind });
+        }
+        locked.save()?;
+        Ok(())
     }
 
     /// `tilt logs [R…] [-f] [--json] [--since D] [--tail N]`.
@@ -458,7 +609,7 @@ impl Context {
         self.connect(Api::WebsocketToken)?;
 
         let delay = if options.follow { i64::try_from(self.scenario.stream_delay_ms).unwrap_or(i64::MAX) } else { 0 };
-        let current = Model::new(&self.scenario, &self.snapshot.triggers, self.now_ms.saturating_sub(delay)).lines();
+        let current = Model::new(&self.scenario, &self.snapshot.actions, self.now_ms.saturating_sub(delay)).lines();
         let selected: Vec<&LogLine> = current.iter().filter(|line| options.selects(line)).collect();
         let skip = match options.tail {
             Some(tail) => selected.len().saturating_sub(tail),
@@ -474,9 +625,11 @@ impl Context {
             thread::sleep(FOLLOW_POLL);
             let state = self.dir.read()?;
             let now_ms = state.now_ms();
-            let stop = stop_ms(&self.scenario, &state.triggers);
+            let stop = stop_ms(&self.scenario, &state.actions);
             let until = stop.map_or(now_ms, |stop| now_ms.min(stop));
-            let current = Model::new(&self.scenario, &state.triggers, until.saturating_sub(delay)).lines();
+            // Lines Tilt cut before this client read them never come: the stream skips them
+            // silently (`internal/hud/client/log_streamer.go`).
+            let current = Model::new(&self.scenario, &state.actions, until.saturating_sub(delay)).lines();
             let fresh: Vec<&LogLine> =
                 current.iter().filter(|line| options.selects(line) && printed.insert(line.id)).collect();
             if !fresh.is_empty() {
@@ -505,133 +658,106 @@ impl Context {
             [kind, name] => (kind.as_str(), Some(name.as_str())),
             _ => return Err(unsupported()),
         };
-        let not_found = |plural: &str, name: &str| {
-            Failure::tilt(format!("Error from server (NotFound): {plural}.tilt.dev \"{name}\" not found"))
-        };
-        let clock = Clock { start_unix_ms: self.snapshot.start_unix_ms };
+        let call = Get { output, watch, name };
         match kind {
             "uiresources,dockercomposeservices" if output == "json" && !watch && name.is_none() => {
+                // One list, each kind in the apiserver's order (none), the UIResources first.
                 let statuses = self.statuses();
-                let value = |object: Result<serde_json::Value, _>| object.map_err(|e| Failure::standin(format!("{e}")));
-                let mut items = vec![value(serde_json::to_value(objects::tiltfile_resource(clock)))?];
-                for status in &statuses {
-                    items.push(value(serde_json::to_value(objects::ui_resource(status, clock)))?);
-                }
-                for service in statuses.iter().filter_map(|s| objects::compose_service(s, clock)) {
-                    items.push(value(serde_json::to_value(service))?);
+                let mut items = Vec::new();
+                for kind in [ObjectKind::UiResource, ObjectKind::ComposeService] {
+                    let mut objects = self.present(kind, &statuses)?;
+                    objects::shuffle(&mut objects, seed());
+                    items.extend(objects.into_iter().map(|object| object.value));
                 }
                 out.print(&format!("{}\n", objects::list(items).map_err(Failure::standin)?))
             }
-            "uiresource" | "uiresources" | "uiresource.tilt.dev" => {
-                let names: Vec<&str> =
-                    std::iter::once(TILTFILE).chain(self.scenario.resources.iter().map(|r| r.name.as_str())).collect();
-                if let Some(name) = name.filter(|name| !names.contains(name)) {
-                    return Err(not_found("uiresources", name));
-                }
-                let render = |statuses: &[ResourceStatus]| -> Result<Vec<Object>, String> {
-                    let mut all = vec![(TILTFILE.to_owned(), objects::pretty(&objects::tiltfile_resource(clock))?)];
-                    for status in statuses {
-                        all.push((status.name.to_owned(), objects::pretty(&objects::ui_resource(status, clock))?));
-                    }
-                    all.retain(|(n, _)| name.is_none_or(|name| name == n));
-                    Ok(all)
-                };
-                match (output, watch, name) {
-                    ("name", false, _) => {
-                        let listed: String = names
-                            .iter()
-                            .filter(|n| name.is_none_or(|name| name == **n))
-                            .map(|n| format!("uiresource.tilt.dev/{n}\n"))
-                            .collect();
-                        out.print(&listed)
-                    }
-                    ("json", true, _) => self.watch(render, out),
-                    ("json", false, Some(_)) => {
-                        let rendered = render(&self.statuses()).map_err(Failure::standin)?;
-                        let [(_, json)] = <[Object; 1]>::try_from(rendered).map_err(|_| unsupported())?;
-                        out.print(&format!("{json}\n"))
-                    }
-                    ("json", false, None) => {
-                        let statuses = self.statuses();
-                        let items = std::iter::once(objects::tiltfile_resource(clock))
-                            .chain(statuses.iter().map(|s| objects::ui_resource(s, clock)))
-                            .collect();
-                        out.print(&format!("{}\n", objects::list(items).map_err(Failure::standin)?))
-                    }
-                    _ => Err(unsupported()),
-                }
-            }
+            "uiresource" | "uiresources" | "uiresource.tilt.dev" => self.get_objects(ObjectKind::UiResource, call, out),
             "dockercomposeservice" | "dockercomposeservices" | "dockercomposeservice.tilt.dev" => {
-                let composed = |n: &str| self.scenario.resource(n).is_some_and(|r| r.kind == Kind::Compose);
-                if let Some(name) = name.filter(|name| !composed(name)) {
-                    return Err(not_found("dockercomposeservices", name));
-                }
-                let render = |statuses: &[ResourceStatus]| -> Result<Vec<Object>, String> {
-                    let services = statuses
-                        .iter()
-                        .filter(|s| name.is_none_or(|name| name == s.name))
-                        .filter_map(|s| Some((s.name, objects::compose_service(s, clock)?)));
-                    services.map(|(n, service)| Ok((n.to_owned(), objects::pretty(&service)?))).collect()
-                };
-                match (output, watch, name) {
-                    ("json", true, _) => self.watch(render, out),
-                    ("json", false, Some(_)) => {
-                        let rendered = render(&self.statuses()).map_err(Failure::standin)?;
-                        let [(_, json)] = <[Object; 1]>::try_from(rendered).map_err(|_| unsupported())?;
-                        out.print(&format!("{json}\n"))
-                    }
-                    ("json", false, None) => {
-                        let statuses = self.statuses();
-                        let items = statuses.iter().filter_map(|s| objects::compose_service(s, clock)).collect();
-                        out.print(&format!("{}\n", objects::list(items).map_err(Failure::standin)?))
-                    }
-                    _ => Err(unsupported()),
-                }
+                self.get_objects(ObjectKind::ComposeService, call, out)
             }
             "tiltfile" | "tiltfiles" | "tiltfile.tilt.dev" => {
                 match name {
                     Some(TILTFILE) => {}
-                    Some(name) => return Err(not_found("tiltfiles", name)),
+                    Some(name) => return Err(ObjectKind::not_found("tiltfiles", name)),
                     None => return Err(unsupported()),
                 }
                 let template = output.strip_prefix("jsonpath=").map(strip_quotes);
                 if watch || template != Some("{.spec.path}") {
                     return Err(unsupported());
                 }
-                let path = match &self.scenario.tiltfile {
-                    Some(path) => path.clone(),
-                    None => env::current_dir()
-                        .map_err(|e| Failure::standin(format!("no current directory: {e}")))?
-                        .join("Tiltfile")
-                        .display()
-                        .to_string(),
-                };
-                out.print(&path)
+                out.print(self.scenario.tiltfile.as_deref().unwrap_or_default())
             }
             other => Err(Failure::tilt(format!("Error: the server doesn't have a resource type \"{other}\""))),
         }
     }
 
-    /// Every resource's status as `tilt get` shows it at the call.
-    fn statuses(&self) -> Vec<ResourceStatus<'_>> {
-        reported(&self.scenario, &self.snapshot.triggers, self.now_ms)
+    /// `tilt get uiresource[s] …` or `tilt get dockercomposeservice[s] …`.
+    fn get_objects(&self, kind: ObjectKind, call: Get, out: &mut Out) -> Result<(), Failure> {
+        let unsupported =
+            || Failure::standin(format!("unsupported call: tilt get {} -o {}", kind.plural(), call.output));
+        let present = self.present(kind, &self.statuses())?;
+        if let Some(name) = call.name.filter(|name| !present.iter().any(|o| o.name == *name)) {
+            return Err(ObjectKind::not_found(kind.plural(), name));
+        }
+        let mut chosen: Vec<Object> =
+            present.into_iter().filter(|o| call.name.is_none_or(|name| name == o.name)).collect();
+        objects::shuffle(&mut chosen, seed());
+        match (call.output, call.watch, call.name) {
+            ("name", false, _) if kind == ObjectKind::UiResource => {
+                let listed: String = chosen.iter().map(|o| format!("uiresource.tilt.dev/{}\n", o.name)).collect();
+                out.print(&listed)
+            }
+            ("json", true, name) => self.watch(kind, name, out),
+            ("json", false, Some(_)) => {
+                let [object] = <[Object; 1]>::try_from(chosen).map_err(|_| unsupported())?;
+                out.print(&format!("{}\n", object.json().map_err(Failure::standin)?))
+            }
+            ("json", false, None) => {
+                let items = chosen.into_iter().map(|o| o.value).collect();
+                out.print(&format!("{}\n", objects::list(items).map_err(Failure::standin)?))
+            }
+            _ => Err(unsupported()),
+        }
     }
 
-    /// `tilt get … -w -o json`: prints each object, then again whenever it changes, until
-    /// Tilt stops.
-    fn watch(
-        &self,
-        objects: impl Fn(&[ResourceStatus]) -> Result<Vec<Object>, String>,
-        out: &mut Out,
-    ) -> Result<(), Failure> {
+    /// Every resource's status as `tilt get` shows it at the call (removed ones included, as
+    /// they were when removed).
+    fn statuses(&self) -> Vec<ResourceStatus<'_>> {
+        reported(&self.scenario, &self.snapshot.actions, self.now_ms)
+    }
+
+    fn clock(&self) -> Clock {
+        Clock { start_unix_ms: self.snapshot.start_unix_ms, loaded_ms: loaded_ms(&self.scenario) }
+    }
+
+    /// The objects of a kind that exist.
+    fn present(&self, kind: ObjectKind, statuses: &[ResourceStatus]) -> Result<Vec<Object>, Failure> {
+        let all = kind.render(statuses, self.clock()).map_err(Failure::standin)?;
+        Ok(all.into_iter().filter(|o| !o.removed).collect())
+    }
+
+    /// `tilt get … -w -o json`: prints every object (a whole list twice, as the real watch
+    /// does: once listed, once as the watch's first events, each in its own order), then an
+    /// object again whenever it changes or is deleted, until Tilt stops.
+    fn watch(&self, kind: ObjectKind, name: Option<&str>, out: &mut Out) -> Result<(), Failure> {
         let mut reprint = Reprint::default();
         let mut state = self.snapshot.clone();
         let mut now_ms = self.now_ms;
+        let chosen = |objects: Vec<Object>| -> Vec<Object> {
+            objects.into_iter().filter(|o| name.is_none_or(|name| name == o.name)).collect()
+        };
+        let mut first = true;
         loop {
-            let stop = stop_ms(&self.scenario, &state.triggers);
+            let stop = stop_ms(&self.scenario, &state.actions);
             let until = stop.map_or(now_ms, |stop| now_ms.min(stop));
-            let current = objects(&reported(&self.scenario, &state.triggers, until)).map_err(Failure::standin)?;
-            for json in reprint.changed(current) {
+            let statuses = reported(&self.scenario, &state.actions, until);
+            let current = chosen(kind.render(&statuses, self.clock()).map_err(Failure::standin)?);
+            let printed = if std::mem::take(&mut first) {
+                reprint.first(current, name.is_none(), seed)
+            } else {
+                reprint.changed(current)
+            };
+            for json in printed {
                 out.print(&format!("{json}\n"))?;
             }
             if stop.is_some_and(|stop| now_ms >= stop) {
@@ -646,22 +772,113 @@ impl Context {
     }
 }
 
-/// An API object: its name and its JSON.
-type Object = (String, String);
+/// What a `tilt get` of one kind asks for.
+#[derive(Clone, Copy)]
+struct Get<'a> {
+    output: &'a str,
+    watch: bool,
+    name: Option<&'a str>,
+}
+
+/// The API object kinds the stand-in serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ObjectKind {
+    UiResource,
+    ComposeService,
+}
+
+impl ObjectKind {
+    fn plural(self) -> &'static str {
+        match self {
+            ObjectKind::UiResource => "uiresources",
+            ObjectKind::ComposeService => "dockercomposeservices",
+        }
+    }
+
+    fn not_found(plural: &str, name: &str) -> Failure {
+        Failure::tilt(format!("Error from server (NotFound): {plural}.tilt.dev \"{name}\" not found"))
+    }
+
+    /// Every object of this kind for these statuses, removed ones included.
+    fn render(self, statuses: &[ResourceStatus], clock: Clock) -> Result<Vec<Object>, String> {
+        let mut rendered = Vec::new();
+        if self == ObjectKind::UiResource {
+            rendered.push(Object {
+                name: TILTFILE.to_owned(),
+                value: objects::tiltfile_resource(clock)?,
+                removed: false,
+            });
+        }
+        for status in statuses {
+            let value = match self {
+                ObjectKind::UiResource => objects::ui_resource(status, clock)?,
+                ObjectKind::ComposeService => match objects::compose_service(status, clock) {
+                    Some(value) => value?,
+                    None => continue,
+                },
+            };
+            rendered.push(Object { name: status.name.to_owned(), value, removed: status.removed });
+        }
+        Ok(rendered)
+    }
+}
+
+/// An API object: its name, its JSON, and whether it was deleted (a Tiltfile edit removed its
+/// resource).
+struct Object {
+    name: String,
+    value: serde_json::Value,
+    removed: bool,
+}
+
+impl Object {
+    fn json(&self) -> Result<String, String> {
+        objects::pretty(&self.value)
+    }
+}
+
+/// A new order for every answer: the time and the process.
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    u64::from(nanos) ^ (u64::from(std::process::id()) << 32)
+}
 
 /// Which objects a watch prints: each the first time it is seen, then whenever its JSON
-/// changes.
+/// changes, and once more when it is deleted (as it was then: kubectl's watch prints the
+/// deleted object, without saying it was deleted).
 #[derive(Default)]
 struct Reprint {
     printed: HashMap<String, String>,
+    deleted: HashSet<String>,
 }
 
 impl Reprint {
+    /// The watch's first output: every object, and for a list the whole set again.
+    fn first(&mut self, objects: Vec<Object>, list: bool, mut seed: impl FnMut() -> u64) -> Vec<String> {
+        let mut present: Vec<(String, String)> = Vec::new();
+        for object in objects.into_iter().filter(|o| !o.removed) {
+            let json = object.json().unwrap_or_default();
+            self.printed.insert(object.name.clone(), json.clone());
+            present.push((object.name, json));
+        }
+        let mut printed = Vec::new();
+        for _ in 0..if list { 2 } else { 1 } {
+            objects::shuffle(&mut present, seed());
+            printed.extend(present.iter().map(|(_, json)| json.clone()));
+        }
+        printed
+    }
+
     fn changed(&mut self, objects: Vec<Object>) -> Vec<String> {
         let mut fresh = Vec::new();
-        for (name, json) in objects {
-            if self.printed.get(&name) != Some(&json) {
-                self.printed.insert(name, json.clone());
+        for object in objects {
+            let json = object.json().unwrap_or_default();
+            if object.removed {
+                if self.printed.contains_key(&object.name) && self.deleted.insert(object.name) {
+                    fresh.push(json);
+                }
+            } else if self.printed.get(&object.name) != Some(&json) {
+                self.printed.insert(object.name, json.clone());
                 fresh.push(json);
             }
         }
@@ -975,31 +1192,32 @@ mod tests {
     }
 
     #[test]
-    fn a_watch_prints_each_object_then_only_the_changed_ones() {
+    fn a_watch_prints_each_object_twice_then_the_changed_and_the_deleted_ones() {
         use sync_tests::scenario::{BuildSpec, Resource};
         let scenario = Scenario::new([
             Resource::compose("server").build(BuildSpec::new(300, &[])),
-            Resource::compose("ui").build(BuildSpec::new(300, &[])),
+            Resource::compose("ui").build(BuildSpec::new(300, &[])).removed_after(1500),
         ]);
-        let clock = Clock { start_unix_ms: 0 };
-        let triggers = [state::Trigger { resource: "server".to_owned(), ms: 100 }];
-        let at = |now_ms| -> Vec<Object> {
-            reported(&scenario, &triggers, now_ms)
-                .iter()
-                .map(|s| (s.name.to_owned(), objects::pretty(&objects::ui_resource(s, clock)).unwrap()))
-                .collect()
-        };
+        let clock = Clock { start_unix_ms: 0, loaded_ms: -1000 };
+        let actions = [Action::trigger("server", 100)];
+        let at = |now_ms| ObjectKind::UiResource.render(&reported(&scenario, &actions, now_ms), clock).unwrap();
         let status_of = |json: &str| -> serde_json::Value { serde_json::from_str::<serde_json::Value>(json).unwrap() };
         let mut reprint = Reprint::default();
-        assert_eq!(reprint.changed(at(0)).len(), 2, "every object first");
+        let mut seeds = 0..;
+        let first = reprint.first(at(0), true, || seeds.next().unwrap_or_default());
+        assert_eq!(first.len(), 6, "every object, twice");
         assert!(reprint.changed(at(50)).is_empty(), "nothing changed");
         let started = reprint.changed(at(100));
         assert_eq!(started.len(), 1, "only the server: {started:?}");
         assert_eq!(status_of(&started[0])["status"]["updateStatus"], "in_progress");
-        assert!(reprint.changed(at(200)).is_empty());
-        let finished = reprint.changed(at(400));
-        assert_eq!(status_of(&finished[0])["status"]["buildHistory"][0]["spanID"], "build:1");
-        assert!(reprint.changed(at(1000)).is_empty(), "a finished build's status stays put");
+        let finished: Vec<serde_json::Value> = reprint.changed(at(1000)).iter().map(|json| status_of(json)).collect();
+        assert_eq!(finished.last().unwrap()["status"]["buildHistory"][0]["spanID"], "build:1");
+        assert!(reprint.changed(at(1200)).is_empty(), "a finished build's status stays put");
+        let deleted = reprint.changed(at(1600));
+        assert_eq!(deleted.len(), 1, "{deleted:?}");
+        assert_eq!(status_of(&deleted[0])["metadata"]["name"], "ui");
+        assert!(reprint.changed(at(1700)).is_empty(), "deleted once");
+        assert!(!at(1700).iter().any(|o| o.name == "ui" && !o.removed), "gone from every answer");
     }
 
     #[test]

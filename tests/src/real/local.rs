@@ -4,7 +4,7 @@
 //! wrapper that records every call. tests/tests/real_tilt.rs and the soak use it.
 
 use std::{
-    env, fs,
+    fs,
     path::{Path, PathBuf},
     thread,
     time::{Duration, Instant},
@@ -13,7 +13,7 @@ use std::{
 use tempfile::TempDir;
 
 use crate::{
-    git, make_executable,
+    git, make_executable, path_with,
     real::{alive, process_group, signal, spawn_sync, RunningSync},
     write,
 };
@@ -259,7 +259,7 @@ impl Fixture {
     /// Starts `xtask sync --root ROOT ARGS` against the Tilt on `port`, through the wrapper
     /// (with the fake `npm` first on PATH when wanted).
     pub fn spawn_sync(&self, root: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> RunningSync {
-        let path = format!("{}:{}", self.npm_dir.display(), env::var("PATH").unwrap_or_default());
+        let path = path_with(&self.npm_dir);
         let mut env = env.to_vec();
         if self.npm {
             env.push(("PATH", &path));

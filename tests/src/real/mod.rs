@@ -17,7 +17,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{git, xtask_bin, Run};
+use crate::{git, without_tilt_environment, xtask_bin, Run};
 
 pub mod local;
 pub mod soak;
@@ -135,17 +135,9 @@ pub fn spawn_sync(
     let n = fs::read_dir(outputs).map(|entries| entries.count()).unwrap_or(0);
     let (out, err) = (outputs.join(format!("sync-{n}.out")), outputs.join(format!("sync-{n}.err")));
     let mut command = Command::new(xtask_bin());
-    command
-        .arg("sync")
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("SYNC_TILT", tilt)
+    command.arg("sync").arg("--root").arg(root).args(args).env("SYNC_TILT", tilt);
+    without_tilt_environment(&mut command)
         .env("TILT_PORT", port.to_string())
-        .env_remove("TILT_HOST")
-        .env_remove("CI")
-        .env_remove("DO_NOT_TRACK")
-        .env_remove("TILT_DISABLE_ANALYTICS")
         .envs(env.iter().copied())
         .current_dir(root)
         .stdin(Stdio::null())

@@ -4,12 +4,18 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use sync_tests::scenario::{BuildSpec, Kind, Resource, Scenario};
+use sync_tests::scenario::{BuildSpec, Kind, Resource, Scenario, Update};
 
-/// Reads and checks the scenario file; the error is a sentence for the test writer.
+/// Reads and checks the scenario file; the error is a sentence for the test writer. A Tilt
+/// runs the Tiltfile of the directory it was started in: without `tiltfile`, the current one.
 pub fn load(path: &Path) -> Result<Scenario, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read scenario {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("bad scenario {}: {e}", path.display()))
+    let mut scenario = parse(&text).map_err(|e| format!("bad scenario {}: {e}", path.display()))?;
+    if scenario.tiltfile.is_none() {
+        let here = std::env::current_dir().map_err(|e| format!("no current directory: {e}"))?;
+        scenario.tiltfile = Some(here.join("Tiltfile").display().to_string());
+    }
+    Ok(scenario)
 }
 
 /// Parses and checks scenario text.
@@ -39,6 +45,9 @@ fn check(resource: &Resource) -> Result<(), String> {
             }
         }
         Kind::Local => {
+            if any(|b| b.update != Update::Force) {
+                return Err("`update` is for compose builds (how Compose deploys them)".to_owned());
+            }
             if any(|b| b.health.is_some()) {
                 return Err("`health` is for compose resources (a local server has no healthcheck)".to_owned());
             }
@@ -98,6 +107,8 @@ mod tests {
                 "no `lines`",
             ),
             ("[[resource]]\nname = \"a\"\nkind = \"docker\"\n", "unknown variant"),
+            ("[[resource]]\nname = \"a\"\nkind = \"local\"\n[[resource.build]]\nupdate = \"kept\"\n", "`update`"),
+            ("[[resource]]\nname = \"a\"\n[[resource.build]]\nupdate = \"restart\"\n", "unknown variant"),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();

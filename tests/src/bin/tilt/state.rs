@@ -1,5 +1,5 @@
-//! The state directory shared by all invocations: `state.json` (time origin and triggers),
-//! `calls.jsonl` (one line per invocation) and `lock`.
+//! The state directory shared by all invocations: `state.json` (time origin and what the
+//! user did to Tilt), `calls.jsonl` (one line per invocation) and `lock`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -9,12 +9,28 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// One successful `tilt trigger` call.
+/// One successful `tilt trigger`, `tilt disable` or `tilt enable` of one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Trigger {
+pub struct Action {
     pub resource: String,
     /// Milliseconds since scenario start.
     pub ms: i64,
+    pub kind: ActionKind,
+}
+
+/// What a user did to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Trigger,
+    Disable,
+    Enable,
+}
+
+impl Action {
+    pub fn trigger(resource: &str, ms: i64) -> Self {
+        Action { resource: resource.to_owned(), ms, kind: ActionKind::Trigger }
+    }
 }
 
 /// Everything that persists between invocations.
@@ -22,8 +38,8 @@ pub struct Trigger {
 pub struct State {
     /// The scenario start, in milliseconds since the Unix epoch.
     pub start_unix_ms: i64,
-    /// Every successful trigger, in call order.
-    pub triggers: Vec<Trigger>,
+    /// Every successful trigger, disable and enable, in call order.
+    pub actions: Vec<Action>,
 }
 
 impl State {
@@ -78,7 +94,7 @@ impl StateDir {
         let state = if self.state_file().exists() {
             self.read()?
         } else {
-            let state = State { start_unix_ms: unix_ms_now(), triggers: Vec::new() };
+            let state = State { start_unix_ms: unix_ms_now(), actions: Vec::new() };
             self.write(&state)?;
             state
         };
