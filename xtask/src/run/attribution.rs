@@ -199,7 +199,8 @@ impl Lines {
             container.after_build_line = Judged::default();
         }
         let lines = self.builds.entry(build).or_default();
-        lines.judged.take(role, &line.text);
+        // A docker build's line as its compiler printed it, without BuildKit's step and time.
+        lines.judged.take(role, tilt_log::strip_buildkit(&line.text));
         if let Span::Build(_) = line.span {
             let text = tilt_log::strip_buildkit(&line.text).trim_start();
             if text.starts_with("DONE IN:") || text.starts_with(judge::TILT_BUILD_FAILED) {
