@@ -1,7 +1,8 @@
-//! The repository's own rules, checked as tests: every source file says what it is for, and
-//! the recipes (just, make, cargo-make) all call the xtask the same way.
+//! The repository's own rules, checked as tests: every source file says what it is for, every
+//! coverage mark the xtask hits is checked by a test (and the reverse), and the recipes (just,
+//! make, cargo-make) all call the xtask the same way.
 
-use std::{fs, path::Path, process::Command};
+use std::{collections::BTreeSet, fs, path::Path, process::Command};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -27,6 +28,43 @@ fn every_source_file_opens_with_a_doc_comment() {
         let text = fs::read_to_string(&file).unwrap();
         assert!(text.starts_with("//!"), "{} must open with a `//!` line saying what it is for", file.display());
     }
+}
+
+/// The marks named by `cov_mark::MACRO!(name…)` in `text` (`check_count!` names its mark first).
+fn marks(text: &str, r#macro: &str) -> Vec<String> {
+    let opening = format!("cov_mark::{macro}!(");
+    text.match_indices(&opening)
+        .map(|(at, _)| {
+            let rest = &text[at + opening.len()..];
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            rest[..end].to_owned()
+        })
+        .collect()
+}
+
+/// rust-analyzer's `TidyMarks`: a mark hit and never checked ties no test to its branch; a mark
+/// checked and never hit is a test whose branch is gone (cov-mark would fail it, but only when
+/// it runs).
+#[test]
+fn every_coverage_mark_is_hit_and_checked() {
+    let mut files = Vec::new();
+    for dir in ["xtask/src", "xtask/tilt-log/src"] {
+        rust_files(&Path::new(ROOT).join(dir), &mut files);
+    }
+    let (mut hit, mut checked) = (BTreeSet::new(), BTreeSet::new());
+    for file in &files {
+        let text = fs::read_to_string(file).unwrap();
+        hit.extend(marks(&text, "hit"));
+        checked.extend(marks(&text, "check").into_iter().chain(marks(&text, "check_count")));
+    }
+    assert!(hit.len() > 10, "marks found: {hit:?}");
+    let unchecked: Vec<&String> = hit.difference(&checked).collect();
+    let unhit: Vec<&String> = checked.difference(&hit).collect();
+    assert!(
+        unchecked.is_empty() && unhit.is_empty(),
+        "hit and never checked (add `cov_mark::check!(name)` to the test of that branch): {unchecked:?}; \
+         checked and never hit (the branch is gone, or its `hit!` is): {unhit:?}"
+    );
 }
 
 const RECIPES: [(&str, &str); 3] =
