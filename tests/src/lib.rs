@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: a throwaway git repository laid out like the Citadel
 //! workspace, typed scenarios for the Tilt stand-in (`scenario`, `scenarios`; the stand-in is
-//! `src/bin/tilt.rs`), and runs of the real `xtask` binary against both.
+//! `src/bin/tilt.rs`), and runs of the real `xtask` binary against both, whose `--json` and
+//! `logs/sync-status.json` they read through the xtask's own type (`status`).
 
 use std::{
     fs,
@@ -14,6 +15,12 @@ pub use tempfile::TempDir;
 pub mod real;
 pub mod scenario;
 pub mod scenarios;
+/// The sync's status document, as the xtask writes it: its very source file, compiled here too
+/// (the xtask is a binary in a workspace of its own, which this crate cannot depend on), so the
+/// tests read what the binary writes with the one definition there is, never a copy that could
+/// drift. Its own test pins the spelling of every field and word.
+#[path = "../../xtask/src/store/status.rs"]
+pub mod status;
 
 pub use scenario::{BuildSpec, Kind, Resource, Scenario};
 
@@ -339,6 +346,14 @@ impl Workspace {
         self.root.join("logs")
     }
 
+    /// The last sync's `logs/sync-status.json`.
+    #[track_caller]
+    pub fn saved_status(&self) -> status::SyncStatus {
+        let path = self.logs_dir().join("sync-status.json");
+        let text = fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|err| panic!("{} is not a status ({err}): {text}", path.display()))
+    }
+
     /// The `sync-error-*.log` files, sorted.
     pub fn error_logs(&self) -> Vec<PathBuf> {
         let Ok(entries) = fs::read_dir(self.logs_dir()) else {
@@ -468,8 +483,23 @@ impl Run {
         self
     }
 
+    /// Stdout as JSON, for documents other than the sync's (`--plan --json`, `status --json`).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {}", self.stdout))
+    }
+
+    /// `sync --json`'s report: the run's status document.
+    #[track_caller]
+    pub fn report(&self) -> status::SyncStatus {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not a sync report ({err}): {}", self.stdout))
+    }
+
+    /// `--json`'s report of a command that could not run.
+    #[track_caller]
+    pub fn error_report(&self) -> status::ErrorReport {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not an error report ({err}): {}", self.stdout))
     }
 }
 

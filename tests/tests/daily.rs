@@ -5,6 +5,7 @@ use std::process::Command;
 
 use sync_tests::{
     scenario::{BuildSpec, Resource},
+    status::{ErrorStatus, RunStatus},
     *,
 };
 
@@ -41,9 +42,10 @@ fn a_rust_errors_place_is_named_though_its_arrow_comes_a_second_later() {
     for line in compiler {
         assert!(saved.contains(line), "the compiler's whole message is saved: {line}\n{saved}");
     }
-    let json = ws.sync(&["--step", "server", "--json"]).json();
-    assert_eq!(json["steps"][1]["location"]["path"], "citadel-workspace-server-kernel/src/kernel.rs");
-    assert_eq!(json["steps"][1]["location"]["line"], 40);
+    let report = ws.sync(&["--step", "server", "--json"]).report();
+    let location = report.steps[1].location.as_ref().expect("the error's place");
+    assert_eq!(location.path, "citadel-workspace-server-kernel/src/kernel.rs");
+    assert_eq!(location.line, 40);
 }
 
 #[test]
@@ -84,15 +86,15 @@ fn json_speaks_on_every_exit() {
     ws.tilt(&scenario::Scenario { running: false, ..all_succeed(100) });
     let run = ws.sync(&["--all", "--json"]);
     run.assert_code(2);
-    let report = run.json();
-    assert_eq!(report["status"], "error");
-    assert_eq!(report["exit_code"], 2);
-    assert!(report["message"].as_str().unwrap().contains("tilt up"), "{report}");
+    let report = run.error_report();
+    assert_eq!(report.status, ErrorStatus::Error);
+    assert_eq!(report.exit_code, 2);
+    assert!(report.message.contains("tilt up"), "{report:?}");
 
     let outside = tempfile::tempdir().unwrap();
     let run = xtask(&ws, &["sync", "--json", "--root", outside.path().to_str().unwrap()]);
     run.assert_code(2);
-    assert!(run.json()["message"].as_str().unwrap().contains("is not a git repository"), "{}", run.stdout);
+    assert!(run.error_report().message.contains("is not a git repository"), "{}", run.stdout);
 }
 
 #[test]
@@ -276,6 +278,5 @@ fn a_closed_stdout_ends_every_command_quietly() {
     let help = into_gone_head(xtask_command(&["sync", "--help"]));
     help.assert_quiet(&[]);
     // A sync whose report found no reader saved its status all the same: the report is its last write.
-    let saved = std::fs::read_to_string(ws.logs_dir().join("sync-status.json")).unwrap();
-    assert!(saved.contains("\"status\": \"success\""), "{saved}");
+    assert_eq!(ws.saved_status().status, RunStatus::Success);
 }

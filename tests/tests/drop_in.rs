@@ -11,7 +11,10 @@ use std::{
     process::{Command, Output},
 };
 
-use sync_tests::*;
+use sync_tests::{
+    status::{RunStatus, SyncStatus},
+    *,
+};
 
 /// Citadel's root workspace, as ../shared/citadel-workspace.md describes it.
 const ROOT_MANIFEST: &str = r#"[workspace]
@@ -369,8 +372,8 @@ fn the_real_citadel_takes_the_drop_in_rewires_its_agent_and_every_json_goes_into
     synced.assert_quiet(&[0]);
     assert_eq!(synced.head, "{\n", "{synced:?}");
     let report = succeeded(with_tilt(&["sync", "--json"]).output().unwrap());
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
-    assert_eq!(report["status"], "success", "only the xtask's own files changed: {report}");
+    let report: SyncStatus = serde_json::from_str(&report).unwrap();
+    assert_eq!(report.status, RunStatus::Success, "only the xtask's own files changed: {report:?}");
     for args in [&["status", "--json"][..], &["sync", "--plan", "--json"], &["sync", "--json"]] {
         into_head(with_tilt(args), 1).assert_quiet(&[0, 1, 2]);
         into_gone_head(with_tilt(args)).assert_quiet(&[]);

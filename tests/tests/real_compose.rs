@@ -29,6 +29,7 @@ use sync_tests::{
         error_logs, expect, fail, initial_builds_done, resource, run_suite, second_line, spawn_sync, Ctx, Scenario,
         TiltUp,
     },
+    status::SyncStatus,
     write, Run,
 };
 use tempfile::TempDir;
@@ -246,8 +247,9 @@ impl Compose<'_> {
     }
 }
 
-fn json(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|err| fail(run, &format!("not JSON: {err}")))
+/// `sync --json`'s report.
+fn report(run: &Run) -> SyncStatus {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|err| fail(run, &format!("not a sync report: {err}")))
 }
 
 /// From Tilt's initial builds (or the scenarios before): every step's build is a force update,
@@ -325,10 +327,11 @@ fn server_rust_error(ctx: &mut Ctx) {
                  citadel-workspace-server-kernel/src/kernel.rs:40:9",
             ),
         );
-        let report = json(&c.sync(&["--step", "server", "--json", "--timeout", "60s"]));
-        let server = &report["steps"][1];
-        if server["location"]["path"] != "citadel-workspace-server-kernel/src/kernel.rs" || server["build"].is_null() {
-            panic!("the JSON report should give the place and the build: {server}");
+        let report = report(&c.sync(&["--step", "server", "--json", "--timeout", "60s"]));
+        let server = &report.steps[1];
+        let path = server.location.as_ref().map(|at| at.path.as_str());
+        if path != Some("citadel-workspace-server-kernel/src/kernel.rs") || server.build.is_none() {
+            panic!("the JSON report should give the place and the build: {server:?}");
         }
         if error_logs(&c.repo).is_empty() {
             fail(&run, "the failure's log should be saved");

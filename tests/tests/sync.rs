@@ -4,7 +4,10 @@
 
 use std::fs;
 
-use sync_tests::*;
+use sync_tests::{
+    status::{Outcome, RunStatus},
+    *,
+};
 
 /// `all_succeed(150)`, but the WASM client's builds print `builds`, one after another.
 fn scenario_with_wasm(builds: &[&[&str]]) -> Scenario {
@@ -24,10 +27,9 @@ fn all_four_steps_succeed() {
     assert!(run.stdout.contains("Affected services: sync-wasm-client, server, internal-service, ui"), "{}", run.stdout);
     assert_eq!(ws.triggers(), ["sync-wasm-client", "server", "internal-service", "ui"]);
     assert_eq!(ws.git_status(), before, "the sync changed the repository");
-    let status: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(ws.logs_dir().join("sync-status.json")).unwrap()).unwrap();
-    assert_eq!(status["status"], "success");
-    assert_eq!(status["steps"][1]["deciding_line"], SERVER_RUNNING);
+    let status = ws.saved_status();
+    assert_eq!(status.status, RunStatus::Success);
+    assert_eq!(status.steps[1].deciding_line.as_deref(), Some(SERVER_RUNNING));
     assert!(ws.error_logs().is_empty());
 }
 
@@ -82,8 +84,11 @@ fn ts2688_is_remediated_once_with_npm_install_then_the_step_succeeds() {
     let expected_dir = ws.root.join("citadel-internal-service/typescript-client");
     assert_eq!(npm, [format!("{}|install", expected_dir.display())]);
     assert_eq!(ws.triggers(), ["sync-wasm-client", "sync-wasm-client", "server", "internal-service", "ui"]);
-    let status = fs::read_to_string(ws.logs_dir().join("sync-status.json")).unwrap();
-    assert!(status.contains("`npm install` in citadel-internal-service/typescript-client"), "{status}");
+    let remediations = &ws.saved_status().steps[0].remediations;
+    assert!(
+        remediations.iter().any(|done| done.contains("`npm install` in citadel-internal-service/typescript-client")),
+        "{remediations:?}"
+    );
 }
 
 #[test]
@@ -120,12 +125,12 @@ fn no_success_line_is_a_timeout_naming_the_step() {
     ws.tilt(&server_printing(&["   Compiling citadel-workspace-server-kernel v0.1.0", "    Finished `dev` profile"]));
     let run = ws.sync(&["--all", "--timeout", "1500ms", "--json"]);
     run.assert_code(1);
-    let report = run.json();
-    assert_eq!(report["status"], "failed");
-    assert_eq!(report["steps"][0]["outcome"], "ok");
-    assert_eq!(report["steps"][1]["outcome"], "timeout");
-    assert_eq!(report["steps"][2]["outcome"], "not-run");
-    let cause = report["steps"][1]["cause"].as_str().unwrap();
+    let report = run.report();
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(report.steps[0].outcome, Outcome::Ok);
+    assert_eq!(report.steps[1].outcome, Outcome::Timeout);
+    assert_eq!(report.steps[2].outcome, Outcome::NotRun);
+    let cause = report.steps[1].cause.as_deref().unwrap();
     assert!(cause.starts_with("Step 2 FAILED: server timeout - build did not complete"), "{cause}");
     assert_eq!(ws.error_logs().len(), 1);
 }
@@ -195,7 +200,7 @@ fn a_build_running_at_trigger_time_is_not_ours() {
     ws.tilt(&scenario);
     let run = ws.sync(&["--step", "server", "--json"]);
     run.assert_code(0);
-    assert_eq!(run.json()["steps"][1]["deciding_line"], SERVER_RUNNING);
+    assert_eq!(run.report().steps[1].deciding_line.as_deref(), Some(SERVER_RUNNING));
 }
 
 #[test]
@@ -267,13 +272,8 @@ fn steps_run_in_protocol_order_and_the_rest_are_skipped() {
     let run = ws.sync(&["--step", "ui", "--step", "server", "--json"]);
     run.assert_code(0);
     assert_eq!(ws.triggers(), ["server", "ui"]);
-    let outcomes: Vec<String> = run.json()["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|step| step["outcome"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(outcomes, ["skipped", "ok", "skipped", "ok"]);
+    let outcomes: Vec<Outcome> = run.report().steps.iter().map(|step| step.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Skipped, Outcome::Ok, Outcome::Skipped, Outcome::Ok]);
 }
 
 #[test]

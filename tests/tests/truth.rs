@@ -68,7 +68,8 @@ fn a_local_update_commands_success_passes_and_its_errors_decide() {
     ws.tilt(&local_citadel(200));
     let run = ws.sync(&["--all", "--json"]);
     run.assert_code(0);
-    assert_eq!(run.json()["steps"][0]["deciding_line"], WASM_DONE.replace("\u{1b}[0;32m", "").replace("\u{1b}[0m", ""));
+    let plain = WASM_DONE.replace("\u{1b}[0;32m", "").replace("\u{1b}[0m", "");
+    assert_eq!(run.report().steps[0].deciding_line, Some(plain));
 
     // TS2688 printed by the update command: `npm install` once, the step triggered again.
     let ws = Workspace::citadel();
@@ -122,9 +123,9 @@ fn a_server_crashing_right_after_its_success_line_fails_and_so_does_one_dying_la
     ws.tilt(&scenario);
     let run = ws.sync(&["--all", "--json"]);
     run.assert_code(1);
-    let report = run.json();
-    assert_eq!(report["failed_step"], 2, "{report}");
-    let cause = report["steps"][1]["cause"].as_str().unwrap();
+    let report = run.report();
+    assert_eq!(report.failed_step, Some(2), "{report:?}");
+    let cause = report.steps[1].cause.as_deref().unwrap();
     assert!(cause.contains("after the step had passed"), "{cause}");
 }
 
@@ -136,7 +137,8 @@ fn a_healthy_container_passes_without_a_running_line_and_an_unhealthy_one_fails(
     ws.tilt(&all_succeed(100).with_resource(healthy));
     let run = ws.sync(&["--step", "server", "--json"]);
     run.assert_code(0);
-    assert!(run.json()["steps"][1]["deciding_line"].as_str().unwrap().starts_with("healthy"), "{}", run.stdout);
+    let deciding = run.report().steps[1].deciding_line.clone().unwrap_or_default();
+    assert!(deciding.starts_with("healthy"), "{}", run.stdout);
 
     let ws = Workspace::citadel();
     let unhealthy =

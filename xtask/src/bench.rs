@@ -17,7 +17,6 @@ use std::{
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use tilt_log::{read_json_log, Logged};
-use time::format_description::well_known::Rfc3339;
 use xshell::{cmd, Shell};
 
 use crate::{
@@ -25,6 +24,7 @@ use crate::{
     protocol::Protocol,
     run::{Action, Event, Machine, Now, Timing},
     standin::StandIn,
+    store::status::{Outcome, RunStatus, SyncStatus},
     tilt::model::{ResourceKind, ResourceStatus, WallTime},
     tilt::Tilt,
     usage,
@@ -220,22 +220,22 @@ struct StepFigures {
 }
 
 fn read_report(stdout: &[u8]) -> Result<Report> {
-    let report: serde_json::Value = serde_json::from_slice(stdout).context("reading the sync's --json report")?;
-    if report["status"] != "success" {
-        bail!("the benchmark's sync did not succeed: {report}");
+    let report: SyncStatus = serde_json::from_slice(stdout).context("reading the sync's --json report")?;
+    if report.status != RunStatus::Success {
+        bail!("the benchmark's sync did not succeed: {}", String::from_utf8_lossy(stdout));
     }
-    let steps = report["steps"].as_array().map(Vec::as_slice).unwrap_or_default();
     Ok(Report {
-        cpu_ms: report["cpu_ms"].as_u64().unwrap_or_default(),
-        steps: steps
-            .iter()
-            .filter(|step| step["outcome"] == "ok")
+        cpu_ms: report.cpu_ms.unwrap_or_default(),
+        steps: report
+            .steps
+            .into_iter()
+            .filter(|step| step.outcome == Outcome::Ok)
             .map(|step| StepFigures {
-                resource: step["resource"].as_str().unwrap_or_default().to_owned(),
-                took: Duration::from_millis(step["duration_ms"].as_u64().unwrap_or_default()),
-                started_at: step["started_at"].as_str().and_then(|at| WallTime::parse(at, &Rfc3339).ok()),
-                decided_at: step["decided_at"].as_str().and_then(|at| WallTime::parse(at, &Rfc3339).ok()),
-                build: step["build"].as_u64(),
+                resource: step.resource,
+                took: Duration::from_millis(step.duration_ms),
+                started_at: step.started_at,
+                decided_at: step.decided_at,
+                build: step.build,
             })
             .collect(),
     })

@@ -30,6 +30,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::Parser;
+use store::status::{ErrorReport, ErrorStatus};
 use xshell::Shell;
 
 fn main() -> ExitCode {
@@ -79,21 +80,31 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(err) => {
-            let (status, message, code) = match interrupt::requested() {
-                true => (
-                    "interrupted",
-                    "stopped by Ctrl-C before any step was triggered: nothing was built".to_owned(),
-                    sync::EXIT_INTERRUPTED,
-                ),
-                false => ("error", format!("{err:#}"), sync::EXIT_ENVIRONMENT),
+            let report = match interrupt::requested() {
+                true => ErrorReport {
+                    status: ErrorStatus::Interrupted,
+                    message: "stopped by Ctrl-C before any step was triggered: nothing was built".to_owned(),
+                    exit_code: sync::EXIT_INTERRUPTED,
+                },
+                false => ErrorReport {
+                    status: ErrorStatus::Error,
+                    message: format!("{err:#}"),
+                    exit_code: sync::EXIT_ENVIRONMENT,
+                },
             };
-            eprintln!("{}: {message}", if code == sync::EXIT_INTERRUPTED { "INTERRUPTED" } else { "error" });
+            let word = match report.status {
+                ErrorStatus::Interrupted => "INTERRUPTED",
+                ErrorStatus::Error => "error",
+            };
+            eprintln!("{word}: {}", report.message);
             if json {
                 // A script reading stdout learns why too.
-                let report = serde_json::json!({ "status": status, "message": message, "exit_code": code });
-                println!("{report:#}");
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(err) => eprintln!("error: printing the JSON report: {err}"),
+                }
             }
-            ExitCode::from(code)
+            ExitCode::from(report.exit_code)
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
-use serde_json::{json, Value};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use xshell::Shell;
 
@@ -16,7 +16,10 @@ use crate::{
     },
     flags,
     protocol::Protocol,
-    store::LogDir,
+    store::{
+        status::{StepStatus, SyncStatus},
+        LogDir,
+    },
     sync::{EXIT_ENVIRONMENT, EXIT_FAILED},
     tilt::model::{ResourceStatus, RuntimeStatus},
     tilt::{Tilt, TiltError},
@@ -35,7 +38,7 @@ impl flags::Status {
             Err(err) => {
                 let verdict = Verdict::tilt_unavailable(&err, records.steps.is_empty());
                 if self.json {
-                    return Ok(self.cannot_tell(&verdict, last.as_ref()));
+                    return cannot_tell(&verdict, last.as_ref());
                 }
                 bail!("{}", verdict.line());
             }
@@ -46,20 +49,59 @@ impl flags::Status {
         let selection = select::select(&protocol, &changes, &records, Some(&state))?;
         let verdict = Verdict::of(&protocol, &selection, last.as_ref(), records.steps.is_empty());
         if self.json {
-            println!("{:#}", report_json(&protocol, &selection, &statuses, last.as_ref(), &verdict));
+            let report = report_json(&protocol, &selection, &statuses, last.as_ref(), &verdict);
+            println!("{}", serde_json::to_string_pretty(&report).context("printing the report")?);
         } else {
             print!("{}", report_text(&protocol, &selection, &statuses, last.as_ref(), &verdict));
         }
         Ok(ExitCode::from(verdict.exit_code()))
     }
+}
 
-    fn cannot_tell(&self, verdict: &Verdict, last: Option<&Value>) -> ExitCode {
-        println!(
-            "{:#}",
-            json!({"status": "unknown", "exit_code": EXIT_ENVIRONMENT, "message": verdict.line(), "last_sync": last})
-        );
-        ExitCode::from(EXIT_ENVIRONMENT)
-    }
+/// Tilt did not answer: `status --json` says so, with the last sync.
+fn cannot_tell(verdict: &Verdict, last: Option<&SyncStatus>) -> Result<ExitCode> {
+    let report = StatusReport {
+        status: Standing::Unknown,
+        exit_code: EXIT_ENVIRONMENT,
+        message: verdict.line(),
+        last_sync: last,
+        changed: None,
+        steps: None,
+    };
+    println!("{}", serde_json::to_string_pretty(&report).context("printing the report")?);
+    Ok(ExitCode::from(EXIT_ENVIRONMENT))
+}
+
+/// `status --json`.
+#[derive(Serialize)]
+struct StatusReport<'a> {
+    status: Standing,
+    exit_code: u8,
+    message: String,
+    last_sync: Option<&'a SyncStatus>,
+    /// The paths changed since, and each step's state: absent when Tilt did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<Vec<StepState>>,
+}
+
+/// Whether the last sync still stands.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Standing {
+    Stands,
+    Stale,
+    Unknown,
+}
+
+#[derive(Serialize)]
+struct StepState {
+    name: String,
+    resource: String,
+    needs_sync: bool,
+    reason: String,
+    tilt: String,
 }
 
 enum Verdict {
@@ -82,7 +124,7 @@ impl Verdict {
         })
     }
 
-    fn of(protocol: &Protocol, selection: &Selection, last: Option<&Value>, no_records: bool) -> Verdict {
+    fn of(protocol: &Protocol, selection: &Selection, last: Option<&SyncStatus>, no_records: bool) -> Verdict {
         let first = selection.whys.iter().zip(&protocol.steps).find(|(why, _)| why.runs());
         if let Some((why, step)) = first {
             return Verdict::Stale { step: step.name.clone(), why: why.to_string() };
@@ -114,9 +156,8 @@ impl Verdict {
     }
 }
 
-/// `3 min ago`, from an RFC 3339 time.
-fn ago(at: &str) -> String {
-    let Ok(at) = OffsetDateTime::parse(at, &Rfc3339) else { return String::new() };
+/// ` (3 min ago)`.
+fn ago(at: OffsetDateTime) -> String {
     let seconds = (OffsetDateTime::now_utc() - at).whole_seconds().max(0);
     match seconds {
         0..60 => format!(" ({seconds} s ago)"),
@@ -145,35 +186,30 @@ fn tilt_state(status: Option<&ResourceStatus>) -> String {
     format!("{build}{runtime}")
 }
 
-fn last_steps(last: Option<&Value>) -> Vec<Value> {
-    last.and_then(|last| last["steps"].as_array().cloned()).unwrap_or_default()
-}
-
 fn report_text(
     protocol: &Protocol,
     selection: &Selection,
     statuses: &[ResourceStatus],
-    last: Option<&Value>,
+    last: Option<&SyncStatus>,
     verdict: &Verdict,
 ) -> String {
     let mut out = format!("{}\n", verdict.line());
     match last {
         Some(last) => {
-            let at = last["finished_at"].as_str().unwrap_or("?");
-            let result = last["status"].as_str().unwrap_or("?").to_uppercase();
-            out.push_str(&format!("Last sync: {at}{}: {result}\n", ago(at)));
+            let at = last.finished_at.format(&Rfc3339).unwrap_or_else(|_| "?".to_owned());
+            let result = last.status.as_str().to_uppercase();
+            out.push_str(&format!("Last sync: {at}{}: {result}\n", ago(last.finished_at)));
         }
         None => out.push_str("Last sync: none recorded here\n"),
     }
     let count = selection.changed.len();
     out.push_str(&format!("Changed since: {count} path{}\n", if count == 1 { "" } else { "s" }));
     let width = protocol.steps.iter().map(|step| step.name.len()).max().unwrap_or(0);
-    let steps = last_steps(last);
+    let steps: &[StepStatus] = last.map(|last| last.steps.as_slice()).unwrap_or_default();
     for ((why, step), index) in selection.whys.iter().zip(&protocol.steps).zip(0..) {
         let outcome = steps.get(index).map(|step| {
-            let took =
-                step["duration_ms"].as_u64().filter(|ms| *ms > 0).map(|ms| format!(" {:.1}s", ms as f64 / 1000.0));
-            format!("{}{}", step["outcome"].as_str().unwrap_or("?"), took.unwrap_or_default())
+            let took = Some(step.duration_ms).filter(|ms| *ms > 0).map(|ms| format!(" {:.1}s", ms as f64 / 1000.0));
+            format!("{}{}", step.outcome.as_str(), took.unwrap_or_default())
         });
         let tilt = tilt_state(statuses.iter().find(|status| status.name == step.resource));
         let verb = if why.runs() { "needs a sync" } else { "stands" };
@@ -187,39 +223,36 @@ fn report_text(
     out
 }
 
-fn report_json(
+fn report_json<'a>(
     protocol: &Protocol,
-    selection: &Selection,
+    selection: &'a Selection,
     statuses: &[ResourceStatus],
-    last: Option<&Value>,
+    last: Option<&'a SyncStatus>,
     verdict: &Verdict,
-) -> Value {
+) -> StatusReport<'a> {
     let status = match verdict {
-        Verdict::Stands => "stands",
-        Verdict::Stale { .. } => "stale",
-        Verdict::CannotTell(_) => "unknown",
+        Verdict::Stands => Standing::Stands,
+        Verdict::Stale { .. } => Standing::Stale,
+        Verdict::CannotTell(_) => Standing::Unknown,
     };
-    let steps: Vec<Value> = selection
+    let steps = selection
         .whys
         .iter()
         .zip(&protocol.steps)
-        .map(|(why, step)| {
-            let tilt = statuses.iter().find(|status| status.name == step.resource);
-            json!({
-                "name": step.name,
-                "resource": step.resource,
-                "needs_sync": why.runs(),
-                "reason": why.to_string(),
-                "tilt": tilt_state(tilt),
-            })
+        .map(|(why, step)| StepState {
+            name: step.name.clone(),
+            resource: step.resource.clone(),
+            needs_sync: why.runs(),
+            reason: why.to_string(),
+            tilt: tilt_state(statuses.iter().find(|status| status.name == step.resource)),
         })
         .collect();
-    json!({
-        "status": status,
-        "exit_code": verdict.exit_code(),
-        "message": verdict.line(),
-        "last_sync": last,
-        "changed": selection.changed,
-        "steps": steps,
-    })
+    StatusReport {
+        status,
+        exit_code: verdict.exit_code(),
+        message: verdict.line(),
+        last_sync: last,
+        changed: Some(&selection.changed),
+        steps: Some(steps),
+    }
 }

@@ -11,7 +11,6 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
-use time::format_description::well_known::Rfc3339;
 use xshell::Shell;
 
 use tilt_log::strip_buildkit;
@@ -26,14 +25,13 @@ use crate::{
     engine::{self, Engine, Setup, StepRun},
     flags, interrupt,
     protocol::{Protocol, Step},
-    report::{
-        live::Live,
-        location::{self, Location},
-        Cause, Outcome, RunReport, StepReport,
-    },
+    report::{live::Live, location, Cause, RunReport, StepReport},
     run::{BuildId, End, Failure, How, Machine, Refusal, Timing},
-    store::{self, LogDir},
-    tilt::{self, Event, LogFormat, Stream, Tilt, TiltError, DEFAULT_PORT},
+    store::{
+        status::{Location, Outcome},
+        LogDir,
+    },
+    tilt::{self, model::WallTime, Event, LogFormat, Stream, Tilt, TiltError, DEFAULT_PORT},
     usage,
 };
 
@@ -151,7 +149,7 @@ impl flags::Sync {
         };
         report.cpu_ms = usage::own().map(|usage| u64::try_from(usage.cpu.as_millis()).unwrap_or(u64::MAX));
         report.took = Some(started.elapsed());
-        report.finished_at = store::utc_now(&Rfc3339);
+        let document = report.document(WallTime::now_utc());
         match &logs {
             Ok(logs) => {
                 if record(&mut records, &protocol, &selection, &report) {
@@ -159,7 +157,7 @@ impl flags::Sync {
                         eprintln!("warning: could not record this sync in {}: {err}", logs.dir);
                     }
                 }
-                if let Err(err) = logs.write_status(&report.json()) {
+                if let Err(err) = logs.write_status(&document) {
                     eprintln!("warning: could not write {}/sync-status.json: {err}", logs.dir);
                 }
             }
@@ -170,7 +168,7 @@ impl flags::Sync {
             .then_some(root.as_str());
         let text = report.text(links);
         match (self.json, self.quiet) {
-            (true, _) => println!("{}", serde_json::to_string_pretty(&report.json()).context("printing the report")?),
+            (true, _) => println!("{}", serde_json::to_string_pretty(&document).context("printing the report")?),
             (false, true) => anstream::println!("{}", text.lines().next().unwrap_or_default()),
             (false, false) => anstream::print!("{text}"),
         }

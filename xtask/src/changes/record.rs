@@ -6,8 +6,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::{
     changes::select::Selection,
     protocol::Protocol,
-    report::{Outcome, RunReport},
-    store::{Records, StepRecord},
+    report::RunReport,
+    store::{status::Outcome, Records, StepRecord},
 };
 
 /// Updates each step's last sync from the run: a step that passed records the workspace as the

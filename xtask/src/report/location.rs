@@ -3,26 +3,11 @@
 //! workspace when it lies in it, container paths (`/usr/src/app/…`) mapped to the workspace.
 //! Pure.
 
-use std::{fmt, sync::OnceLock};
+use std::sync::OnceLock;
 
 use regex::Regex;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    /// Relative to the workspace's root when it lies in it, else as the compiler wrote it.
-    pub path: String,
-    pub line: u32,
-    pub column: Option<u32>,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.column {
-            Some(column) => write!(f, "{}:{}:{column}", self.path, self.line),
-            None => write!(f, "{}:{}", self.path, self.line),
-        }
-    }
-}
+use crate::store::status::Location;
 
 /// How many lines after the error line its location may come (cargo's `-->` is the next one,
 /// after a wrapped message at most a few more).

@@ -8,42 +8,14 @@ use std::{borrow::Cow, time::Duration};
 
 use anstyle::{AnsiColor, Style};
 use camino::Utf8PathBuf;
-use serde_json::json;
-use time::format_description::well_known::Rfc3339;
 
 use crate::{
     protocol::{KindId, Protocol, Step},
-    report::location::{hyperlink, Location},
+    report::location::hyperlink,
     run::{BuildId, Failure, How},
+    store::status::{Location, Outcome, RunStatus, StepStatus, SyncStatus},
     tilt::model::WallTime,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Failed,
-    Timeout,
-    /// Triggered, then Ctrl-C: Tilt goes on with its build.
-    Interrupted,
-    /// Triggered, then the run ended before its verdict (a step that had passed failed).
-    Uncertain,
-    Skipped,
-    NotRun,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::Timeout => "timeout",
-            Outcome::Interrupted => "interrupted",
-            Outcome::Uncertain => "uncertain",
-            Outcome::Skipped => "skipped",
-            Outcome::NotRun => "not-run",
-        }
-    }
-}
 
 impl How {
     /// The step's verdict in a word, for the live line.
@@ -109,11 +81,9 @@ pub struct RunReport {
     pub interrupted: bool,
     /// The saved error log, or why it could not be saved.
     pub error_log: Option<Result<Utf8PathBuf, String>>,
-    /// The sync's own CPU time, how long it took, and when it finished (RFC 3339), filled in
-    /// at the end.
+    /// The sync's own CPU time and how long it took, filled in at the end.
     pub cpu_ms: Option<u64>,
     pub took: Option<Duration>,
-    pub finished_at: String,
 }
 
 impl RunReport {
@@ -135,11 +105,11 @@ impl RunReport {
         self.failed_step().is_none() && !self.interrupted
     }
 
-    fn status(&self) -> &'static str {
+    fn status(&self) -> RunStatus {
         match (self.interrupted, self.succeeded()) {
-            (true, _) => "interrupted",
-            (false, true) => "success",
-            (false, false) => "failed",
+            (true, _) => RunStatus::Interrupted,
+            (false, true) => RunStatus::Success,
+            (false, false) => RunStatus::Failed,
         }
     }
 
@@ -233,44 +203,49 @@ impl RunReport {
         }
     }
 
-    pub fn json(&self) -> serde_json::Value {
-        let steps: Vec<serde_json::Value> = self
-            .steps
-            .iter()
-            .map(|step| {
-                json!({
-                    "name": step.name,
-                    "resource": step.resource,
-                    "outcome": step.outcome.as_str(),
-                    "duration_ms": u64::try_from(step.duration.as_millis()).unwrap_or(u64::MAX),
-                    "started_at": step.started_at.and_then(|at| at.format(&Rfc3339).ok()),
-                    "decided_at": step.decided_at.and_then(|at| at.format(&Rfc3339).ok()),
-                    "remediations": step.remediations,
-                    "deciding_line": step.deciding_line,
-                    "cause": step.cause,
-                    "log": step.log,
-                    "build": step.build.as_ref().map(|build| build.number),
-                    "location": step.location.as_ref().map(|at| json!({"path": at.path, "line": at.line, "column": at.column})),
-                })
-            })
-            .collect();
+    /// The report as `sync-status.json` and `--json` give it, the run having finished at
+    /// `finished_at`.
+    pub fn document(&self, finished_at: WallTime) -> SyncStatus {
         let (error_log, log_error) = match &self.error_log {
-            Some(Ok(path)) => (Some(path.as_str()), None),
-            Some(Err(why)) => (None, Some(why.as_str())),
+            Some(Ok(path)) => (Some(path.clone().into()), None),
+            Some(Err(why)) => (None, Some(why.clone())),
             None => (None, None),
         };
-        json!({
-            "status": self.status(),
-            "cpu_ms": self.cpu_ms,
-            "took_ms": self.took.map(|took| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
-            "finished_at": self.finished_at,
-            "message": self.message,
-            "failed_step": self.failed_step().map(|(index, _)| index + 1),
-            "error_log": error_log,
-            "log_error": log_error,
-            "steps": steps,
-        })
+        SyncStatus {
+            status: self.status(),
+            cpu_ms: self.cpu_ms,
+            took_ms: self.took.map(millis),
+            finished_at,
+            message: self.message.clone(),
+            failed_step: self.failed_step().map(|(index, _)| index + 1),
+            error_log,
+            log_error,
+            steps: self.steps.iter().map(StepReport::document).collect(),
+        }
     }
+}
+
+impl StepReport {
+    fn document(&self) -> StepStatus {
+        StepStatus {
+            name: self.name.clone(),
+            resource: self.resource.clone(),
+            outcome: self.outcome,
+            duration_ms: millis(self.duration),
+            started_at: self.started_at,
+            decided_at: self.decided_at,
+            remediations: self.remediations.clone(),
+            deciding_line: self.deciding_line.clone(),
+            cause: self.cause.clone(),
+            log: self.log.clone().map(Into::into),
+            build: self.build.as_ref().map(|build| build.number),
+            location: self.location.clone(),
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A long error line, as the one-line cause shows it: around what its error pattern (`rule`)

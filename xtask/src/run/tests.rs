@@ -755,6 +755,24 @@ fn the_end_of_the_run_checks_every_synced_resource_after_its_confirm_time() {
     h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
     let actions = h.at(2_000).wake();
     assert_eq!(actions, [Action::Finished(End::Completed)]);
+
+    // Stopped by a signal after it passed: a replacement may follow (the watch lets it be), but
+    // none came by the end, and the end's own look at Tilt's state finds it down.
+    let mut h = compose_run(&protocol, "server", container("old", Some(Health::Healthy)));
+    h.header(5);
+    h.line(Span::Build(5), " Container ws-server-1  Started");
+    h.container(container("new", Some(Health::Healthy)));
+    h.line(Span::Build(5), "     DONE IN: 1.0s ");
+    h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
+    let killed = ComposeService { exited: true, exit_code: 137, ..container("new", None) };
+    assert!(h.at(1_000).container(killed).is_empty(), "a replacement may follow");
+    cov_mark::check!(the_end_of_the_run_checks_every_synced_resource);
+    let actions = h.at(2_000).wake();
+    assert!(
+        matches!(passed_failed(&actions), Some(Failure::NoLongerStands(trouble)) if trouble.contains("exited with code 137")),
+        "{actions:?}"
+    );
+    assert_eq!(actions.last(), Some(&Action::Finished(End::Completed)));
 }
 
 #[test]

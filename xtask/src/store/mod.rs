@@ -1,5 +1,8 @@
 //! `<root>/logs`: the files a sync leaves for the user and the next run — the run lock, the
-//! status file, error logs (the newest 50 kept), each step's log, and the last good sync.
+//! status file (`status.rs`), error logs (the newest 50 kept), each step's log, and the last
+//! good sync.
+
+pub mod status;
 
 use std::{
     fs::{self, File, OpenOptions, TryLockError},
@@ -16,9 +19,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::changes::git::Fingerprint;
+use crate::{changes::git::Fingerprint, store::status::SyncStatus};
 
 const RECORDS: &str = "last-good-sync.json";
+const STATUS: &str = "sync-status.json";
 const STEP_TIMES: &str = "step-times.json";
 /// Past durations kept per step, for the live line's estimate.
 const STEP_TIMES_KEPT: usize = 10;
@@ -163,19 +167,19 @@ impl LogDir {
         Ok(StepLog { path, file: BufWriter::new(file) })
     }
 
-    /// The last sync's `sync-status.json`, if there is a readable one.
-    pub fn read_status(&self) -> Option<serde_json::Value> {
-        let text = fs::read_to_string(self.dir.join("sync-status.json")).ok()?;
+    /// The last sync's `sync-status.json`, if there is a readable one (one this xtask cannot
+    /// read counts as none: the next sync replaces it).
+    pub fn read_status(&self) -> Option<SyncStatus> {
+        let text = fs::read_to_string(self.dir.join(STATUS)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     /// Replaces `sync-status.json` at once (a reader never sees half of it).
-    pub fn write_status(&self, status: &serde_json::Value) -> io::Result<()> {
-        let path = self.dir.join("sync-status.json");
-        let temp = self.dir.join(".sync-status.json.tmp");
+    pub fn write_status(&self, status: &SyncStatus) -> io::Result<()> {
+        let temp = self.dir.join(format!(".{STATUS}.tmp"));
         let text = serde_json::to_string_pretty(status).map_err(io::Error::other)?;
         fs::write(&temp, text + "\n")?;
-        fs::rename(&temp, &path)
+        fs::rename(&temp, self.dir.join(STATUS))
     }
 
     /// Writes `sync-error-<UTC time>.log` (with a suffix if that name is taken in the same
