@@ -103,7 +103,7 @@ fn no_tilt_process_is_left_running_after_a_sync() {
     let ws = Workspace::citadel();
     ws.tilt(&all_succeed(100));
     ws.sync(&["--all"]).assert_code(0);
-    assert!(ws.tilt_pids().len() >= 12, "{:?}", ws.tilt_calls());
+    assert!(ws.tilt_pids().len() >= 9, "{:?}", ws.tilt_calls());
     assert!(ws.tilt_processes_left().is_empty(), "{:?}", ws.tilt_processes_left());
 
     ws.tilt(&all_succeed_but(100, "server", "error[E0425]: x"));
