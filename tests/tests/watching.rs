@@ -294,3 +294,15 @@ fn a_chatty_previous_container_does_not_cost_a_tilt_call_per_line() {
         ws.tilt_calls().iter().filter(|args| args.starts_with(&["get".to_owned(), "uiresource".to_owned()])).count();
     assert!(status_calls <= 8, "{status_calls} status calls: {:?}", ws.tilt_calls());
 }
+
+#[test]
+fn a_resource_a_tiltfile_edit_removes_during_its_build_fails_its_step_at_once() {
+    let ws = Workspace::citadel();
+    let server = Resource::compose("server").build(BuildSpec::new(20_000, &["   Compiling server"])).removed_after(800);
+    ws.tilt(&with_server(server));
+    let started = std::time::Instant::now();
+    let run = ws.sync(&["--step", "server"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("Step 2 FAILED: Tilt no longer has server: the Tiltfile changed"), "{}", run.stdout);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "not the build's 20 s, nor the timeout");
+}

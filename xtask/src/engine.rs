@@ -123,6 +123,7 @@ impl<'a> Engine<'a> {
                 Err(error) => return Some(Event::Ended { error: Some(error) }),
             },
             Action::Trigger(resource) => return Some(Event::Triggered(tilt.trigger(&resource).map(|()| now.wall()))),
+            Action::ListResources => return Some(Event::Resources(tilt.resource_names())),
             Action::Recheck { resource, tail } => {
                 let lines = tilt.logs(&resource, format, tail);
                 return Some(Event::Reading { resource, lines });
@@ -222,6 +223,7 @@ impl From<tilt::Event> for Event {
             tilt::Event::Line(line) => Event::Line(line),
             tilt::Event::Volume(volume) => Event::Volume(volume),
             tilt::Event::Status(status) => Event::Status(status),
+            tilt::Event::TiltfileLoaded(finished) => Event::TiltfileLoaded(finished),
             tilt::Event::Compose(service) => Event::Compose(service),
             tilt::Event::Polled => Event::Polled,
             tilt::Event::Ended { error } => Event::Ended { error },

@@ -327,6 +327,10 @@ impl Cause<'_> {
             Failure::Disabled => format!(
                 "{failed} {resource} is disabled in Tilt: enable it (Tilt's UI, or `tilt enable {resource}`), then sync again"
             ),
+            Failure::Removed => format!(
+                "{failed} Tilt no longer has {resource}: the Tiltfile changed (renamed or removed it); fix the \
+                 protocol's `resource` or the Tiltfile, then sync again"
+            ),
             Failure::Canceled { line } => {
                 format!("{failed} Tilt canceled {resource}'s build ({line}): sync again when it should build")
             }

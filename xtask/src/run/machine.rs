@@ -56,6 +56,10 @@ pub enum Event {
     /// How many bytes of log the stream has read (all resources, the history included).
     Volume(u64),
     Status(ResourceStatus),
+    /// The Tiltfile's latest load (when it finished), as the status watch shows it.
+    TiltfileLoaded(Option<String>),
+    /// The resources Tilt has (`tilt get uiresources -o name`).
+    Resources(Result<Vec<String>, TiltError>),
     Compose(ComposeService),
     /// The log poller's first pass is in (old Tilt, `--no-stream`).
     Polled,
@@ -82,6 +86,8 @@ pub enum Action {
     /// Start watching the docker-compose services' containers.
     WatchContainers,
     Trigger(String),
+    /// Ask Tilt which resources it has: one of the run's may be gone.
+    ListResources,
     Recheck {
         resource: String,
         tail: Option<usize>,
@@ -239,6 +245,9 @@ pub struct Machine<'p> {
     polled: bool,
     /// Set once a stream ended: how every later wait fails.
     gone: Option<Failure>,
+    /// The Tiltfile's latest load known, and whether Tilt was asked for its resources since.
+    tiltfile: Option<Option<String>>,
+    listing: bool,
 }
 
 impl<'p> Machine<'p> {
@@ -255,6 +264,8 @@ impl<'p> Machine<'p> {
             volume: 0,
             polled: false,
             gone: None,
+            tiltfile: None,
+            listing: false,
         }
     }
 
@@ -321,6 +332,18 @@ impl<'p> Machine<'p> {
                 return;
             }
             Event::Status(status) => self.status(status, now, actions),
+            Event::TiltfileLoaded(finished) => {
+                // A Tiltfile loaded again during the run may have renamed or removed a resource
+                // (Tilt neither cancels its build nor says so in its log).
+                if self.tiltfile.replace(finished.clone()).is_some_and(|known| known != finished) {
+                    self.list_resources(actions);
+                }
+            }
+            Event::Resources(Ok(names)) => {
+                self.listing = false;
+                self.resources_gone(&names, now, actions);
+            }
+            Event::Resources(Err(_)) => self.listing = false,
             Event::Compose(service) => self.container(service, now, actions),
             Event::Polled => self.polled = true,
             Event::Ended { error } => {
@@ -382,8 +405,36 @@ impl<'p> Machine<'p> {
             .find_map(|guard| check(guard, &protocol.steps[guard.step]).map(|failure| (guard.step, failure)))
     }
 
+    /// Asks Tilt which resources it has, unless that is on its way.
+    fn list_resources(&mut self, actions: &mut Vec<Action>) {
+        if !self.listing && matches!(self.phase, Phase::Stepping(_) | Phase::Finishing { .. }) {
+            self.listing = true;
+            actions.push(Action::ListResources);
+        }
+    }
+
+    /// The run's resources Tilt no longer has fail their step, or the run.
+    fn resources_gone(&mut self, names: &[String], now: Now, actions: &mut Vec<Action>) {
+        let gone = |resource: &str| !names.iter().any(|name| name == resource);
+        if let Phase::Stepping(current) = &self.phase {
+            if gone(&self.resources[current.resource].0) {
+                cov_mark::hit!(a_resource_the_tiltfile_removed_fails_its_step_at_once);
+                return self.decide(How::Failed(Failure::Removed), now, actions);
+            }
+        }
+        let removed = self.guards.iter().find(|guard| gone(&self.protocol.steps[guard.step].resource));
+        if let Some(step) = removed.map(|guard| guard.step) {
+            self.passed_failed(step, Failure::Removed, now, actions);
+        }
+    }
+
     fn status(&mut self, status: ResourceStatus, now: Now, actions: &mut Vec<Action>) {
         let resource = self.index(&status.name);
+        // A watch prints a deleted object once more as it was: the same status again may be
+        // a resource the Tiltfile removed.
+        if self.resources[resource].1.status.as_ref() == Some(&status) {
+            self.list_resources(actions);
+        }
         let compose = status.kind == ResourceKind::Compose;
         let failed = self.guards_find(&status.name.clone(), |guard, _| guard.status(&status, compose));
         self.resources[resource].1.status(status);

@@ -82,6 +82,8 @@ pub enum Failure {
     Canceled {
         line: String,
     },
+    /// Tilt no longer has the resource: the Tiltfile changed (renamed or removed it).
+    Removed,
     /// Tilt cut lines of our build from its log (it keeps 2 MB): what is left is not the build.
     LogCut,
     /// A later build of a resource that passed in this run failed before the run ended.

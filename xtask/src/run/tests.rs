@@ -157,6 +157,7 @@ fn clone_action(action: &Action) -> Action {
         }
         Action::StepStarted { step, ordinal, of } => Action::StepStarted { step: *step, ordinal: *ordinal, of: *of },
         Action::WatchContainers => Action::WatchContainers,
+        Action::ListResources => Action::ListResources,
     }
 }
 
@@ -911,4 +912,27 @@ fn lines_of_builds_known_at_the_trigger_are_neither_judged_nor_kept() {
         unreachable!("decided above")
     };
     assert!(matches!(&end.how, How::Passed { build: BuildId { number: 5, .. }, .. }));
+}
+
+#[test]
+fn a_resource_the_tiltfile_removes_during_its_build_fails_its_step_at_once() {
+    let protocol = Protocol::load(None).unwrap();
+    let mut h = Harness::new(&protocol, "server", timing(), Vec::new());
+    h.feed(Event::TiltfileLoaded(Some("then".to_owned())));
+    h.trigger();
+    h.header(5);
+    let building = status(Some((5, 0)), &[], Runtime::default());
+    h.status(building.clone());
+    // The watch prints the deleted object once more, as it was: ask Tilt.
+    assert_eq!(h.status(building), [Action::ListResources]);
+    cov_mark::check!(a_resource_the_tiltfile_removed_fails_its_step_at_once);
+    let actions = h.feed(Event::Resources(Ok(vec!["sync-wasm-client".to_owned(), "ui".to_owned()])));
+    assert_eq!(failed(&actions), Some(&Failure::Removed));
+
+    // A Tiltfile loaded again that kept the resource changes nothing.
+    let mut h = Harness::new(&protocol, "server", timing(), Vec::new());
+    h.feed(Event::TiltfileLoaded(Some("then".to_owned())));
+    h.trigger();
+    assert_eq!(h.feed(Event::TiltfileLoaded(Some("now".to_owned()))), [Action::ListResources]);
+    assert!(h.feed(Event::Resources(Ok(vec!["server".to_owned()]))).is_empty());
 }

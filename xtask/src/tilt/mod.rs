@@ -143,6 +143,8 @@ pub enum Event {
     /// Bytes of log the stream has read, all resources together (`tilt_log::Logged::Volume`).
     Volume(u64),
     Status(ResourceStatus),
+    /// The Tiltfile's latest load, as the status watch shows it: when it finished.
+    TiltfileLoaded(Option<String>),
     Compose(ComposeService),
     /// The log poller's first pass is in (old Tilt, `--no-stream`): the log is known.
     Polled,
@@ -217,6 +219,17 @@ impl<'a> Tilt<'a> {
             }
         }
         Ok(state)
+    }
+
+    /// The resources Tilt has now (`tilt get uiresources -o name`), the Tiltfile's left out.
+    pub fn resource_names(&self) -> Result<Vec<String>, TiltError> {
+        let names = self.call(&["get", "uiresources", "-o", "name"])?;
+        Ok(names
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("uiresource.tilt.dev/"))
+            .filter(|name| *name != TILTFILE_RESOURCE)
+            .map(str::to_owned)
+            .collect())
     }
 
     pub fn trigger(&self, resource: &str) -> Result<(), TiltError> {
@@ -296,10 +309,18 @@ impl<'a> Tilt<'a> {
         self.stream(&["get", "uiresources", "--watch", "-o", "json"], events, |stdout, events| {
             for resource in serde_json::Deserializer::from_reader(BufReader::new(stdout)).into_iter::<UiResource>() {
                 let Ok(resource) = resource else { return };
-                if let Some(status) = resource.into_status() {
-                    if events.send(Event::Status(status)).is_err() {
-                        return;
-                    }
+                let event = match resource.metadata.name == TILTFILE_RESOURCE {
+                    // The Tiltfile loaded again: it may have renamed or removed a resource.
+                    true => Event::TiltfileLoaded(
+                        resource.status.build_history.first().and_then(|build| build.finish_time.clone()),
+                    ),
+                    false => match resource.into_status() {
+                        Some(status) => Event::Status(status),
+                        None => continue,
+                    },
+                };
+                if events.send(event).is_err() {
+                    return;
                 }
             }
         })
