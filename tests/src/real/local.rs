@@ -14,7 +14,7 @@ use tempfile::TempDir;
 
 use crate::{
     git, make_executable, path_with,
-    real::{alive, process_group, signal, spawn_sync, RunningSync},
+    real::{alive, process_group, signal, spawn_sync, start_time, RunningSync},
     write,
 };
 
@@ -23,7 +23,7 @@ use crate::{
 const BUILD_SH: &str = r#"#!/bin/sh
 r="$1"
 ctl='@CTL@'
-echo "$$" >> "$ctl/pids"
+echo "$$ $(cut -d' ' -f22 /proc/$$/stat)" >> "$ctl/pids"
 mode=$(cat "$ctl/$r.mode" 2>/dev/null || echo ok)
 delay=$(cat "$ctl/$r.delay" 2>/dev/null || echo 0)
 echo "$mode" >> "$ctl/$r.runs"
@@ -70,7 +70,7 @@ fi
 const SERVE_SH: &str = r#"#!/bin/sh
 r="$1"
 ctl='@CTL@'
-echo "$$" >> "$ctl/pids"
+echo "$$ $(cut -d' ' -f22 /proc/$$/stat)" >> "$ctl/pids"
 mode=$(cat "$ctl/$r.serve" 2>/dev/null || echo ok)
 case "$r" in
   server) line='     Running `target/debug/citadel-workspace-server-kernel --config /usr/src/app/kernel.toml`' ;;
@@ -274,13 +274,18 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         let pids = fs::read_to_string(self.ctl.join("pids")).unwrap_or_default();
         let own = process_group(std::process::id()).unwrap_or(0);
-        for pid in pids.lines().filter_map(|line| line.trim().parse::<u32>().ok()) {
-            if alive(pid) {
-                eprintln!("real tilt: process {pid} (a build or serve script) outlived its Tilt: killed");
-                match process_group(pid).filter(|group| *group != own && *group > 1) {
-                    Some(group) => signal(&format!("-{group}"), "KILL"),
-                    None => signal(&pid.to_string(), "KILL"),
-                }
+        for line in pids.lines() {
+            let mut fields = line.split_whitespace().filter_map(|field| field.parse::<u64>().ok());
+            let (Some(pid), Some(started)) = (fields.next(), fields.next()) else { continue };
+            let Ok(pid) = u32::try_from(pid) else { continue };
+            // The same process (not another that got its number since), still running.
+            if !alive(pid) || start_time(pid) != Some(started) {
+                continue;
+            }
+            eprintln!("real tilt: process {pid} (a build or serve script) outlived its Tilt: killed");
+            match process_group(pid).filter(|group| *group == pid && *group != own) {
+                Some(group) => signal(&format!("-{group}"), "KILL"),
+                None => signal(&pid.to_string(), "KILL"),
             }
         }
         if thread::panicking() {

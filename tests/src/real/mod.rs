@@ -299,15 +299,17 @@ impl TiltUp {
 }
 
 impl Drop for TiltUp {
+    /// Stops Tilt and whatever is left of its process group (a wrapper, a command it ran). The
+    /// child is reaped only at the end: until then its number cannot name another process or
+    /// group, so the signals reach nobody else.
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
+        if alive(self.child.id()) {
             self.signal("TERM");
             let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            while alive(self.child.id()) && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(20));
             }
         }
-        // Whatever is left of its group (a wrapper, a command it ran).
         self.signal("KILL");
         let _ = self.child.wait();
     }
@@ -447,6 +449,13 @@ pub fn stat(pid: u32) -> Option<(char, u32)> {
     let state = fields.next()?.chars().next()?;
     let group = fields.nth(1)?.parse().ok()?;
     Some((state, group))
+}
+
+/// When a process started (clock ticks since boot, `/proc/PID/stat`'s 22nd field): with its
+/// pid, it names one process, never another that got the number later.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
 pub fn alive(pid: u32) -> bool {
