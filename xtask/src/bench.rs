@@ -64,7 +64,7 @@ impl flags::Bench {
                 .output()
                 .context("running the sync")?;
             let wall = started.elapsed();
-            let report = read_report(&output.stdout)?;
+            let report = read_report(&output.stdout, RunStatus::Success)?;
             let calls = fs::read_to_string(state.join("calls.jsonl")).unwrap_or_default().lines().count();
             let (overheads, _) = around_builds(&report, &stand_in.statuses(&scenario, &state)?);
             print_row(name, &Figures { wall, overheads, cpu_ms: report.cpu_ms, calls });
@@ -219,17 +219,18 @@ struct StepFigures {
     build: Option<u64>,
 }
 
-fn read_report(stdout: &[u8]) -> Result<Report> {
+/// The sync's report, which must say `expected`.
+fn read_report(stdout: &[u8], expected: RunStatus) -> Result<Report> {
     let report: SyncStatus = serde_json::from_slice(stdout).context("reading the sync's --json report")?;
-    if report.status != RunStatus::Success {
-        bail!("the benchmark's sync did not succeed: {}", String::from_utf8_lossy(stdout));
+    if report.status != expected {
+        bail!("the benchmark's sync did not end as expected ({expected:?}): {}", String::from_utf8_lossy(stdout));
     }
     Ok(Report {
         cpu_ms: report.cpu_ms.unwrap_or_default(),
         steps: report
             .steps
             .into_iter()
-            .filter(|step| step.outcome == Outcome::Ok)
+            .filter(|step| matches!(step.outcome, Outcome::Ok | Outcome::Failed))
             .map(|step| StepFigures {
                 resource: step.resource,
                 took: Duration::from_millis(step.duration_ms),
@@ -254,6 +255,8 @@ struct RealTilt {
 impl RealTilt {
     fn start(sh: &Shell, program: &Utf8Path, workspace: &Utf8Path, bin: &Utf8Path, build_ms: u64) -> Result<RealTilt> {
         fs::create_dir_all(bin).with_context(|| format!("creating {bin}"))?;
+        // A run cut short leaves its switch: the first builds must pass.
+        let _ = fs::remove_file(bin.join("fail-server"));
         // Each build prints 19 `Compiling` lines over `build_ms` (but the first builds, at once).
         let pause = format!("{:.3}", build_ms as f64 / 19.0 / 1000.0);
         let fast = bin.join("fast");
@@ -346,7 +349,8 @@ impl RealTilt {
         .output()
         .context("running the sync")?;
         let wall = started.elapsed();
-        let report = read_report(&output.stdout)?;
+        let expected = if args.contains(&"--step") { RunStatus::Failed } else { RunStatus::Success };
+        let report = read_report(&output.stdout, expected)?;
         let (overheads, around) = around_builds(&report, &self.statuses(sh)?);
         let calls = fs::read_to_string(&self.calls).unwrap_or_default().lines().count();
         Ok((Figures { wall, overheads, cpu_ms: report.cpu_ms, calls }, around))

@@ -68,7 +68,7 @@ pub struct StepStatus {
     pub cause: Option<String>,
     /// The step's log since its trigger.
     pub log: Option<PathBuf>,
-    /// The number of the Tilt build that passed.
+    /// The number of the Tilt build that passed, or that failed.
     pub build: Option<u64>,
     /// Where the deciding error is, as its compiler said.
     pub location: Option<Location>,
