@@ -21,7 +21,7 @@ use crate::{
     report::live::Live,
     run::{Action, BuildId, End, Event, Failure, Machine, Now, RemediationError, StepEnd},
     store::{LogDir, StepLog},
-    tilt::{self, model::WallTime, LogFormat, Stream, Tilt},
+    tilt::{model::WallTime, LogFormat, Stream, Tilt},
 };
 
 /// What the engine works with.
@@ -57,8 +57,8 @@ pub struct Outcome {
 
 pub struct Engine<'a> {
     setup: Setup<'a>,
-    events: Receiver<tilt::Event>,
-    sender: SyncSender<tilt::Event>,
+    events: Receiver<Event>,
+    sender: SyncSender<Event>,
     /// The container watch, once the machine asks for it.
     streams: Vec<Stream>,
     log: Option<StepLog>,
@@ -67,7 +67,7 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(setup: Setup<'a>, events: Receiver<tilt::Event>, sender: SyncSender<tilt::Event>) -> Engine<'a> {
+    pub fn new(setup: Setup<'a>, events: Receiver<Event>, sender: SyncSender<Event>) -> Engine<'a> {
         let outcome =
             Outcome { steps: Vec::new(), passed_failed: None, end: End::Completed, passed_builds: Vec::new() };
         Engine { setup, events, sender, streams: Vec::new(), log: None, tail: VecDeque::new(), outcome }
@@ -104,7 +104,7 @@ impl<'a> Engine<'a> {
             None => self.events.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match received {
-            Ok(event) => event.into(),
+            Ok(event) => event,
             Err(RecvTimeoutError::Timeout) => {
                 self.setup.live.tick();
                 Event::Wake
@@ -214,20 +214,5 @@ impl<'a> Engine<'a> {
             return Err(RemediationError::Failed { command, why: format!("exited with {}: {last}", output.status) });
         }
         Ok(())
-    }
-}
-
-impl From<tilt::Event> for Event {
-    fn from(event: tilt::Event) -> Event {
-        match event {
-            tilt::Event::Line(line) => Event::Line(line),
-            tilt::Event::Volume(volume) => Event::Volume(volume),
-            tilt::Event::Status(status) => Event::Status(status),
-            tilt::Event::TiltfileLoaded(finished) => Event::TiltfileLoaded(finished),
-            tilt::Event::Compose(service) => Event::Compose(service),
-            tilt::Event::Polled => Event::Polled,
-            tilt::Event::Ended { error } => Event::Ended { error },
-            tilt::Event::Interrupted => Event::Interrupted,
-        }
     }
 }

@@ -26,12 +26,12 @@ use crate::{
     flags, interrupt,
     protocol::{Protocol, Step},
     report::{live::Live, location, Cause, RunReport, StepReport},
-    run::{BuildId, End, Failure, How, Machine, Refusal, Timing},
+    run::{BuildId, End, Event, Failure, How, Machine, Refusal, Timing},
     store::{
         status::{Location, Outcome},
         LogDir,
     },
-    tilt::{self, model::WallTime, Event, LogFormat, Stream, Tilt, TiltError, DEFAULT_PORT},
+    tilt::{self, model::WallTime, LogFormat, Stream, Tilt, TiltError, DEFAULT_PORT},
     usage,
 };
 

@@ -49,7 +49,8 @@ pub struct Timing {
     pub polled: bool,
 }
 
-/// What happens, as the machine is told.
+/// What happens, as the machine is told: what Tilt's streams say (sent by their threads,
+/// `tilt/mod.rs`), Ctrl-C, the answers to the machine's own calls, the clock.
 #[derive(Debug)]
 pub enum Event {
     Line(LogLine),

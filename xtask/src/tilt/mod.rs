@@ -26,6 +26,7 @@ use tilt_log::{log_pieces, read_json_log, Logged};
 
 use crate::{
     process::{self, Ended},
+    run::Event,
     tilt::model::{
         BuildRecord, ComposeService, FinishedBuild, Health, LogLine, ResourceKind, ResourceStatus, Runtime,
         RuntimeStatus, Span, WallTime,
@@ -134,26 +135,6 @@ pub enum LogFormat<'r> {
     Json,
     /// Tilt older than 0.36.1; the pattern of a build's reason line.
     Plain(&'r Regex),
-}
-
-/// What happens during a run, in the order it arrives.
-#[derive(Debug)]
-pub enum Event {
-    Line(LogLine),
-    /// Bytes of log the stream has read, all resources together (`tilt_log::Logged::Volume`).
-    Volume(u64),
-    Status(ResourceStatus),
-    /// The Tiltfile's latest load, as the status watch shows it: when it finished.
-    TiltfileLoaded(Option<String>),
-    Compose(ComposeService),
-    /// The log poller's first pass is in (old Tilt, `--no-stream`): the log is known.
-    Polled,
-    /// A long-lived call ended: Tilt stopped (`error` None: it said nothing), or the call
-    /// failed.
-    Ended {
-        error: Option<TiltError>,
-    },
-    Interrupted,
 }
 
 impl<'a> Tilt<'a> {
