@@ -169,7 +169,8 @@
 //!   R` writes `… enabled. …`; if the disable canceled no build (history empty) Tilt starts an
 //!   `Initial Build` at once (the next `build` entry).
 //! - `removed_after_ms`: from then on R's objects are gone (NotFound, left out of lists; a
-//!   watch prints each once more as it was), `tilt trigger R` fails with 404, its queued build
+//!   watch prints each once more as it was; the "(Tiltfile)" UIResource shows the load of the
+//!   edited Tiltfile then, a build of its own), `tilt trigger R` fails with 404, its queued build
 //!   never runs, its container and serve process stop; a build in progress keeps writing.
 //! - Tilt's log limit (`pkg/model/logstore/logstore.go`): whenever the lines written (text +
 //!   newline, all resources) pass `log_limit_bytes`, Tilt cuts down to half of it: the
@@ -803,9 +804,11 @@ impl ObjectKind {
     fn render(self, statuses: &[ResourceStatus], clock: Clock) -> Result<Vec<Object>, String> {
         let mut rendered = Vec::new();
         if self == ObjectKind::UiResource {
+            // A Tiltfile edit removed a resource: Tilt loaded the Tiltfile again then.
+            let reloaded = statuses.iter().filter(|status| status.removed).map(|status| status.changed_ms).max();
             rendered.push(Object {
                 name: TILTFILE.to_owned(),
-                value: objects::tiltfile_resource(clock)?,
+                value: objects::tiltfile_resource(clock, reloaded)?,
                 removed: false,
             });
         }

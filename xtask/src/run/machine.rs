@@ -431,11 +431,6 @@ impl<'p> Machine<'p> {
 
     fn status(&mut self, status: ResourceStatus, now: Now, actions: &mut Vec<Action>) {
         let resource = self.index(&status.name);
-        // A watch prints a deleted object once more as it was: the same status again may be
-        // a resource the Tiltfile removed.
-        if self.resources[resource].1.status.as_ref() == Some(&status) {
-            self.list_resources(actions);
-        }
         let compose = status.kind == ResourceKind::Compose;
         let failed = self.guards_find(&status.name.clone(), |guard, _| guard.status(&status, compose));
         self.resources[resource].1.status(status);

@@ -373,8 +373,9 @@ pub fn ui_resource(status: &ResourceStatus, clock: Clock) -> Result<Value, Strin
     serde_json::to_value(object).map_err(|e| e.to_string())
 }
 
-/// The "(Tiltfile)" UIResource: loaded once, when the objects were made, nothing to run.
-pub fn tiltfile_resource(clock: Clock) -> Result<Value, String> {
+/// The "(Tiltfile)" UIResource: loaded when the objects were made, and again at `reloaded_ms`
+/// when an edit removed a resource; nothing to run.
+pub fn tiltfile_resource(clock: Clock, reloaded_ms: Option<i64>) -> Result<Value, String> {
     let loaded = |kind| Condition { kind, status: true, reason: None, since_ms: clock.loaded_ms };
     let object = UiResource {
         api_version: "tilt.dev/v1alpha1",
@@ -387,12 +388,21 @@ pub fn tiltfile_resource(clock: Clock) -> Result<Value, String> {
         ),
         spec: Empty {},
         status: UiStatus {
-            build_history: vec![BuildTerminated {
-                error: None,
-                finish_time: clock.at(clock.loaded_ms),
-                span_id: format!("tiltfile:{TILTFILE}:1"),
-                start_time: clock.at(clock.loaded_ms - 500),
-            }],
+            build_history: reloaded_ms
+                .map(|reloaded| BuildTerminated {
+                    error: None,
+                    finish_time: clock.at(reloaded),
+                    span_id: format!("tiltfile:{TILTFILE}:2"),
+                    start_time: clock.at(reloaded - 200),
+                })
+                .into_iter()
+                .chain([BuildTerminated {
+                    error: None,
+                    finish_time: clock.at(clock.loaded_ms),
+                    span_id: format!("tiltfile:{TILTFILE}:1"),
+                    start_time: clock.at(clock.loaded_ms - 500),
+                }])
+                .collect(),
             compose_resource_info: None,
             conditions: clock.conditions(&[loaded("UpToDate"), loaded("Ready")]),
             current_build: None,
@@ -538,7 +548,7 @@ mod tests {
         assert_eq!(dc["metadata"]["annotations"]["tilt.dev/log-span-id"], "dockercompose:server");
         assert!(compose_service(&statuses[1], clock).is_none());
 
-        let text = list(vec![tiltfile_resource(clock).unwrap()]).unwrap();
+        let text = list(vec![tiltfile_resource(clock, None).unwrap()]).unwrap();
         assert!(text.starts_with("{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n"), "{text}");
         assert!(
             text.ends_with("    \"kind\": \"List\",\n    \"metadata\": {\n        \"resourceVersion\": \"\"\n    }\n}"),
