@@ -1216,9 +1216,12 @@ mod tests {
         let finished: Vec<serde_json::Value> = reprint.changed(at(1000)).iter().map(|json| status_of(json)).collect();
         assert_eq!(finished.last().unwrap()["status"]["buildHistory"][0]["spanID"], "build:1");
         assert!(reprint.changed(at(1200)).is_empty(), "a finished build's status stays put");
+        // The edited Tiltfile's load, then the deleted object once more.
         let deleted = reprint.changed(at(1600));
-        assert_eq!(deleted.len(), 1, "{deleted:?}");
-        assert_eq!(status_of(&deleted[0])["metadata"]["name"], "ui");
+        assert_eq!(deleted.len(), 2, "{deleted:?}");
+        assert_eq!(status_of(&deleted[0])["metadata"]["name"], "(Tiltfile)");
+        assert_eq!(status_of(&deleted[0])["status"]["buildHistory"][0]["spanID"], "tiltfile:(Tiltfile):2");
+        assert_eq!(status_of(&deleted[1])["metadata"]["name"], "ui");
         assert!(reprint.changed(at(1700)).is_empty(), "deleted once");
         assert!(!at(1700).iter().any(|o| o.name == "ui" && !o.removed), "gone from every answer");
     }
