@@ -52,6 +52,7 @@ const SCENARIOS: &[Scenario] = &[
     ("error-then-5mb-of-log", error_then_5mb_of_log),
     ("a-passed-step-rebuilt-and-failing-elsewhere", passed_step_rebuilt_and_failing_elsewhere),
     ("disabled-during-its-build", disabled_during_its_build),
+    ("renamed-during-its-build", renamed_during_its_build),
     ("a-passed-service-exits-after-its-confirm", passed_service_exits_after_its_confirm),
     ("a-passed-services-error-line-after-its-confirm", passed_services_error_line_after_its_confirm),
     ("an-error-a-carriage-return-overwrote", an_error_a_carriage_return_overwrote),
@@ -465,6 +466,29 @@ fn disabled_during_its_build(ctx: &mut Ctx) {
         fail(&run, "a canceled build should fail its step at once, not after the timeout");
     }
     let _ = tilt.call(&["enable", "server"]);
+}
+
+/// A Tiltfile edit renames `server` during its build: Tilt drops the resource without a word in
+/// its log; the step fails at once.
+fn renamed_during_its_build(ctx: &mut Ctx) {
+    let fx = ctx.fixture();
+    let (repo, tilt) = ctx.up(&fx);
+    let before = fx.runs("server").len();
+    fx.set("server.delay", "5");
+    let sync = fx.spawn_sync(&repo, tilt.port, &["--step", "server", "--timeout", "60s"], &[]);
+    fx.wait_runs("server", before + 1, Duration::from_secs(15));
+    let renamed = Instant::now();
+    let tiltfile = repo.join("Tiltfile");
+    let text = fs::read_to_string(&tiltfile).expect("reading the Tiltfile");
+    fs::write(&tiltfile, text.replace("local_resource('server'", "local_resource('server-renamed'"))
+        .expect("editing the Tiltfile");
+    let run = sync.finish(Duration::from_secs(60));
+    let after = renamed.elapsed();
+    expect(&run, 1, "ERROR: ", Some("Step 2 FAILED: Tilt no longer has server"));
+    ctx.note(format!("decided {:.1} s after the edit", after.as_secs_f64()));
+    if after > Duration::from_secs(10) {
+        fail(&run, "a removed resource should fail its step at once, not after the timeout");
+    }
 }
 
 /// `--all`: the server passes, then its serve process exits 1 three seconds later while the
