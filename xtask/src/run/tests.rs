@@ -935,3 +935,158 @@ fn a_resource_the_tiltfile_removes_during_its_build_fails_its_step_at_once() {
     assert_eq!(h.feed(Event::TiltfileLoaded(Some("now".to_owned()))), [Action::ListResources]);
     assert!(h.feed(Event::Resources(Ok(vec!["server".to_owned()]))).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review (branch `review`): each test below FAILS on purpose and shows one wrong answer of the
+// machine. The comment above each says what it shows.
+// ---------------------------------------------------------------------------------------------
+
+/// REVIEW F1 — false SUCCESS. sync-wasm-client is a one-shot job (confirm 0). Its previous run
+/// is still going when we trigger, and a changed file in its build context that no image layer
+/// copies makes Compose keep the running container (`Container …-1  Running`). The machine
+/// passes at once with "kept …" although this run of the job never printed its success line;
+/// here it then prints `[ERROR]` and exits 1. A kept *running* one-shot is not done: the step
+/// must wait for its success line / exit (as for a new one-shot container).
+#[test]
+fn review_a_kept_one_shot_that_is_still_running_is_not_done() {
+    let protocol = Protocol::load(None).unwrap();
+    let mut h = compose_run(&protocol, "sync-wasm-client", container("job", None));
+    h.header(5);
+    h.line(Span::Build(5), "STEP 1/1 — Building & deploying");
+    h.line(Span::Build(5), " Container ws-sync-wasm-client-1  Running");
+    h.line(Span::Build(5), "     DONE IN: 0.49s ");
+    let actions = h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
+    assert_eq!(succeeded_with(&actions), None, "the job is still running, no success line yet: {actions:?}");
+    h.at(500).line(Span::Container, "[ERROR] WASM build failed - pkg directory not created");
+    let actions = h.at(530).container(ComposeService { exited: true, exit_code: 1, ..container("job", None) });
+    assert!(failed(&h.all).is_some(), "{actions:?}");
+}
+
+/// REVIEW F2 — false SUCCESS with `--no-stream` (or Tilt < 0.36.1): the log is polled, no
+/// `Event::Volume` ever comes, so `log_may_be_cut` stays false and a success is never verified.
+/// The poller only notices a cut when the resource's log got *shorter* than its count; after a
+/// 5 MB burst Tilt has cut the oldest half (our header, the `[ERROR]` line) yet the log is
+/// longer than before, so the poller silently skips to the new tail. Here the one-shot's
+/// `[ERROR]` line was in the hole; the success line after it passes the step. Expected: in
+/// polled mode a success needs the verifying reading (which would find our header gone:
+/// LogCut), as past 0.8 MB in streamed mode.
+#[test]
+fn review_a_success_on_a_polled_log_is_verified_too() {
+    let protocol = Protocol::load(None).unwrap();
+    let old = ComposeService { name: "sync-wasm-client".to_owned(), exited: true, ..container("old", None) };
+    let status = ResourceStatus { name: "sync-wasm-client".to_owned(), ..compose_status(&[(4, 0, None)]) };
+    let timing = Timing { polled: true, ..timing() };
+    let mut h = Harness::new(
+        &protocol,
+        "sync-wasm-client",
+        timing,
+        vec![Event::Polled, Event::Compose(old), Event::Status(status)],
+    );
+    h.trigger();
+    h.header(5);
+    h.line(Span::Build(5), " Container ws-sync-wasm-client-1  Started");
+    h.container(container("job", None));
+    h.line(Span::Build(5), "     DONE IN: 0.97s ");
+    h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
+    h.line(Span::Container, "[INFO] Running in container mode");
+    // The next poll: Tilt cut the [ERROR] line and ~1 MB after it; the poller skips to here.
+    let actions = h.at(2_000).line(Span::Container, WASM_DONE);
+    assert!(matches!(actions[..], [Action::Recheck { .. }]), "a polled log may have a hole: {actions:?}");
+}
+
+/// REVIEW F3 — wait past the bound (a hang when Tilt is quiet). Every step passed; a later build
+/// of a passed resource (another terminal's trigger) is running when the confirm time is over.
+/// Finishing waits for it "until `bound`" (now + the longest step timeout), but `wake_at` gives
+/// `until.max(now).min(bound)` = now, which the final `filter(> now)` turns into None: the bound
+/// is never scheduled. Without a TTY (hook, CI, --json) the live line has no tick either, so if
+/// that build hangs silently (no log line, no status change) the run never ends. Expected: a
+/// wake at `bound`.
+#[test]
+fn review_finishing_while_a_later_build_runs_asks_to_be_woken_at_its_bound() {
+    let protocol = Protocol::load(None).unwrap();
+    let mut h = compose_run(&protocol, "server", container("old", Some(Health::Healthy)));
+    h.header(5);
+    h.line(Span::Build(5), " Container ws-server-1  Started");
+    h.container(container("new", Some(Health::Healthy)));
+    h.line(Span::Build(5), "     DONE IN: 1.0s ");
+    assert!(succeeded_with(&h.status(compose_status(&[(5, 0, None), (4, 0, None)]))).is_some());
+    let later =
+        ResourceStatus { kind: ResourceKind::Compose, ..status(Some((6, 2_400)), &[(5, 0, None)], Runtime::default()) };
+    let actions = h.at(2_500).status(later);
+    assert!(!actions.iter().any(|action| matches!(action, Action::Finished(_))), "waits for build 6: {actions:?}");
+    // The bound: the pass (t=0) + server's timeout (5 min).
+    assert_eq!(h.wake_at(), Some(h.start + Duration::from_secs(300)), "the bound is never scheduled");
+}
+
+/// REVIEW F4 — false SUCCESS (sync and `status` disagree, issue 17). A compose one-shot prints
+/// its success line and then exits 1 (≈30 ms later, the exit event). With the step last (or
+/// `--step sync-wasm-client`), confirm 0 makes the run end at the success line: the end's check
+/// sees the container still running, exit 0. A second later `status` says it is down. For a
+/// one-shot the verdict should wait for its exit (it comes within ms) and need exit code 0.
+#[test]
+fn review_a_one_shot_that_exits_1_after_its_success_line_fails() {
+    let protocol = Protocol::load(None).unwrap();
+    let mut h = compose_run(&protocol, "sync-wasm-client", ComposeService { exited: true, ..container("old", None) });
+    h.header(5);
+    h.line(Span::Build(5), " Container ws-sync-wasm-client-1  Started");
+    h.container(container("job", None));
+    h.line(Span::Build(5), "     DONE IN: 0.4s ");
+    h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
+    h.at(900).line(Span::Container, WASM_DONE);
+    h.at(930).container(ComposeService { exited: true, exit_code: 1, ..container("job", None) });
+    assert!(
+        failed(&h.all).is_some() || passed_failed(&h.all).is_some(),
+        "exit 1 after the success line: {:?}",
+        h.all.iter().filter(|action| !matches!(action, Action::Keep(_))).collect::<Vec<_>>()
+    );
+}
+
+/// REVIEW F5 — a good build failed. A local resource: build 342 (started before our trigger,
+/// so not ours) fails; Tilt writes its `Build Failed:` and starts our queued 343 ≈1 ms later.
+/// The failed command's last lines can reach the log after Tilt's `Build Failed:` line (the
+/// machine's own comment, seen on the real Tilt under load): here 342's `error[E0425]` lands
+/// after 343's header. `cmd:R:update` lines go to the latest header, so 343 — the fixed build
+/// — fails at once with 342's error. Lines before our command's own `Running cmd:` are not ours.
+#[test]
+fn review_the_previous_builds_late_error_after_our_header_is_not_ours() {
+    let protocol = Protocol::load(None).unwrap();
+    let before = vec![Event::Status(ResourceStatus {
+        name: "server".to_owned(),
+        ..status(None, &[(341, 0, None)], serving(10, RuntimeStatus::Ok))
+    })];
+    let mut h = Harness::new(&protocol, "server", timing(), before);
+    h.at(1_000).trigger();
+    h.at(1_050).header(342);
+    h.line(Span::Update, "Running cmd: cargo build");
+    h.status(status(Some((342, 900)), &[(341, 0, None)], serving(10, RuntimeStatus::Ok)));
+    h.at(1_200).line(Span::Build(342), "Build Failed: Command \"cargo build\" failed: exit status 101");
+    h.header(343);
+    h.line(Span::Update, "error[E0425]: cannot find value `peer_id` in this scope");
+    h.line(Span::Update, "Running cmd: cargo build");
+    let actions = h.status(status(
+        Some((343, 1_201)),
+        &[(342, 900, Some("exit status 101")), (341, 0, None)],
+        serving(10, RuntimeStatus::Ok),
+    ));
+    assert!(actions.is_empty(), "{actions:?}");
+    h.line(Span::Update, "    Finished `dev` profile");
+    h.at(2_000).status(status(None, &[(343, 1_201, None), (342, 900, Some("x"))], serving(11, RuntimeStatus::Ok)));
+    h.line(Span::Serve(3), "Running cmd: ./serve.sh");
+    h.line(Span::Serve(3), RUNNING);
+    assert_eq!(succeeded_with(&h.all), Some(RUNNING), "343 fails on 342's line: {:?}", failed(&h.all));
+}
+
+/// REVIEW F6 — Ctrl-C not reported as an interruption. A passed service stopped; the machine
+/// is reading Tilt's log to explain it (Explaining) when Ctrl-C kills that call. The run ends
+/// `Completed` (exit 1), not `Interrupted` (130), unlike every other phase (README: "Ctrl-C at
+/// any moment of a sync exits 130").
+#[test]
+fn review_ctrl_c_while_explaining_a_passed_failure_is_an_interruption() {
+    let protocol = Protocol::load(None).unwrap();
+    let mut h = passed_server(&protocol);
+    let actions = h.at(300).status(status(None, &[(5, 0, None)], serving(11, RuntimeStatus::Error)));
+    assert!(actions.iter().any(|action| matches!(action, Action::Recheck { .. })), "{actions:?}");
+    let actions =
+        h.feed(Event::Reading { resource: "server".to_owned(), lines: Err(crate::tilt::TiltError::Interrupted) });
+    assert_eq!(actions.last(), Some(&Action::Finished(End::Interrupted)), "{actions:?}");
+}
