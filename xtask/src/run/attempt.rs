@@ -304,10 +304,11 @@ impl Attempt {
         let confirmed = self.confirmed.is_some() && (seen.plain || self.confirmed == Some(ours));
         let empty = BuildLines::default();
         let own = self.lines.build(ours).unwrap_or(&empty);
-        if let (Some(error), true) = (&own.judged.error, confirmed) {
+        let own = own.own();
+        if let (Some(error), true) = (&own.error, confirmed) {
             return Look::Failed(error.failure(step));
         }
-        if let Some(canceled) = own.judged.tilt_error.as_ref().filter(|found| found.line.contains("build canceled")) {
+        if let Some(canceled) = own.tilt_error.as_ref().filter(|found| found.line.contains("build canceled")) {
             cov_mark::hit!(a_canceled_build_fails_at_once);
             return Look::Failed(Failure::Canceled { line: canceled.line.clone() });
         }
@@ -331,7 +332,8 @@ impl Attempt {
         if let Err(error) = &result {
             let own = self.lines.build(ours).unwrap_or(&empty);
             // The command's own error says more than Tilt's `Build Failed:` line.
-            if let Some(found) = own.judged.error.as_ref().or(own.judged.tilt_error.as_ref()) {
+            let own = own.own();
+            if let Some(found) = own.error.as_ref().or(own.tilt_error.as_ref()) {
                 return Look::Failed(found.failure(step));
             }
             cov_mark::hit!(tilt_recorded_the_failure);
@@ -396,7 +398,7 @@ impl Attempt {
         if !self.runtime_fresh && errored {
             cov_mark::hit!(a_stale_runtime_error_is_not_ours);
         }
-        let own = self.lines.build(ours).map(|lines| lines.judged.success.clone()).unwrap_or_default();
+        let own = self.lines.build(ours).and_then(|lines| lines.own().success.clone());
         if let Some(line) = own {
             return Look::Succeeded { line, build: self.build_id(ours) };
         }
@@ -442,9 +444,18 @@ impl Attempt {
             _ => current
                 .filter(|container| !self.baseline.container.as_ref().is_some_and(|then| container.same_run(then))),
         };
-        let own_success = self.lines.build(ours).and_then(|lines| lines.judged.success.clone());
-        if let Some(line) = own_success.or_else(|| runtime.success.clone()) {
+        if let Some(line) = self.lines.build(ours).and_then(|lines| lines.own().success.clone()) {
             return Look::Succeeded { line, build };
+        }
+        let one_shot = !step.stays_up();
+        if let Some(line) = runtime.success.clone() {
+            // A one-shot job is done when it exits 0, a few ms after its last line: it may
+            // still fail after its success line (`set -e`).
+            let done = container.is_some_and(|container| container.exited && !container.down(false));
+            match (one_shot, done) {
+                (false, _) | (true, true) => return Look::Succeeded { line, build },
+                (true, false) => cov_mark::hit!(a_one_shot_is_done_when_it_exits_0),
+            }
         }
         if let Some(later) = self.lines.later(ours) {
             return Look::Failed(Failure::Superseded { by: later });
@@ -464,7 +475,8 @@ impl Attempt {
             };
             return self.down(step, seen, failure, now);
         }
-        if start == Some(Start::Kept) {
+        // A one-shot job Compose kept running is still doing what it was started for.
+        if start == Some(Start::Kept) && !one_shot {
             cov_mark::hit!(a_kept_container_is_ready_for_our_build);
             return match container.health {
                 Some(Health::Unhealthy) => Look::Failed(Failure::Unhealthy),
@@ -491,13 +503,13 @@ impl Attempt {
     /// its own, else of its service's.
     pub fn deciding_error(&self, step: &Step, plain: bool) -> Option<Failure> {
         let ours = self.ours(plain)?;
-        let own = self.lines.build(ours).and_then(|lines| lines.judged.error.clone());
+        let own = self.lines.build(ours).and_then(|lines| lines.own().error.clone());
         own.or(self.lines.runtime(ours).error).map(|found| found.failure(step))
     }
 
     /// Whether a success line of the build was seen, though Tilt never recorded its end.
     pub fn saw_success(&self) -> bool {
-        self.ours(false).and_then(|ours| self.lines.build(ours)).is_some_and(|lines| lines.judged.success.is_some())
+        self.ours(false).and_then(|ours| self.lines.build(ours)).is_some_and(|lines| lines.own().success.is_some())
     }
 
     /// Whether our build started (its header is in the log).

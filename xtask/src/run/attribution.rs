@@ -11,7 +11,7 @@
 //! that moment, and the new container speak, before the build's last lines. Without Compose's
 //! word (a pod), only the container lines after the build's own last line are its.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use tilt_log::{Judge, Role};
 
@@ -58,6 +58,9 @@ impl Seen {
     }
 }
 
+/// The first line Tilt writes for a local resource's update command.
+const COMMAND_STARTS: &str = "Running cmd:";
+
 /// What Compose did with the container in a build, by its own line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -101,12 +104,31 @@ struct Header {
 /// One build's own lines.
 #[derive(Debug, Default, Clone)]
 pub struct BuildLines {
-    pub judged: Judged,
+    judged: Judged,
+    /// A local update command's lines before its `Running cmd:` line: the previous build's
+    /// last words (a failed command's lines can reach the log after Tilt's `Build Failed:` and
+    /// the next build's header), unless no `Running cmd:` line ever comes.
+    before_command: Judged,
+    command_started: bool,
     /// What Compose said it did with the container, if it said so.
     pub start: Option<Start>,
     /// Tilt wrote the build's last line (`DONE IN: …`), or Compose's failed build its
     /// `Build Failed: …`: every line of the build is in.
     pub closed: bool,
+}
+
+impl BuildLines {
+    /// What the build's own lines say.
+    pub fn own(&self) -> Cow<'_, Judged> {
+        match self.command_started {
+            true => Cow::Borrowed(&self.judged),
+            false => {
+                let mut own = self.judged.clone();
+                own.merge(&self.before_command);
+                Cow::Owned(own)
+            }
+        }
+    }
 }
 
 /// A container's lines after a build's header: since Compose said it started (or kept) the
@@ -199,8 +221,18 @@ impl Lines {
             container.after_build_line = Judged::default();
         }
         let lines = self.builds.entry(build).or_default();
-        // A docker build's line as its compiler printed it, without BuildKit's step and time.
-        lines.judged.take(role, tilt_log::strip_buildkit(&line.text));
+        match line.span {
+            Span::Update if !lines.command_started && !line.text.starts_with(COMMAND_STARTS) => {
+                cov_mark::hit!(an_update_line_before_our_command_is_held_aside);
+                lines.before_command.take(role, &line.text);
+            }
+            Span::Update => {
+                lines.command_started = true;
+                lines.judged.take(role, &line.text);
+            }
+            // A docker build's line as its compiler printed it, without BuildKit's step and time.
+            _ => lines.judged.take(role, tilt_log::strip_buildkit(&line.text)),
+        }
         if let Span::Build(_) = line.span {
             let text = tilt_log::strip_buildkit(&line.text).trim_start();
             if text.starts_with("DONE IN:") || text.starts_with(judge::TILT_BUILD_FAILED) {

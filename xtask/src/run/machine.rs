@@ -279,7 +279,9 @@ impl<'p> Machine<'p> {
         let due = match &self.phase {
             Phase::Statuses { until, quiet_at } => [*until, *quiet_at].into_iter().flatten().min(),
             Phase::Containers { until } => Some(*until),
-            Phase::Finishing { until, bound } => Some(*until.max(&now).min(bound)),
+            // After the confirm times, a later build of a passed resource is waited for, at most
+            // until the bound.
+            Phase::Finishing { until, bound } => Some(if *until > now { *until } else { *bound }),
             Phase::Explaining { .. } | Phase::Done => None,
             Phase::Stepping(current) => {
                 let seen = &self.resources[current.resource].1;
@@ -313,7 +315,8 @@ impl<'p> Machine<'p> {
         let seen = &self.resources[resource].1;
         Context {
             catch_up: self.timing.catch_up,
-            log_may_be_cut: self.volume + tilt_log::VOLUME_EVERY >= NEVER_CUT_BELOW,
+            // A polled log says nothing of its volume, and the poller skips a cut silently.
+            log_may_be_cut: self.timing.polled || self.volume + tilt_log::VOLUME_EVERY >= NEVER_CUT_BELOW,
             compose: attempt::is_compose(seen) && seen.container.is_some(),
         }
     }
@@ -500,7 +503,7 @@ impl<'p> Machine<'p> {
             }
             Phase::Explaining { step, failure: explained } => {
                 actions.push(Action::PassedFailed { step, failure: explained });
-                actions.push(Action::Finished(End::Completed));
+                actions.push(Action::Finished(if interrupted { End::Interrupted } else { End::Completed }));
             }
             Phase::Finishing { .. } if interrupted => actions.push(Action::Finished(End::Interrupted)),
             Phase::Finishing { .. } => {
@@ -526,13 +529,14 @@ impl<'p> Machine<'p> {
     fn reading(&mut self, resource: &str, lines: Result<Vec<LogLine>, TiltError>, now: Now, actions: &mut Vec<Action>) {
         if let Phase::Explaining { step, failure } = &self.phase {
             let (step, failure) = (*step, failure.clone());
+            let interrupted = matches!(lines, Err(TiltError::Interrupted));
             let explained = match (&lines, self.guards.iter().find(|guard| guard.step == step)) {
                 (Ok(lines), Some(guard)) => guard.explain(&self.protocol.steps[step], lines, failure),
                 _ => failure,
             };
             self.phase = Phase::Done;
             actions.push(Action::PassedFailed { step, failure: explained });
-            actions.push(Action::Finished(End::Completed));
+            actions.push(Action::Finished(if interrupted { End::Interrupted } else { End::Completed }));
             return;
         }
         let lines = match lines {

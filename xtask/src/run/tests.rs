@@ -937,18 +937,17 @@ fn a_resource_the_tiltfile_removes_during_its_build_fails_its_step_at_once() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Review (branch `review`): each test below FAILS on purpose and shows one wrong answer of the
-// machine. The comment above each says what it shows.
+// Found by a review of the machine: each was a wrong answer before its fix.
 // ---------------------------------------------------------------------------------------------
 
-/// REVIEW F1 — false SUCCESS. sync-wasm-client is a one-shot job (confirm 0). Its previous run
+/// false SUCCESS. sync-wasm-client is a one-shot job (confirm 0). Its previous run
 /// is still going when we trigger, and a changed file in its build context that no image layer
 /// copies makes Compose keep the running container (`Container …-1  Running`). The machine
 /// passes at once with "kept …" although this run of the job never printed its success line;
 /// here it then prints `[ERROR]` and exits 1. A kept *running* one-shot is not done: the step
 /// must wait for its success line / exit (as for a new one-shot container).
 #[test]
-fn review_a_kept_one_shot_that_is_still_running_is_not_done() {
+fn a_kept_one_shot_that_is_still_running_is_not_done() {
     let protocol = Protocol::load(None).unwrap();
     let mut h = compose_run(&protocol, "sync-wasm-client", container("job", None));
     h.header(5);
@@ -962,7 +961,7 @@ fn review_a_kept_one_shot_that_is_still_running_is_not_done() {
     assert!(failed(&h.all).is_some(), "{actions:?}");
 }
 
-/// REVIEW F2 — false SUCCESS with `--no-stream` (or Tilt < 0.36.1): the log is polled, no
+/// false SUCCESS with `--no-stream` (or Tilt < 0.36.1): the log is polled, no
 /// `Event::Volume` ever comes, so `log_may_be_cut` stays false and a success is never verified.
 /// The poller only notices a cut when the resource's log got *shorter* than its count; after a
 /// 5 MB burst Tilt has cut the oldest half (our header, the `[ERROR]` line) yet the log is
@@ -971,7 +970,7 @@ fn review_a_kept_one_shot_that_is_still_running_is_not_done() {
 /// polled mode a success needs the verifying reading (which would find our header gone:
 /// LogCut), as past 0.8 MB in streamed mode.
 #[test]
-fn review_a_success_on_a_polled_log_is_verified_too() {
+fn a_success_on_a_polled_log_is_verified_too() {
     let protocol = Protocol::load(None).unwrap();
     let old = ComposeService { name: "sync-wasm-client".to_owned(), exited: true, ..container("old", None) };
     let status = ResourceStatus { name: "sync-wasm-client".to_owned(), ..compose_status(&[(4, 0, None)]) };
@@ -990,11 +989,15 @@ fn review_a_success_on_a_polled_log_is_verified_too() {
     h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
     h.line(Span::Container, "[INFO] Running in container mode");
     // The next poll: Tilt cut the [ERROR] line and ~1 MB after it; the poller skips to here.
-    let actions = h.at(2_000).line(Span::Container, WASM_DONE);
+    h.at(2_000).line(Span::Container, WASM_DONE);
+    let actions = h.at(2_030).container(ComposeService { exited: true, ..container("job", None) });
     assert!(matches!(actions[..], [Action::Recheck { .. }]), "a polled log may have a hole: {actions:?}");
+    assert_eq!(h.reading(&[(Span::Container, false, WASM_DONE)]), [recheck(None, "sync-wasm-client")]);
+    let actions = h.reading(&[(Span::Container, false, WASM_DONE)]);
+    assert_eq!(failed(&actions), Some(&Failure::LogCut), "{actions:?}");
 }
 
-/// REVIEW F3 — wait past the bound (a hang when Tilt is quiet). Every step passed; a later build
+/// wait past the bound (a hang when Tilt is quiet). Every step passed; a later build
 /// of a passed resource (another terminal's trigger) is running when the confirm time is over.
 /// Finishing waits for it "until `bound`" (now + the longest step timeout), but `wake_at` gives
 /// `until.max(now).min(bound)` = now, which the final `filter(> now)` turns into None: the bound
@@ -1002,7 +1005,7 @@ fn review_a_success_on_a_polled_log_is_verified_too() {
 /// that build hangs silently (no log line, no status change) the run never ends. Expected: a
 /// wake at `bound`.
 #[test]
-fn review_finishing_while_a_later_build_runs_asks_to_be_woken_at_its_bound() {
+fn finishing_while_a_later_build_runs_asks_to_be_woken_at_its_bound() {
     let protocol = Protocol::load(None).unwrap();
     let mut h = compose_run(&protocol, "server", container("old", Some(Health::Healthy)));
     h.header(5);
@@ -1018,13 +1021,13 @@ fn review_finishing_while_a_later_build_runs_asks_to_be_woken_at_its_bound() {
     assert_eq!(h.wake_at(), Some(h.start + Duration::from_secs(300)), "the bound is never scheduled");
 }
 
-/// REVIEW F4 — false SUCCESS (sync and `status` disagree, issue 17). A compose one-shot prints
+/// false SUCCESS (sync and `status` disagree, issue 17). A compose one-shot prints
 /// its success line and then exits 1 (≈30 ms later, the exit event). With the step last (or
 /// `--step sync-wasm-client`), confirm 0 makes the run end at the success line: the end's check
 /// sees the container still running, exit 0. A second later `status` says it is down. For a
 /// one-shot the verdict should wait for its exit (it comes within ms) and need exit code 0.
 #[test]
-fn review_a_one_shot_that_exits_1_after_its_success_line_fails() {
+fn a_one_shot_that_exits_1_after_its_success_line_fails() {
     let protocol = Protocol::load(None).unwrap();
     let mut h = compose_run(&protocol, "sync-wasm-client", ComposeService { exited: true, ..container("old", None) });
     h.header(5);
@@ -1032,8 +1035,10 @@ fn review_a_one_shot_that_exits_1_after_its_success_line_fails() {
     h.container(container("job", None));
     h.line(Span::Build(5), "     DONE IN: 0.4s ");
     h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
+    cov_mark::check!(a_one_shot_is_done_when_it_exits_0);
     h.at(900).line(Span::Container, WASM_DONE);
     h.at(930).container(ComposeService { exited: true, exit_code: 1, ..container("job", None) });
+    h.reading(&[(Span::Build(5), true, ""), (Span::Container, false, WASM_DONE)]);
     assert!(
         failed(&h.all).is_some() || passed_failed(&h.all).is_some(),
         "exit 1 after the success line: {:?}",
@@ -1041,14 +1046,14 @@ fn review_a_one_shot_that_exits_1_after_its_success_line_fails() {
     );
 }
 
-/// REVIEW F5 — a good build failed. A local resource: build 342 (started before our trigger,
+/// a good build failed. A local resource: build 342 (started before our trigger,
 /// so not ours) fails; Tilt writes its `Build Failed:` and starts our queued 343 ≈1 ms later.
 /// The failed command's last lines can reach the log after Tilt's `Build Failed:` line (the
 /// machine's own comment, seen on the real Tilt under load): here 342's `error[E0425]` lands
 /// after 343's header. `cmd:R:update` lines go to the latest header, so 343 — the fixed build
 /// — fails at once with 342's error. Lines before our command's own `Running cmd:` are not ours.
 #[test]
-fn review_the_previous_builds_late_error_after_our_header_is_not_ours() {
+fn the_previous_builds_late_error_after_our_header_is_not_ours() {
     let protocol = Protocol::load(None).unwrap();
     let before = vec![Event::Status(ResourceStatus {
         name: "server".to_owned(),
@@ -1076,12 +1081,12 @@ fn review_the_previous_builds_late_error_after_our_header_is_not_ours() {
     assert_eq!(succeeded_with(&h.all), Some(RUNNING), "343 fails on 342's line: {:?}", failed(&h.all));
 }
 
-/// REVIEW F6 — Ctrl-C not reported as an interruption. A passed service stopped; the machine
+/// Ctrl-C not reported as an interruption. A passed service stopped; the machine
 /// is reading Tilt's log to explain it (Explaining) when Ctrl-C kills that call. The run ends
 /// `Completed` (exit 1), not `Interrupted` (130), unlike every other phase (README: "Ctrl-C at
 /// any moment of a sync exits 130").
 #[test]
-fn review_ctrl_c_while_explaining_a_passed_failure_is_an_interruption() {
+fn ctrl_c_while_explaining_a_passed_failure_is_an_interruption() {
     let protocol = Protocol::load(None).unwrap();
     let mut h = passed_server(&protocol);
     let actions = h.at(300).status(status(None, &[(5, 0, None)], serving(11, RuntimeStatus::Error)));
