@@ -162,12 +162,13 @@ fn a_crash_right_after_the_success_line_fails_a_step_with_a_confirm_time() {
             .runtime(&[SERVER_RUNNING, "thread 'main' panicked at src/main.rs:12:5:"], 400),
     );
     ws.tilt(&with_server(crash.clone()));
-    // Without a confirm time the step is over at its success line.
+    // Without a confirm time the step is a one-shot job: done only once its container exits 0,
+    // so the panic printed meanwhile fails it too.
     let no_confirm = ws.protocol(&[(
         "name = \"server\"\nresource = \"server\"\n",
         "name = \"server\"\nresource = \"server\"\nconfirm = \"0s\"\n",
     )]);
-    ws.sync(&["--step", "server", "--config", &no_confirm]).assert_code(0);
+    ws.sync(&["--step", "server", "--config", &no_confirm]).assert_code(1);
     let config = ws.protocol(&[(
         "name = \"server\"\nresource = \"server\"\n",
         "name = \"server\"\nresource = \"server\"\nconfirm = \"1s\"\n",

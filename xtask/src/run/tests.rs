@@ -1066,6 +1066,7 @@ fn the_previous_builds_late_error_after_our_header_is_not_ours() {
     h.status(status(Some((342, 900)), &[(341, 0, None)], serving(10, RuntimeStatus::Ok)));
     h.at(1_200).line(Span::Build(342), "Build Failed: Command \"cargo build\" failed: exit status 101");
     h.header(343);
+    cov_mark::check!(an_update_line_before_our_command_is_held_aside);
     h.line(Span::Update, "error[E0425]: cannot find value `peer_id` in this scope");
     h.line(Span::Update, "Running cmd: cargo build");
     let actions = h.status(status(
