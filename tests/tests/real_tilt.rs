@@ -417,6 +417,10 @@ fn error_then_5mb_of_log(ctx: &mut Ctx) {
     let run = ctx.sync(&fx, &repo, tilt.port, &["--step", "sync-wasm-client", "--timeout", "60s"]);
     expect(&run, 1, "ERROR: ", Some("Step 1 FAILED: "));
     ctx.note(second_line(&run).chars().take(80).collect::<String>());
+    let saved = fs::read_to_string(repo.join("logs/sync-wasm-client.log")).unwrap_or_default();
+    if second_line(&run).contains("Tilt cut lines") && !saved.contains("lines of this build are missing") {
+        fail(&run, "the saved log should mark where Tilt's lines are missing");
+    }
     assert_clean(&repo);
 }
 

@@ -94,7 +94,7 @@ impl flags::Bench {
         let (mut one_shot, mut services, mut failures) = (Vec::new(), Vec::new(), Vec::new());
         let mut ours = Figures::default();
         for _ in 0..self.runs {
-            let (figures, timing) = tilt.sync(sh, &workspace, &["--all"])?;
+            let (figures, timing) = tilt.sync(sh, &workspace, &["--all"], RunStatus::Success)?;
             for (resource, after_end) in &timing.by_resource {
                 match resource.as_str() {
                     "sync-wasm-client" => one_shot.push(*after_end),
@@ -112,13 +112,13 @@ impl flags::Bench {
         ours.cpu_ms /= u64::from(self.runs.max(1));
         print_row(&format!("ours (mean of {} runs; overheads of all)", self.runs), &ours);
         let seed_all: Vec<&str> = SEED.iter().copied().chain(["--all"]).collect();
-        let (seed, _) = tilt.sync(sh, &workspace, &seed_all)?;
+        let (seed, _) = tilt.sync(sh, &workspace, &seed_all, RunStatus::Success)?;
         print_row("seed protocol (--no-stream --poll 10s --settle 5s)", &seed);
         // A failed build's verdict: the server's build fails on a Rust error.
         let fail = dir.join("bin/fail-server");
         fs::write(&fail, "").with_context(|| format!("writing {fail}"))?;
         for _ in 0..self.runs {
-            let (_, timing) = tilt.sync(sh, &workspace, &["--step", "server"])?;
+            let (_, timing) = tilt.sync(sh, &workspace, &["--step", "server"], RunStatus::Failed)?;
             failures.extend(timing.after_end);
         }
         fs::remove_file(&fail).with_context(|| format!("removing {fail}"))?;
@@ -335,7 +335,14 @@ impl RealTilt {
     }
 
     /// `sync --all ARGS`, and for each step how long before its build's start and after its end.
-    fn sync(&self, sh: &Shell, workspace: &Utf8Path, args: &[&str]) -> Result<(Figures, AroundBuilds)> {
+    /// A sync with `args`, which must end `expected`.
+    fn sync(
+        &self,
+        sh: &Shell,
+        workspace: &Utf8Path,
+        args: &[&str],
+        expected: RunStatus,
+    ) -> Result<(Figures, AroundBuilds)> {
         let _ = fs::remove_file(&self.calls);
         let xtask = Utf8PathBuf::try_from(std::env::current_exe()?).context("this program's path is not UTF-8")?;
         let counting = &self.counting;
@@ -349,7 +356,6 @@ impl RealTilt {
         .output()
         .context("running the sync")?;
         let wall = started.elapsed();
-        let expected = if args.contains(&"--step") { RunStatus::Failed } else { RunStatus::Success };
         let report = read_report(&output.stdout, expected)?;
         let (overheads, around) = around_builds(&report, &self.statuses(sh)?);
         let calls = fs::read_to_string(&self.calls).unwrap_or_default().lines().count();

@@ -79,6 +79,10 @@ impl Live {
             self.clear();
             eprintln!("  │ {text}");
         }
+        // Only a live line shows the last line: nothing to keep per line otherwise.
+        if !self.terminal {
+            return;
+        }
         if let Some(current) = &mut self.current {
             if !text.trim().is_empty() {
                 current.last_line = text.trim().to_owned();

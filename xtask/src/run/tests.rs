@@ -131,6 +131,16 @@ impl<'p> Harness<'p> {
         self.feed(Event::Reading { resource: self.resource.clone(), lines: Ok(lines) })
     }
 
+    /// Build 5 of a compose resource, Compose starting `new` in it, finished as Tilt records it:
+    /// what the machine answers to the record.
+    fn compose_build(&mut self, new: ComposeService) -> Vec<Action> {
+        self.header(5);
+        self.line(Span::Build(5), &format!(" Container ws-{}-1  Started", self.resource));
+        self.container(new);
+        self.line(Span::Build(5), "     DONE IN: 1.0s ");
+        self.status(compose_status(&[(5, 0, None), (4, 0, None)]))
+    }
+
     /// The lines kept for the step's log so far.
     fn kept(&self) -> Vec<&str> {
         self.all
@@ -607,11 +617,7 @@ fn a_container_compose_replaced_is_not_our_failure() {
     // A queued force update stops the container the build before it just started (143).
     let protocol = Protocol::load(None).unwrap();
     let mut h = compose_run(&protocol, "server", container("c0", Some(Health::Healthy)));
-    h.header(5);
-    h.line(Span::Build(5), " Container ws-server-1  Started");
-    h.container(container("c1", Some(Health::Starting)));
-    h.line(Span::Build(5), "     DONE IN: 1.1s ");
-    h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
+    h.compose_build(container("c1", Some(Health::Starting)));
     cov_mark::check!(a_killed_container_may_be_a_replaced_one);
     let actions = h.at(100).container(ComposeService { exited: true, exit_code: 143, ..container("c1", None) });
     assert_eq!(ended(&actions), None, "a replacement may follow: {actions:?}");
@@ -737,11 +743,7 @@ fn a_container_that_passed_on_its_line_while_starting_fails_the_run_once_unhealt
 fn the_end_of_the_run_checks_every_synced_resource_after_its_confirm_time() {
     let protocol = Protocol::load(None).unwrap();
     let mut h = compose_run(&protocol, "server", container("old", Some(Health::Healthy)));
-    h.header(5);
-    h.line(Span::Build(5), " Container ws-server-1  Started");
-    h.container(container("new", Some(Health::Healthy)));
-    h.line(Span::Build(5), "     DONE IN: 1.0s ");
-    let actions = h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
+    let actions = h.compose_build(container("new", Some(Health::Healthy)));
     assert!(succeeded_with(&actions).is_some(), "{actions:?}");
     assert!(!actions.iter().any(|action| matches!(action, Action::Finished(_))), "its confirm time first");
     assert_eq!(h.wake_at(), Some(h.start + Duration::from_secs(2)));
@@ -749,22 +751,14 @@ fn the_end_of_the_run_checks_every_synced_resource_after_its_confirm_time() {
     assert_eq!(passed_failed(&actions), Some(&Failure::Disabled));
 
     let mut h = compose_run(&protocol, "server", container("old", Some(Health::Healthy)));
-    h.header(5);
-    h.line(Span::Build(5), " Container ws-server-1  Started");
-    h.container(container("new", Some(Health::Healthy)));
-    h.line(Span::Build(5), "     DONE IN: 1.0s ");
-    h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
+    h.compose_build(container("new", Some(Health::Healthy)));
     let actions = h.at(2_000).wake();
     assert_eq!(actions, [Action::Finished(End::Completed)]);
 
     // Stopped by a signal after it passed: a replacement may follow (the watch lets it be), but
     // none came by the end, and the end's own look at Tilt's state finds it down.
     let mut h = compose_run(&protocol, "server", container("old", Some(Health::Healthy)));
-    h.header(5);
-    h.line(Span::Build(5), " Container ws-server-1  Started");
-    h.container(container("new", Some(Health::Healthy)));
-    h.line(Span::Build(5), "     DONE IN: 1.0s ");
-    h.status(compose_status(&[(5, 0, None), (4, 0, None)]));
+    h.compose_build(container("new", Some(Health::Healthy)));
     let killed = ComposeService { exited: true, exit_code: 137, ..container("new", None) };
     assert!(h.at(1_000).container(killed).is_empty(), "a replacement may follow");
     cov_mark::check!(the_end_of_the_run_checks_every_synced_resource);
@@ -1008,11 +1002,7 @@ fn a_success_on_a_polled_log_is_verified_too() {
 fn finishing_while_a_later_build_runs_asks_to_be_woken_at_its_bound() {
     let protocol = Protocol::load(None).unwrap();
     let mut h = compose_run(&protocol, "server", container("old", Some(Health::Healthy)));
-    h.header(5);
-    h.line(Span::Build(5), " Container ws-server-1  Started");
-    h.container(container("new", Some(Health::Healthy)));
-    h.line(Span::Build(5), "     DONE IN: 1.0s ");
-    assert!(succeeded_with(&h.status(compose_status(&[(5, 0, None), (4, 0, None)]))).is_some());
+    assert!(succeeded_with(&h.compose_build(container("new", Some(Health::Healthy)))).is_some());
     let later =
         ResourceStatus { kind: ResourceKind::Compose, ..status(Some((6, 2_400)), &[(5, 0, None)], Runtime::default()) };
     let actions = h.at(2_500).status(later);
